@@ -1,0 +1,3 @@
+from stsync.cli.main import run
+
+run()

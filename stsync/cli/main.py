@@ -1,0 +1,75 @@
+"""`stsync` entry point: the Typer app, global options, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stsync.cli import config_cmd, demo_cmd, migrate_cmd, sandbox_cmd, sync_cmd
+from stsync.cli.state import STATE
+from stsync.errors import ExitCode, StsyncError, exit_code_for
+
+app = typer.Typer(
+    name="stsync",
+    help="Mirror a ServiceTitan tenant into PostgreSQL and drive GoHighLevel from it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def main(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="STSYNC_CONFIG",
+            help="YAML config file (default: $STSYNC_CONFIG; environment variables STSYNC_<SECTION>__<KEY> override it).",
+            dir_okay=False,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs on stderr.")] = False,
+) -> None:
+    """Mirror a ServiceTitan tenant into PostgreSQL and drive GoHighLevel from it."""
+    STATE.config_path = config
+    STATE.debug = debug
+
+
+app.add_typer(config_cmd.app, name="config")
+app.command("migrate")(migrate_cmd.migrate)
+app.command("sync")(sync_cmd.sync)
+app.add_typer(sandbox_cmd.app, name="sandbox")
+app.command("demo")(demo_cmd.demo)
+
+
+def run() -> None:
+    """Console-script entry: run the app and turn errors into one stderr line and an exit code."""
+    try:
+        app()
+    except StsyncError as exc:
+        if STATE.debug:
+            traceback.print_exc()
+        print(f"stsync: error: {exc}", file=sys.stderr)
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        print("stsync: interrupted", file=sys.stderr)
+        sys.exit(int(ExitCode.TEMPFAIL))
+    except Exception as exc:  # the one catch-all: a bug, reported in one line unless --debug
+        if STATE.debug:
+            traceback.print_exc()
+        print(
+            f"stsync: internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(int(exit_code_for(exc)))
+
+
+if __name__ == "__main__":
+    run()

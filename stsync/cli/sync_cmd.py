@@ -1,0 +1,5 @@
+"""`stsync sync` (placeholder)."""
+
+
+def sync() -> None:
+    """Mirror ServiceTitan into PostgreSQL."""
