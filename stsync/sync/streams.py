@@ -1,0 +1,319 @@
+"""The declarative list of ServiceTitan streams stsync mirrors.
+
+Adding a resource is adding one ``Stream`` row here and its table in a new ``sql/`` migration.
+A test checks that every typed column declared here exists in the migrated table with the same type.
+
+Each typed column is taken out of the record *in SQL* (``record #>> path``, then a cast), so the
+Python hot path never touches individual records; the same declarations produce the per-record
+validation that sends a malformed record to quarantine instead of failing its page.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class FeedKind(enum.Enum):
+    EXPORT = "export"  # continuation-token feed: /export/<resource>, includes inactive rows
+    LIST = "list"  # page/pageSize endpoint; small reference data refreshed every run
+
+
+class ColType(enum.Enum):
+    BIGINT = "bigint"
+    INTEGER = "integer"
+    TEXT = "text"
+    NUMERIC = "numeric"  # accounting money arrives as JSON strings, the rest as numbers
+    TIMESTAMPTZ = "timestamptz"  # 7 fractional digits and zone-less values (taken as UTC) occur
+    BOOLEAN = "boolean"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A typed column: ``name`` in the table, ``path`` of keys into the record."""
+
+    name: str
+    path: tuple[str, ...]
+    type: ColType
+
+
+def col(name: str, path: str, type_: ColType = ColType.TEXT) -> Column:
+    """Shorthand: ``col("customer_id", "customer.id", BIGINT)``."""
+    return Column(name, tuple(path.split(".")), type_)
+
+
+B, I, T, N, TS, BOOL = (
+    ColType.BIGINT,
+    ColType.INTEGER,
+    ColType.TEXT,
+    ColType.NUMERIC,
+    ColType.TIMESTAMPTZ,
+    ColType.BOOLEAN,
+)
+
+
+@dataclass(frozen=True)
+class ChildTable:
+    """Rows embedded in a parent record (estimate items), mirrored into their own table."""
+
+    table: str
+    array_key: str  # key of the embedded array in the parent record
+    parent_column: str  # column holding the parent's st_id
+    columns: tuple[Column, ...]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One mirrored ServiceTitan resource."""
+
+    name: str
+    table: str
+    module: str  # the path segment after the host: crm, jpm, accounting, …
+    feed: FeedKind
+    export_path: str | None  # relative to /{module}/v2/tenant/{tenant}/
+    list_path: str
+    columns: tuple[Column, ...]
+    group: int  # streams run in groups 0, 1, 2, 3; a group starts once every earlier group is done
+    depends_on: tuple[str, ...] = ()
+    # Extra query parameters: exports that default to active-only get active=Any.
+    export_params: dict[str, str] = field(default_factory=dict)
+    # List endpoints: how to ask for inactive rows too, and whether modifiedOnOrAfter is supported.
+    list_params: dict[str, str] = field(default_factory=dict)
+    # Natural-key constants for tables whose ids are unique only per entity (custom field types).
+    key_constants: dict[str, str] = field(default_factory=dict)
+    children: tuple[ChildTable, ...] = ()
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return (*self.key_constants, "st_id")
+
+
+ANY = {"active": "Any"}
+
+_REFERENCE = 0
+_PARTIES = 1
+_JOBS = 2
+_WORK = 3
+
+STREAMS: tuple[Stream, ...] = (
+    # --- reference data ------------------------------------------------------------------------
+    Stream(
+        "business_units", "st_business_units", "settings", FeedKind.EXPORT, "export/business-units",
+        "business-units",
+        (col("name", "name"), col("official_name", "officialName"), col("email", "email"),
+         col("phone_number", "phoneNumber")),
+        _REFERENCE,
+    ),
+    Stream(
+        "technicians", "st_technicians", "settings", FeedKind.EXPORT, "export/technicians", "technicians",
+        (col("name", "name"), col("user_id", "userId", B), col("business_unit_id", "businessUnitId", B),
+         col("email", "email"), col("phone_number", "phoneNumber"), col("login_name", "loginName")),
+        _REFERENCE,
+    ),
+    Stream(
+        "employees", "st_employees", "settings", FeedKind.EXPORT, "export/employees", "employees",
+        (col("name", "name"), col("user_id", "userId", B), col("role", "role"),
+         col("business_unit_id", "businessUnitId", B), col("email", "email"),
+         col("phone_number", "phoneNumber")),
+        _REFERENCE,
+    ),
+    Stream(
+        "tag_types", "st_tag_types", "settings", FeedKind.EXPORT, "export/tag-types", "tag-types",
+        (col("name", "name"), col("code", "code"), col("color", "color")),
+        _REFERENCE,
+    ),
+    Stream(
+        "job_types", "st_job_types", "jpm", FeedKind.LIST, None, "job-types",
+        (col("name", "name"), col("priority", "priority"), col("duration", "duration", B),
+         col("class", "class")),
+        _REFERENCE,
+        list_params=ANY,
+    ),
+    Stream(
+        "campaigns", "st_campaigns", "marketing", FeedKind.LIST, None, "campaigns",
+        (col("name", "name"), col("category_name", "category.name"), col("source", "source"),
+         col("medium", "medium")),
+        _REFERENCE,
+        list_params=ANY,
+    ),
+    Stream(
+        "call_reasons", "st_call_reasons", "jbce", FeedKind.LIST, None, "call-reasons",
+        (col("name", "name"), col("is_lead", "isLead", BOOL)),
+        _REFERENCE,
+        list_params=ANY,
+    ),
+    *(
+        Stream(
+            f"custom_field_types_{entity}", "st_custom_field_types", module, FeedKind.LIST, None,
+            f"{entity}/custom-fields",
+            (col("name", "name"), col("data_type", "dataType")),
+            _REFERENCE,
+            key_constants={"entity": entity},
+        )
+        for entity, module in (("customers", "crm"), ("locations", "crm"), ("jobs", "jpm"))
+    ),
+    # --- customers and locations, with their contacts -------------------------------------------
+    Stream(
+        "customers", "st_customers", "crm", FeedKind.EXPORT, "export/customers", "customers",
+        (col("name", "name"), col("type", "type"), col("balance", "balance", N),
+         col("street", "address.street"), col("city", "address.city"), col("state", "address.state"),
+         col("zip", "address.zip"), col("merged_to_id", "mergedToId", B),
+         col("do_not_service", "doNotService", BOOL), col("do_not_mail", "doNotMail", BOOL)),
+        _PARTIES,
+        list_params=ANY,
+    ),
+    Stream(
+        "customer_contacts", "st_customer_contacts", "crm", FeedKind.EXPORT, "export/customers/contacts",
+        "customers/contacts",
+        (col("customer_id", "customerId", B), col("type", "type"), col("value", "value"),
+         col("memo", "memo"), col("do_not_text", "phoneSettings.doNotText", BOOL)),
+        _PARTIES,
+    ),
+    Stream(
+        "locations", "st_locations", "crm", FeedKind.EXPORT, "export/locations", "locations",
+        (col("customer_id", "customerId", B), col("name", "name"), col("street", "address.street"),
+         col("city", "address.city"), col("state", "address.state"), col("zip", "address.zip"),
+         col("merged_to_id", "mergedToId", B), col("zone_id", "zoneId", B),
+         col("tax_zone_id", "taxZoneId", B)),
+        _PARTIES,
+        list_params=ANY,
+    ),
+    Stream(
+        "location_contacts", "st_location_contacts", "crm", FeedKind.EXPORT, "export/locations/contacts",
+        "locations/contacts",
+        (col("location_id", "locationId", B), col("type", "type"), col("value", "value"),
+         col("memo", "memo"), col("do_not_text", "phoneSettings.doNotText", BOOL)),
+        _PARTIES,
+    ),
+    # --- jobs ------------------------------------------------------------------------------------
+    Stream(
+        "jobs", "st_jobs", "jpm", FeedKind.EXPORT, "export/jobs", "jobs",
+        (col("job_number", "jobNumber"), col("customer_id", "customerId", B),
+         col("location_id", "locationId", B), col("business_unit_id", "businessUnitId", B),
+         col("job_type_id", "jobTypeId", B), col("campaign_id", "campaignId", B),
+         col("job_status", "jobStatus"), col("priority", "priority"),
+         col("completed_on", "completedOn", TS), col("total", "total", N),
+         col("project_id", "projectId", B), col("invoice_id", "invoiceId", B),
+         col("sold_by_id", "soldById", B), col("created_from_estimate_id", "createdFromEstimateId", B),
+         col("first_appointment_id", "firstAppointmentId", B),
+         col("last_appointment_id", "lastAppointmentId", B), col("booking_id", "bookingId", B)),
+        _JOBS,
+        depends_on=("customers", "locations"),
+    ),
+    # --- work on jobs ----------------------------------------------------------------------------
+    Stream(
+        "appointments", "st_appointments", "jpm", FeedKind.EXPORT, "export/appointments", "appointments",
+        (col("job_id", "jobId", B), col("customer_id", "customerId", B),
+         col("appointment_number", "appointmentNumber"), col("status", "status"),
+         col("start_at", "start", TS), col("end_at", "end", TS),
+         col("arrival_window_start", "arrivalWindowStart", TS),
+         col("arrival_window_end", "arrivalWindowEnd", TS), col("unused", "unused", BOOL),
+         col("is_confirmed", "isConfirmed", BOOL)),
+        _WORK,
+        depends_on=("jobs",),
+        export_params=ANY,
+        list_params=ANY,
+    ),
+    Stream(
+        "appointment_assignments", "st_appointment_assignments", "dispatch", FeedKind.EXPORT,
+        "export/appointment-assignments", "appointment-assignments",
+        (col("appointment_id", "appointmentId", B), col("job_id", "jobId", B),
+         col("technician_id", "technicianId", B), col("technician_name", "technicianName"),
+         col("status", "status"), col("assigned_on", "assignedOn", TS),
+         col("is_paused", "isPaused", BOOL)),
+        _WORK,
+        depends_on=("jobs",),
+        export_params=ANY,
+        list_params=ANY,
+    ),
+    Stream(
+        "estimates", "st_estimates", "sales", FeedKind.EXPORT, "export/estimates", "estimates",
+        (col("job_id", "jobId", B), col("project_id", "projectId", B), col("location_id", "locationId", B),
+         col("customer_id", "customerId", B), col("name", "name"), col("job_number", "jobNumber"),
+         col("status", "status.name"), col("status_value", "status.value", I),
+         col("review_status", "reviewStatus"), col("sold_on", "soldOn", TS), col("sold_by", "soldBy", B),
+         col("subtotal", "subtotal", N), col("tax", "tax", N),
+         col("business_unit_id", "businessUnitId", B), col("business_unit_name", "businessUnitName")),
+        _WORK,
+        depends_on=("jobs",),
+        list_params=ANY,
+        children=(
+            ChildTable(
+                "st_estimate_items", "items", "estimate_id",
+                (col("sku_id", "sku.id", B), col("sku_name", "sku.name"), col("description", "description"),
+                 col("qty", "qty", N), col("unit_rate", "unitRate", N), col("total", "total", N),
+                 col("unit_cost", "unitCost", N), col("total_cost", "totalCost", N),
+                 col("item_group_name", "itemGroupName"), col("invoice_item_id", "invoiceItemId", B)),
+            ),
+        ),
+    ),
+    Stream(
+        "invoices", "st_invoices", "accounting", FeedKind.EXPORT, "export/invoices", "invoices",
+        (col("reference_number", "referenceNumber"), col("customer_id", "customer.id", B),
+         col("customer_name", "customer.name"), col("location_id", "location.id", B),
+         col("job_id", "job.id", B), col("job_number", "job.number"),
+         col("business_unit_id", "businessUnit.id", B), col("invoice_date", "invoiceDate", TS),
+         col("due_date", "dueDate", TS), col("paid_on", "paidOn", TS), col("sub_total", "subTotal", N),
+         col("sales_tax", "salesTax", N), col("total", "total", N), col("balance", "balance", N),
+         col("sync_status", "syncStatus"), col("review_status", "reviewStatus"),
+         col("sent_status", "sentStatus"), col("project_id", "projectId", B)),
+        _WORK,
+        depends_on=("jobs",),
+        list_params={"activeState": "All"},
+    ),
+    Stream(
+        "invoice_items", "st_invoice_items", "accounting", FeedKind.EXPORT, "export/invoice-items",
+        "invoices",  # no list endpoint of its own; items are embedded in invoices
+        (col("invoice_id", "invoiceId", B), col("sku_id", "skuId", B), col("sku_name", "skuName"),
+         col("type", "type"), col("description", "description"), col("quantity", "quantity", N),
+         col("price", "price", N), col("cost", "cost", N), col("total", "total", N),
+         col("total_cost", "totalCost", N), col("business_unit_id", "businessUnit.id", B),
+         col("technician_id", "technicianId", B), col("service_date", "serviceDate", TS)),
+        _WORK,
+        depends_on=("jobs",),
+    ),
+    Stream(
+        "payments", "st_payments", "accounting", FeedKind.EXPORT, "export/payments", "payments",
+        (col("customer_id", "customer.id", B), col("business_unit_id", "businessUnit.id", B),
+         col("type", "type"), col("total", "total", N), col("unapplied_amount", "unappliedAmount", N),
+         col("paid_on", "date", TS), col("reference_number", "referenceNumber")),
+        _WORK,
+        depends_on=("jobs",),
+        list_params={"activeState": "All"},
+    ),
+    Stream(
+        "installed_equipment", "st_installed_equipment", "equipmentsystems", FeedKind.EXPORT,
+        "export/installed-equipment", "installed-equipment",
+        (col("location_id", "locationId", B), col("customer_id", "customerId", B),
+         col("equipment_id", "equipmentId", B), col("name", "name"), col("status", "status"),
+         col("serial_number", "serialNumber"), col("manufacturer", "manufacturer"), col("model", "model"),
+         col("cost", "cost", N), col("installed_on", "installedOn", TS),
+         col("invoice_item_id", "invoiceItemId", B)),
+        _WORK,
+        depends_on=("locations",),
+        list_params=ANY,
+    ),
+)
+
+STREAMS_BY_NAME: dict[str, Stream] = {s.name: s for s in STREAMS}
+
+# Named selections for `stsync sync reference` and friends.
+REFERENCE_STREAMS = tuple(s.name for s in STREAMS if s.group == _REFERENCE)
+
+
+def select_streams(names: list[str]) -> list[Stream]:
+    """Resolve stream names (or the alias ``reference``, or ``custom_field_types``) to streams, in order."""
+    from stsync.errors import ConfigError  # noqa: PLC0415 - keep this module import-light
+
+    wanted: set[str] = set()
+    for name in names:
+        if name == "reference":
+            wanted.update(REFERENCE_STREAMS)
+        elif name == "custom_field_types":
+            wanted.update(s.name for s in STREAMS if s.table == "st_custom_field_types")
+        elif name in STREAMS_BY_NAME:
+            wanted.add(name)
+        else:
+            known = ", ".join(["reference", "custom_field_types", *STREAMS_BY_NAME])
+            raise ConfigError(f"unknown stream '{name}' (known: {known})")
+    return [s for s in STREAMS if s.name in wanted]
