@@ -1,0 +1,213 @@
+"""The repository layer of the sync engine: the only code that talks psycopg for `stsync sync`.
+
+The engine hands it pages; it bulk-loads each page with binary COPY, merges it with one statement,
+writes the feed checkpoint and the sync-log counts, and commits all of that in one transaction, so
+a killed process loses nothing and never double-counts. Driver errors become stsync errors here.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from datetime import datetime
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import psycopg
+
+from stsync.errors import DatabaseUnavailable, LockedError
+from stsync.sqlfile import load
+from stsync.sync.merge import child_merge, page_merge
+from stsync.sync.streams import Stream
+
+Q = load("sync")
+
+# Binary COPY framing for one row with one jsonb field (format version byte 1 + JSON text):
+# no escaping pass over the page body is needed, unlike text/CSV COPY.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+
+
+def _copy_frame(body: bytes) -> bytes:
+    return b"".join((_COPY_HEADER, struct.pack("!hi", 1, len(body) + 1), b"\x01", body, _COPY_TRAILER))
+
+
+def _clean(body: bytes) -> bytes:
+    # jsonb cannot store U+0000; ServiceTitan free-text fields occasionally carry it.
+    return body.replace(b"\\u0000", b"") if b"\\u0000" in body else body
+
+
+def later(a: str | None, b: str | None) -> str | None:
+    """The later of two ISO-8601 instants (as stored in sync_state), keeping the original text."""
+    if a is None or b is None:
+        return a or b
+    return a if datetime.fromisoformat(a) >= datetime.fromisoformat(b) else b
+
+
+@dataclass(frozen=True)
+class PageCounts:
+    fetched: int
+    created: int
+    updated: int
+    unchanged: int
+    quarantined: int
+    max_modified_on: str | None
+
+
+def _db_error(exc: Exception, what: str) -> DatabaseUnavailable:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DatabaseUnavailable(f"database error while {what}: {text}")
+
+
+async def connect(dsn: str, connect_timeout: float = 10) -> psycopg.AsyncConnection[Any]:
+    """Open a connection in UTC (zone-less ServiceTitan timestamps are taken as UTC)."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            dsn, connect_timeout=int(connect_timeout), options="-c TimeZone=UTC", autocommit=False
+        )
+    except psycopg.Error as exc:
+        raise _db_error(exc, "connecting") from None
+
+
+class RunLock:
+    """One sync run per tenant: a session advisory lock held on its own connection.
+
+    The lock lives as long as the connection, so a killed process never blocks the next run.
+    """
+
+    def __init__(self, dsn: str, tenant_id: int, connect_timeout: float = 10) -> None:
+        self.dsn = dsn
+        self.name = f"stsync.sync:{tenant_id}"
+        self.connect_timeout = connect_timeout
+        self.conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def __aenter__(self) -> RunLock:
+        self.conn = await connect(self.dsn, self.connect_timeout)
+        await self.conn.set_autocommit(True)
+        try:
+            cur = await self.conn.execute(Q["try_lock"], {"lock_name": self.name})
+            row = await cur.fetchone()
+            if not row or not row[0]:
+                await self.conn.close()
+                raise LockedError("another stsync sync is running for this tenant; exiting without syncing")
+            await self.conn.execute(Q["mark_dead_runs"])
+        except psycopg.Error as exc:
+            await self.conn.close()
+            raise _db_error(exc, "taking the run lock") from None
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            await self.conn.close()  # closing the session releases the advisory lock
+
+
+class StreamRepository:
+    """Writes one stream's pages; owns one connection for the stream's lifetime."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], stream: Stream) -> None:
+        self.conn = conn
+        self.stream = stream
+        self._merge = page_merge(stream)
+        self._children = [child_merge(stream, child) for child in stream.children]
+
+    @classmethod
+    async def open(cls, dsn: str, stream: Stream, connect_timeout: float = 10) -> StreamRepository:
+        conn = await connect(dsn, connect_timeout)
+        repo = cls(conn, stream)
+        try:
+            await conn.execute(Q["create_stage"])
+            await conn.commit()
+        except psycopg.Error as exc:
+            await conn.close()
+            raise _db_error(exc, "preparing the staging table") from None
+        return repo
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def read_state(self) -> dict[str, str]:
+        """This stream's checkpoints: {'continue_from': …, 'high_water': …, 'walk': …}."""
+        prefix = f"{self.stream.name}."
+        try:
+            cur = await self.conn.execute(Q["get_state"], {"prefix": prefix.replace("_", r"\_") + "%"})
+            rows = await cur.fetchall()
+            await self.conn.commit()
+        except psycopg.Error as exc:
+            raise _db_error(exc, f"reading the checkpoint of {self.stream.name}") from None
+        return {key[len(prefix):]: value for key, value in rows if value is not None}
+
+    async def start_log(self, run_id: uuid.UUID, sync_type: str) -> int:
+        try:
+            cur = await self.conn.execute(
+                Q["start_log"], {"run_id": run_id, "stream": self.stream.name, "sync_type": sync_type}
+            )
+            row = await cur.fetchone()
+            await self.conn.commit()
+        except psycopg.Error as exc:
+            raise _db_error(exc, f"starting the sync log of {self.stream.name}") from None
+        assert row is not None
+        return int(row[0])
+
+    async def finish_log(self, log_id: int, status: str, error: str | None) -> None:
+        try:
+            await self.conn.execute(Q["finish_log"], {"log_id": log_id, "status": status, "error": error})
+            await self.conn.commit()
+        except psycopg.Error as exc:
+            raise _db_error(exc, f"finishing the sync log of {self.stream.name}") from None
+
+    async def write_page(self, body: bytes, log_id: int, checkpoint: dict[str, str | None]) -> PageCounts:
+        """COPY + merge one page, record its counts and its checkpoint, and commit — all or nothing."""
+        try:
+            async with self.conn.cursor() as cur:
+                async with cur.copy("COPY stsync_stage (body) FROM STDIN (FORMAT BINARY)") as copy:
+                    await copy.write(_copy_frame(_clean(body)))
+                await cur.execute(self._merge)
+                row = await cur.fetchone()
+                assert row is not None
+                fetched, created, updated, unchanged, quarantined, _resolved, max_modified = row
+                for statement in self._children:
+                    await cur.execute(statement)
+                counts = PageCounts(
+                    fetched, created, updated, unchanged, quarantined,
+                    max_modified.isoformat() if max_modified is not None else None,
+                )
+                await cur.execute(
+                    Q["add_page_to_log"],
+                    {"log_id": log_id, "fetched": fetched, "created": created, "updated": updated,
+                     "unchanged": unchanged, "quarantined": quarantined},
+                )
+                if "high_water" in checkpoint:
+                    checkpoint = {**checkpoint, "high_water": later(checkpoint["high_water"], counts.max_modified_on)}
+                await self._put_state(cur, checkpoint)
+            await self.conn.commit()
+        except psycopg.Error as exc:
+            await self._rollback()
+            raise _db_error(exc, f"writing a page of {self.stream.name}") from None
+        return counts
+
+    async def write_checkpoint(self, checkpoint: dict[str, str | None]) -> None:
+        try:
+            async with self.conn.cursor() as cur:
+                await self._put_state(cur, checkpoint)
+            await self.conn.commit()
+        except psycopg.Error as exc:
+            await self._rollback()
+            raise _db_error(exc, f"writing the checkpoint of {self.stream.name}") from None
+
+    async def _put_state(self, cur: psycopg.AsyncCursor[Any], checkpoint: dict[str, str | None]) -> None:
+        if not checkpoint:
+            return
+        keys = [f"{self.stream.name}.{k}" for k in checkpoint]
+        await cur.execute(
+            Q["put_state"],
+            {"keys": keys, "values": list(checkpoint.values()),
+             "metadata": orjson.dumps({"stream": self.stream.name}).decode()},
+        )
+
+    async def _rollback(self) -> None:
+        try:
+            await self.conn.rollback()
+        except psycopg.Error:
+            pass  # the connection is gone; the error that brought us here is what gets reported
+

@@ -1,0 +1,232 @@
+"""Async ServiceTitan API v2 client.
+
+- OAuth client credentials: the token is cached, refreshed a minute before it expires and once on
+  a 401, and re-applied on every retry attempt (a long back-off can outlive a 900 s token).
+- ``ST-App-Key`` on every call; one shared ``RateLimiter``; the one retry policy of ``stsync.retry``.
+- ``export_page`` walks ``/export/…`` feeds (``from`` / ``continueFrom`` / ``hasMore``);
+  ``list_page`` walks page/pageSize endpoints.
+Pages are returned with their raw body, which the repository bulk-loads as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from stsync.errors import ApiUnavailable, AuthError, StsyncError
+from stsync.ratelimit import RateLimiter
+from stsync.retry import RetryableStatus, RetryPolicy, parse_retry_after, retrying
+
+log = logging.getLogger("stsync.servicetitan")
+
+TOKEN_REFRESH_MARGIN = 60.0  # seconds before expiry at which a cached token is replaced
+
+
+class ContinuationRejected(StsyncError):
+    """The API refused a stored continuation token (expired or foreign); fall back to a date."""
+
+
+class BadPage(Exception):
+    """A 200 whose body is not the documented envelope; retried like a truncated body."""
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    api_base: str
+    auth_base: str
+    tenant_id: int
+    client_id: str
+    client_secret: str = field(repr=False)
+    app_key: str = field(repr=False)
+    requests_per_second: float = 50.0
+    timeout_seconds: float = 100.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a feed: the raw body, the number of records, and where to continue."""
+
+    body: bytes
+    count: int
+    has_more: bool
+    continue_from: str | None  # export feeds only
+    max_modified_on: str | None = None
+
+
+class ServiceTitanClient:
+    def __init__(self, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self.limiter = RateLimiter(settings.requests_per_second)
+        self.requests_sent = 0
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)),
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+            transport=transport,
+        )
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> ServiceTitanClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- auth ----------------------------------------------------------------------------------
+
+    async def _access_token(self) -> str:
+        async with self._token_lock:
+            if self._token and time.monotonic() < self._token_expires - TOKEN_REFRESH_MARGIN:
+                return self._token
+            url = self.settings.auth_base.rstrip("/") + "/connect/token"
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": self.settings.client_id,
+                "client_secret": self.settings.client_secret,
+            }
+            try:
+                async for attempt in retrying(self.settings.retry):
+                    with attempt:
+                        self.requests_sent += 1
+                        resp = await self._http.post(url, data=form)
+                        if resp.status_code == 429 or resp.status_code >= 500:
+                            raise RetryableStatus(
+                                resp.status_code, url, parse_retry_after(resp.headers.get("Retry-After"))
+                            )
+            except (httpx.TransportError, RetryableStatus) as exc:
+                raise ApiUnavailable(f"ServiceTitan auth at {url} unreachable: {_describe(exc)}") from None
+            if resp.status_code in (400, 401, 403):
+                raise AuthError(
+                    f"ServiceTitan refused the client credentials at {url} "
+                    f"(HTTP {resp.status_code}: {_error_title(resp)}); check servicetitan.client_id "
+                    "and servicetitan.client_secret"
+                )
+            if resp.status_code != 200:
+                raise ApiUnavailable(f"ServiceTitan auth at {url} answered HTTP {resp.status_code}")
+            try:
+                payload = orjson.loads(resp.content)
+                self._token = str(payload["access_token"])
+                self._token_expires = time.monotonic() + float(payload.get("expires_in", 900))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise ApiUnavailable(f"ServiceTitan auth at {url} sent no access_token") from None
+            return self._token
+
+    async def _invalidate_token(self, token: str) -> None:
+        async with self._token_lock:
+            if self._token == token:
+                self._token = None
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def url(self, module: str, path: str) -> str:
+        return f"{self.settings.api_base.rstrip('/')}/{module}/v2/tenant/{self.settings.tenant_id}/{path}"
+
+    async def get(self, module: str, path: str, params: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
+        """GET one resource page; return the raw body and its parsed JSON. Retries per policy."""
+        url = self.url(module, path)
+        refreshed = False
+        try:
+            async for attempt in retrying(self.settings.retry):
+                with attempt:
+                    token = await self._access_token()  # re-signed on every attempt
+                    await self.limiter.acquire()
+                    self.requests_sent += 1
+                    resp = await self._http.get(
+                        url,
+                        params=params,
+                        headers={"Authorization": f"Bearer {token}", "ST-App-Key": self.settings.app_key},
+                    )
+                    status = resp.status_code
+                    if status == 401 and not refreshed:
+                        # The token expired or was revoked early: fetch a new one, once.
+                        refreshed = True
+                        await self._invalidate_token(token)
+                        raise RetryableStatus(status, url, 0.0)
+                    if status == 429 or status >= 500:
+                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                        if status == 429 and retry_after is not None:
+                            self.limiter.pause(retry_after)
+                        raise RetryableStatus(status, url, retry_after)
+                    if status == 200:
+                        try:
+                            return resp.content, orjson.loads(resp.content)
+                        except orjson.JSONDecodeError:
+                            raise RetryableStatus(200, url, None) from None
+                    return self._raise_for(resp, url, params)
+        except (httpx.TransportError, RetryableStatus) as exc:
+            raise ApiUnavailable(f"ServiceTitan {url} kept failing: {_describe(exc)}") from None
+        raise AssertionError("unreachable")  # pragma: no cover - the retry loop returns or raises
+
+    def _raise_for(self, resp: httpx.Response, url: str, params: Mapping[str, Any]) -> Any:
+        status = resp.status_code
+        title = _error_title(resp)
+        if status == 400 and "from" in params and not _looks_like_date(str(params["from"])):
+            raise ContinuationRejected(f"ServiceTitan rejected the continuation token for {url}: {title}")
+        if status in (401, 403):
+            raise AuthError(
+                f"ServiceTitan refused access to {url} (HTTP {status}: {title}); check servicetitan.app_key, "
+                "servicetitan.tenant_id and the app's scopes"
+            )
+        raise ApiUnavailable(f"ServiceTitan {url} answered HTTP {status}: {title}")
+
+    async def export_page(
+        self, module: str, path: str, from_: str | None, include_recent: bool, extra: Mapping[str, str]
+    ) -> Page:
+        params: dict[str, Any] = dict(extra)
+        if from_:
+            params["from"] = from_
+        if include_recent:
+            params["includeRecentChanges"] = "true"
+        body, doc = await self.get(module, path, params)
+        try:
+            data = doc["data"]
+            has_more = bool(doc["hasMore"])
+            continue_from = doc.get("continueFrom")
+            count = len(data)
+        except (KeyError, TypeError):
+            raise ApiUnavailable(f"ServiceTitan {path}: the export envelope lacks data/hasMore") from None
+        return Page(body, count, has_more, continue_from)
+
+    async def list_page(self, module: str, path: str, page: int, page_size: int, params: Mapping[str, str]) -> Page:
+        query: dict[str, Any] = {**params, "page": page, "pageSize": page_size}
+        body, doc = await self.get(module, path, query)
+        try:
+            count = len(doc["data"])
+            has_more = bool(doc["hasMore"])
+        except (KeyError, TypeError):
+            raise ApiUnavailable(f"ServiceTitan {path}: the list envelope lacks data/hasMore") from None
+        return Page(body, count, has_more, None)
+
+
+def _looks_like_date(value: str) -> bool:
+    return len(value) >= 10 and value[4] == "-" and value[7] == "-" and value[:4].isdigit()
+
+
+def _error_title(resp: httpx.Response) -> str:
+    try:
+        doc = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        return resp.reason_phrase or "no body"
+    if isinstance(doc, dict):
+        return str(doc.get("title") or doc.get("error") or doc.get("message") or resp.reason_phrase)
+    return resp.reason_phrase
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or host unreachable"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    return str(exc) or type(exc).__name__
