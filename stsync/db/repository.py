@@ -101,6 +101,27 @@ class RunLock:
         if self.conn is not None:
             await self.conn.close()  # closing the session releases the advisory lock
 
+    async def read_state(self, prefix: str) -> dict[str, str]:
+        """Run-level checkpoints under ``prefix`` (e.g. 'full_run.'), read on the lock's connection."""
+        assert self.conn is not None
+        try:
+            cur = await self.conn.execute(Q["get_state"], {"prefix": prefix.replace("_", r"\_") + "%"})
+            rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise _db_error(exc, "reading the run state") from None
+        return {key[len(prefix):]: value for key, value in rows if value is not None}
+
+    async def write_state(self, prefix: str, values: dict[str, str | None]) -> None:
+        assert self.conn is not None
+        try:
+            await self.conn.execute(
+                Q["put_state"],
+                {"keys": [prefix + k for k in values], "values": list(values.values()),
+                 "metadata": orjson.dumps({"scope": "run"}).decode()},
+            )
+        except psycopg.Error as exc:
+            raise _db_error(exc, "writing the run state") from None
+
 
 class StreamRepository:
     """Writes one stream's pages; owns one connection for the stream's lifetime."""

@@ -34,7 +34,7 @@ SyncType = Literal["full", "incremental"]
 @dataclass
 class StreamResult:
     name: str
-    status: str = "started"  # completed | partial | failed
+    status: str = "started"  # completed | partial | failed | skipped
     fetched: int = 0
     created: int = 0
     updated: int = 0
@@ -120,19 +120,39 @@ async def run_sync(
     observer = observer or _Silent()
     result = RunResult(uuid.uuid4(), options.sync_type, options.dry_run)
     started = time.monotonic()
-    async with RunLock(options.dsn, options.tenant_id, options.connect_timeout):
+    async with RunLock(options.dsn, options.tenant_id, options.connect_timeout) as lock:
+        generation = await _full_generation(lock, options, result.run_id)
         gate = asyncio.Semaphore(options.max_concurrency)
         tasks: dict[str, asyncio.Task[StreamResult]] = {}
         selected = {s.name for s in streams}
         for stream in streams:
             deps = [tasks[d] for d in stream.depends_on if d in selected and d in tasks]
             tasks[stream.name] = asyncio.create_task(
-                _run_after(deps, gate, client, stream, options, observer, result.run_id)
+                _run_after(deps, gate, client, stream, options, observer, result.run_id, generation)
             )
         result.streams = list(await asyncio.gather(*tasks.values()))
+        if generation and all(s.status in ("completed", "partial", "skipped") for s in result.streams):
+            await lock.write_state("full_run.", {"status": "done"})
     result.duration_ms = int((time.monotonic() - started) * 1000)
     result.requests = client.requests_sent
     return result
+
+
+async def _full_generation(lock: RunLock, options: SyncOptions, run_id: uuid.UUID) -> str | None:
+    """The id of the full walk this run belongs to; a killed full run is resumed, not restarted.
+
+    Every stream of a full run records the generation it walked for. When `sync full` runs again
+    before the last full run finished, streams already done for that generation are skipped and
+    half-walked ones resume from their checkpoint, so no committed page is fetched twice.
+    """
+    if options.sync_type != "full" or options.dry_run or options.since:
+        return None
+    state = await lock.read_state("full_run.")
+    if state.get("status") == "in_progress" and state.get("generation"):
+        return state["generation"]
+    generation = str(run_id)
+    await lock.write_state("full_run.", {"generation": generation, "status": "in_progress"})
+    return generation
 
 
 async def _run_after(
@@ -143,15 +163,21 @@ async def _run_after(
     options: SyncOptions,
     observer: Observer,
     run_id: uuid.UUID,
+    generation: str | None,
 ) -> StreamResult:
     if deps:
         await asyncio.wait(deps)
     async with gate:
-        return await _run_stream(client, stream, options, observer, run_id)
+        return await _run_stream(client, stream, options, observer, run_id, generation)
 
 
 async def _run_stream(
-    client: ServiceTitanClient, stream: Stream, options: SyncOptions, observer: Observer, run_id: uuid.UUID
+    client: ServiceTitanClient,
+    stream: Stream,
+    options: SyncOptions,
+    observer: Observer,
+    run_id: uuid.UUID,
+    generation: str | None,
 ) -> StreamResult:
     result = StreamResult(stream.name)
     started = time.monotonic()
@@ -161,10 +187,13 @@ async def _run_stream(
     try:
         repo = await StreamRepository.open(options.dsn, stream, options.connect_timeout)
         state = await repo.read_state()
+        if generation is not None and state.get("generation") == generation and state.get("walk") == "done":
+            result.status = "skipped"  # finished by an earlier, interrupted run of this full walk
+            return result
         if not options.dry_run:
             log_id = await repo.start_log(run_id, options.sync_type)
         walker = _walk_export if stream.feed is FeedKind.EXPORT else _walk_list
-        await walker(client, repo, stream, options, state, log_id, result, observer)
+        await walker(client, repo, stream, options, state, log_id, result, observer, generation)
         result.status = "partial" if result.quarantined else "completed"
         result.exit_code = ExitCode.PARTIAL if result.quarantined else ExitCode.OK
     except StsyncError as exc:
@@ -243,14 +272,18 @@ async def _walk_export(
     log_id: int | None,
     result: StreamResult,
     observer: Observer,
+    generation: str | None,
 ) -> None:
     assert stream.export_path is not None
     high_water = state.get("high_water")
     if options.since:
         start, walk = options.since, "since"
     elif options.sync_type == "full":
-        # Resume a full walk that a killed run left half-way; otherwise start from the beginning.
-        resuming = state.get("walk") == "full" and state.get("continue_from")
+        # Resume this generation's full walk where a killed run left it; otherwise start over.
+        resuming = (
+            state.get("walk") == "full" and state.get("continue_from")
+            and (generation is None or state.get("generation") == generation)
+        )
         start, walk = (state["continue_from"], "full") if resuming else (None, "full")
     elif state.get("continue_from"):
         start, walk = state["continue_from"], state.get("walk", "done")
@@ -279,6 +312,8 @@ async def _walk_export(
                 "walk": walk if page.has_more else "done",
                 "high_water": high_water,  # the repository raises it to the page's newest modifiedOn
             }
+            if generation is not None:
+                checkpoint["generation"] = generation
             counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
             high_water = later(high_water, counts.max_modified_on)
 
@@ -299,6 +334,7 @@ async def _walk_list(
     log_id: int | None,
     result: StreamResult,
     observer: Observer,
+    generation: str | None,
 ) -> None:
     params = dict(stream.list_params)
     since = options.since or (state.get("high_water") if options.sync_type == "incremental" else None)
@@ -319,6 +355,8 @@ async def _walk_list(
     async for page in _pipelined(pages):
         # Pages come in id order, so the high-water mark may only move with the last page;
         # until then the newest modifiedOn seen is carried in memory.
-        checkpoint: dict[str, str | None] = {} if page.has_more else {"high_water": high_water}
+        checkpoint: dict[str, str | None] = {} if page.has_more else {"high_water": high_water, "walk": "done"}
+        if generation is not None and not page.has_more:
+            checkpoint["generation"] = generation
         counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
         high_water = later(high_water, counts.max_modified_on)
