@@ -34,7 +34,8 @@ Fault spec (``POST /_sandbox/faults`` body, ``sb.faults.set(spec)``, ``serve --f
       ]
     }
 
-Every rule takes ``count`` (fire on the next N matching requests; omitted = unlimited), ``path`` (substring
+Shorthand: a top-level key named after a kind holds one rule or a list of rules of that kind, e.g.
+``{"latency": {"ms": 40, "jitter_ms": 0}}``. Every rule takes ``count`` (fire on the next N matching requests; omitted = unlimited), ``path`` (substring
 the request path must contain) and ``rate`` (probability 0..1 drawn from the seeded RNG). Latency rules add
 up; the first other rule that fires decides the request. ``malformed`` replaces ``field`` of the first
 record of a served page (list or export) of ``resource`` with ``value``; ``sb.faults.malformed_served``

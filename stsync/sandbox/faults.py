@@ -81,7 +81,16 @@ class Faults:
         if not isinstance(spec, dict):
             raise ValueError("fault spec must be a JSON object")
         seed = int(spec.get("seed", 0))
-        rules = [parse_rule(r, seed, n) for n, r in enumerate(spec.get("rules", []))]
+        raw = list(spec.get("rules", []))
+        # Shorthand: {"latency": {"ms": 40}} or {"status": [{...}, {...}]} means rules of that kind.
+        for kind in KINDS:
+            if kind in spec:
+                more = spec[kind] if isinstance(spec[kind], list) else [spec[kind]]
+                raw += [{**r, "kind": kind} for r in more]
+        unknown = set(spec) - {"seed", "rules", "invalidate_tokens", *KINDS}
+        if unknown:
+            raise ValueError(f"fault spec: unknown keys {sorted(unknown)}")
+        rules = [parse_rule(r, seed, n) for n, r in enumerate(raw)]
         with self._lock:
             self.rules = rules
             self._spec = {k: v for k, v in spec.items() if k != "invalidate_tokens"}
