@@ -136,6 +136,8 @@ class World:
         if res in self._static:
             return self._static[res][i].active
         rate = INACTIVE.get(res, 0.0)
+        if rate and i % 97 == 13:
+            return False  # every soft-deletable resource has inactive rows, even in the small world
         return (self._h(res, i, 3) & 0xFFFF) >= rate * 65536
 
     def meta(self, res: str, i: int) -> tuple[int, int, bool]:
