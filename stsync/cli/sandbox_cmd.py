@@ -19,7 +19,7 @@ app = typer.Typer(help="A faithful local ServiceTitan API for the demo, the test
                   no_args_is_help=True)
 
 
-@app.command()
+@app.command(help="Serve the sandbox over HTTP until interrupted. " + _SCALE_HELP)
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind; non-loopback needs --allow-remote.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (0 = any free port).")] = 8765,
