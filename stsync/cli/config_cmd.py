@@ -1,5 +1,61 @@
-"""`stsync config check|show` (placeholder until the config module lands)."""
+"""`stsync config check|show`: validate the configuration, try its connections, show the effective values."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
 
 import typer
+import yaml
+
+from stsync.cli.state import STATE
 
 app = typer.Typer(help="Validate and show the effective configuration.", no_args_is_help=True)
+
+
+def _scalar(value: Any) -> str:
+    # A one-element flow list renders any scalar the way YAML would read it back ('0123', null, true…).
+    return yaml.safe_dump([value], default_flow_style=True, width=10_000).strip()[1:-1]
+
+
+@app.command("show")
+def show(
+    sources: Annotated[
+        bool, typer.Option("--sources/--no-sources", help="Annotate each value with where it came from.")
+    ] = True,
+) -> None:
+    """Print the effective configuration as YAML, secrets masked as ********.
+
+    Values come from defaults, the YAML file, systemd credentials and STSYNC_<SECTION>__<KEY> variables.
+    """
+    from stsync.config import effective_values, explain_config  # noqa: PLC0415 - keep `stsync --help` fast
+
+    config, origin = explain_config(STATE.config_path)
+    for section, values in effective_values(config).items():
+        print(f"{section}:")
+        for key, value in values.items():
+            comment = f"  # {origin.get(f'{section}.{key}', 'default')}" if sources else ""
+            print(f"  {key}: {_scalar(value)}{comment}")
+
+
+@app.command("check")
+def check(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
+) -> None:
+    """Validate the configuration, connect to the database and request a ServiceTitan token.
+
+    Exit codes: 0 all ok, 69 a service is unreachable, 78 invalid config or refused credentials.
+    """
+    from stsync.config import check_config, load_config  # noqa: PLC0415
+
+    config = load_config(STATE.config_path)
+    checks = check_config(config)
+    if json_out:
+        doc = [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
+        print(json.dumps({"config": "ok", "checks": doc}, indent=2))
+    else:
+        print("config: ok")
+        for c in checks:
+            print(f"{c.name}: {'ok' if c.ok else 'failed'}: {c.detail}")
+    failed = next((c for c in checks if c.error is not None), None)
+    raise typer.Exit(int(failed.error.exit_code) if failed and failed.error else 0)

@@ -1,0 +1,364 @@
+"""The configuration: one frozen pydantic object from a YAML file plus ``STSYNC_<SECTION>__<KEY>`` overrides.
+
+Precedence, lowest first: defaults, the YAML file (``--config`` or ``$STSYNC_CONFIG``), systemd credentials
+(``$CREDENTIALS_DIRECTORY/<section>.<key>``, secrets only), environment variables. A secret ``<key>`` may
+instead be given as ``<key>_file`` (a path to a file holding it) in YAML or as ``STSYNC_<SECTION>__<KEY>_FILE``.
+
+Every error is one line naming the key and where it came from; values of secrets never appear in
+errors, reprs or ``config show``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from stsync.errors import ApiUnavailable, AuthError, ConfigError, StsyncError
+
+ENV_PREFIX = "STSYNC_"
+SECRET_KEYS = frozenset({"database.url", "servicetitan.client_secret", "servicetitan.app_key"})
+MASK = "********"
+
+HOSTS = {
+    "production": ("https://api.servicetitan.io", "https://auth.servicetitan.io"),
+    "integration": ("https://api-integration.servicetitan.io", "https://auth-integration.servicetitan.io"),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseConfig(_Section):
+    url: SecretStr | None = None  # libpq URL or key=value string; may carry a password
+    connect_timeout: float = Field(10, gt=0, le=300)
+
+
+class ServiceTitanConfig(_Section):
+    environment: Literal["production", "integration"] = "production"
+    api_base_url: str | None = None  # overrides the environment's API host (e.g. the sandbox)
+    auth_url: str | None = None  # overrides the environment's auth host; the client appends /connect/token
+    tenant_id: int | None = Field(None, gt=0)
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    app_key: SecretStr | None = None
+    requests_per_second: float = Field(50, gt=0, le=60)
+    page_size: int = Field(5000, ge=1, le=5000)
+    timeout_seconds: float = Field(100, gt=0)
+    include_recent_changes: bool = False
+    max_concurrency: int = Field(4, ge=1, le=64)
+    retry_attempts: int = Field(8, ge=1, le=100)
+    retry_max_seconds: float = Field(300, gt=0)
+
+    @field_validator("api_base_url", "auth_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    def api_base(self) -> str:
+        """Base URL of the ServiceTitan API (no trailing slash)."""
+        return self.api_base_url or HOSTS[self.environment][0]
+
+    def auth_base(self) -> str:
+        """Base URL of the ServiceTitan identity server; the token endpoint is ``{auth_base}/connect/token``."""
+        return self.auth_url or HOSTS[self.environment][1]
+
+
+class SyncConfig(_Section):
+    streams_exclude: tuple[str, ...] = ()
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "text"] = "auto"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Config(_Section):
+    database: DatabaseConfig = DatabaseConfig()
+    servicetitan: ServiceTitanConfig = ServiceTitanConfig()
+    sync: SyncConfig = SyncConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: info.annotation  # type: ignore[misc]
+    for name, info in Config.model_fields.items()
+}
+
+
+def _keys(section: str) -> set[str]:
+    return set(SECTIONS[section].model_fields)
+
+
+def _fail(message: str) -> ConfigError:
+    return ConfigError(f"config error: {message}")
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+class _Layer:
+    """Raw values ``{"section.key": value}`` with where each came from."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
+
+    def set(self, key: str, value: Any, source: str) -> None:
+        self.values[key] = value
+        self.sources[key] = source
+
+
+def _resolve_key(section: str, key: str, where: str, layer: _Layer, value: Any, source: str) -> None:
+    """Place one raw key (possibly ``<secret>_file``) into the layer, or fail naming it."""
+    dotted = f"{section}.{key}"
+    if section not in SECTIONS:
+        raise _fail(f"unknown section '{section}' in {where}")
+    if key in _keys(section):
+        if dotted in layer.sources and layer.sources[dotted].endswith("_file"):
+            raise _fail(f"both '{dotted}' and '{dotted}_file' are set in {where}")
+        layer.set(dotted, value, source)
+        return
+    if key.endswith("_file") and f"{section}.{key[:-5]}" in SECRET_KEYS:
+        base = f"{section}.{key[:-5]}"
+        if base in layer.values:
+            raise _fail(f"both '{base}' and '{dotted}' are set in {where}")
+        # The source ends in "_file": a later plain key in the same layer is then caught above.
+        layer.set(base, _read_secret_file(Path(str(value)), dotted), f"{source} via {key}")
+        return
+    raise _fail(f"unknown key '{dotted}' in {where}")
+
+
+def _read_secret_file(path: Path, key: str) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"'{key}': cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    return text.rstrip("\r\n")
+
+
+def _yaml_layer(path: Path) -> _Layer:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(f"config file {path} not found") from None
+    except OSError as exc:
+        raise _fail(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise _fail(f"{path}{at}: {problem}") from None
+    layer = _Layer()
+    if doc is None:
+        return layer
+    if not isinstance(doc, dict):
+        raise _fail(f"{path}: expected a mapping of sections (database:, servicetitan:, …)")
+    for section, body in doc.items():
+        if str(section) not in SECTIONS:
+            raise _fail(f"unknown key '{section}' in {path}")
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            raise _fail(f"'{section}' in {path} must be a mapping of keys")
+        for key, value in body.items():
+            _resolve_key(str(section), str(key), str(path), layer, value, f"file {path}")
+    return layer
+
+
+def _credentials_layer(env: Mapping[str, str]) -> _Layer:
+    """systemd ``LoadCredential=``: files named after the secret key in $CREDENTIALS_DIRECTORY."""
+    layer = _Layer()
+    directory = env.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return layer
+    for key in sorted(SECRET_KEYS):
+        path = Path(directory) / key
+        if path.is_file():
+            layer.set(key, _read_secret_file(path, key), f"credential {key}")
+    return layer
+
+
+def _env_layer(env: Mapping[str, str]) -> _Layer:
+    layer = _Layer()
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue  # STSYNC_CONFIG, STSYNC_PG_BINDIR…: not config keys
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        value: Any = env[name]
+        if section in SECTIONS and key == "streams_exclude":
+            value = [s.strip() for s in str(value).split(",") if s.strip()]
+        _resolve_key(section, key, f"environment variable {name}", layer, value, f"env {name}")
+    return layer
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def explain_config(path: Path | None, env: Mapping[str, str] | None = None) -> tuple[Config, dict[str, str]]:
+    """Load and validate the configuration; also return ``{"section.key": source}`` for every value set."""
+    env = os.environ if env is None else env
+    if path is None and env.get("STSYNC_CONFIG"):
+        path = Path(env["STSYNC_CONFIG"])
+    layers = [_yaml_layer(path)] if path is not None else []
+    layers += [_credentials_layer(env), _env_layer(env)]
+    raw: dict[str, dict[str, Any]] = {}
+    sources: dict[str, str] = {}
+    for layer in layers:
+        for dotted, value in layer.values.items():
+            section, key = dotted.split(".", 1)
+            raw.setdefault(section, {})[key] = value
+            sources[dotted] = layer.sources[dotted]
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise _validation_error(exc, sources) from None
+    return config, sources
+
+
+def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """The effective configuration (``path`` or $STSYNC_CONFIG, then overrides from ``env``/os.environ)."""
+    return explain_config(path, env)[0]
+
+
+def _validation_error(exc: ValidationError, sources: Mapping[str, str]) -> ConfigError:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    loc = [str(p) for p in err["loc"]]
+    dotted = ".".join(loc[:2])
+    where = sources.get(dotted)
+    if err["type"] == "extra_forbidden":
+        return _fail(f"unknown key '{dotted}'" + (f" in {where}" if where else ""))
+    # pydantic messages never contain the input (include_input=False), so secrets stay out.
+    return _fail(f"bad value for '{dotted}'" + (f" ({where})" if where else "") + f": {err['msg']}")
+
+
+# --- presentation -----------------------------------------------------------------------------
+
+
+def mask_url(url: str) -> str:
+    """The database URL with its password (URL or key=value form) replaced by ********."""
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            userinfo = f"{parts.username or ''}:{MASK}"
+            host = parts.netloc.rsplit("@", 1)[1]
+            return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+        return re.sub(r"(?i)(password=)[^&]*", rf"\g<1>{MASK}", url)
+    return re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", rf"\g<1>{MASK}", url)
+
+
+def effective_values(config: Config) -> dict[str, dict[str, Any]]:
+    """Every key's value as plain data, secrets masked (for `config show`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for section in SECTIONS:
+        values: dict[str, Any] = {}
+        model = getattr(config, section)
+        for key in SECTIONS[section].model_fields:
+            value = getattr(model, key)
+            if isinstance(value, SecretStr):
+                value = mask_url(value.get_secret_value()) if f"{section}.{key}" == "database.url" else MASK
+            elif isinstance(value, tuple):
+                value = list(value)
+            values[key] = value
+        if section == "servicetitan":
+            values["api_base_url"] = values["api_base_url"] or config.servicetitan.api_base()
+            values["auth_url"] = values["auth_url"] or config.servicetitan.auth_base()
+        out[section] = values
+    return out
+
+
+# --- checks (`stsync config check`) -------------------------------------------------------------
+
+
+class Check(BaseModel):
+    """One connection check: ok, or the error that says what failed (its exit code decides the run's)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    ok: bool
+    detail: str
+    error: StsyncError | None = None
+
+
+def required_secret(value: SecretStr | None, key: str) -> str:
+    """A secret's value, or ConfigError naming the key and every place it may come from."""
+    if value is None or not value.get_secret_value():
+        section, name = key.split(".", 1)
+        raise ConfigError(
+            f"missing secret '{key}': set it in the config file ({name} or {name}_file under {section}:), "
+            f"in {ENV_PREFIX}{section.upper()}__{name.upper()}[_FILE], "
+            f"or as systemd credential '{key}' ($CREDENTIALS_DIRECTORY)"
+        )
+    return value.get_secret_value()
+
+
+def check_database(config: Config) -> Check:
+    """Connect to the configured database and run ``SELECT 1``."""
+    from stsync.db.migrations import _where, connect  # noqa: PLC0415 - keep config import light
+
+    try:
+        dsn = required_secret(config.database.url, "database.url")
+        with connect(dsn, config.database.connect_timeout) as conn:
+            conn.execute("SELECT 1")
+            version = conn.info.parameter_status("server_version") or "?"
+    except StsyncError as exc:
+        return Check(name="database", ok=False, detail=str(exc), error=exc)
+    return Check(name="database", ok=True, detail=f"{_where(dsn)}, PostgreSQL {version}")
+
+
+def check_servicetitan(config: Config) -> Check:
+    """Request an OAuth token with the configured client credentials (no API call is made)."""
+    import httpx  # noqa: PLC0415 - keep config import light
+
+    st = config.servicetitan
+    url = f"{st.auth_base()}/connect/token"
+    try:
+        if not st.client_id:
+            raise ConfigError("missing required key 'servicetitan.client_id'")
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": st.client_id,
+            "client_secret": required_secret(st.client_secret, "servicetitan.client_secret"),
+        }
+        required_secret(st.app_key, "servicetitan.app_key")
+        try:
+            response = httpx.post(url, data=form, timeout=min(st.timeout_seconds, 30))
+        except httpx.HTTPError as exc:
+            raise ApiUnavailable(f"cannot reach {url}: {type(exc).__name__}") from None
+        if response.status_code in (400, 401, 403):
+            raise AuthError(f"{url} refused the client credentials (HTTP {response.status_code})")
+        if response.status_code != 200:
+            raise ApiUnavailable(f"{url} answered HTTP {response.status_code}")
+        try:
+            token_ok = bool(response.json().get("access_token"))
+        except ValueError:
+            token_ok = False
+        if not token_ok:
+            raise ApiUnavailable(f"{url} answered without an access_token")
+    except StsyncError as exc:
+        return Check(name="servicetitan token", ok=False, detail=str(exc), error=exc)
+    return Check(name="servicetitan token", ok=True, detail=url)
+
+
+def check_config(config: Config) -> list[Check]:
+    """Every connection check, in order; none stops the others."""
+    return [check_database(config), check_servicetitan(config)]
