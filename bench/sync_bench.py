@@ -1,0 +1,82 @@
+"""Benchmark `stsync sync` against the sandbox: full sync of the medium and large worlds, then a
+no-change incremental run. Prints figures, not pass/fail.
+
+    .venv/bin/python bench/sync_bench.py [--scales medium,large]
+
+Each world gets a fresh throwaway PostgreSQL; the sandbox runs in this process, `stsync` in a child
+process whose peak RSS comes from wait4().
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stsync.db.embedded import EmbeddedPostgres  # noqa: E402
+from stsync.db.migrations import migrate  # noqa: E402
+from stsync.sandbox import Sandbox, SandboxOptions  # noqa: E402
+from tests.e2e.harness import STSYNC, cli_env  # noqa: E402
+
+
+def run(args: list[str], env: dict[str, str]) -> tuple[float, int, dict]:  # type: ignore[type-arg]
+    started = time.monotonic()
+    proc = subprocess.Popen([STSYNC, *args, "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate()
+    wall = time.monotonic() - started
+    # communicate() reaped the child: its peak RSS is now part of RUSAGE_CHILDREN's maximum.
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"stsync {' '.join(args)} exited {proc.returncode}: {err.decode()[-2000:]}")
+    return wall, proc.returncode, json.loads(out)
+
+
+def peak_rss_mb() -> float:
+    import resource  # noqa: PLC0415
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def bench(scale: str) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    with EmbeddedPostgres() as pg, Sandbox.start(SandboxOptions(scale=scale, seed=42)) as sb:
+        migrate(pg.dsn)
+        env = cli_env(sb.url, pg.dsn)
+        env.pop("STSYNC_RETRY_NO_WAIT", None)
+        before = len(sb.requests)
+        wall, _, full = run(["sync", "full"], env)
+        records = full["totals"]["fetched"]
+        rows += [
+            (f"{scale}: full sync records", f"{records:,}"),
+            (f"{scale}: full sync wall", f"{wall:.2f} s"),
+            (f"{scale}: full sync records/s", f"{records / wall:,.0f}"),
+            (f"{scale}: full sync requests", f"{len(sb.requests) - before}"),
+            (f"{scale}: peak RSS of stsync so far", f"{peak_rss_mb():.0f} MB"),
+        ]
+        before = len(sb.requests)
+        wall, _, inc = run(["sync", "incremental"], env)
+        rows += [
+            (f"{scale}: no-change incremental wall", f"{wall:.2f} s"),
+            (f"{scale}: no-change incremental requests", f"{len(sb.requests) - before}"),
+            (f"{scale}: no-change incremental changed", f"{inc['totals']['created'] + inc['totals']['updated']}"),
+        ]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="medium,large", help="comma-separated sandbox scales")
+    args = parser.parse_args()
+    rows: list[tuple[str, str]] = []
+    for scale in args.scales.split(","):
+        rows += bench(scale.strip())
+        width = max(len(r[0]) for r in rows)
+        print("\n".join(f"{name:<{width}}  {value}" for name, value in rows[-8:]), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Helpers for end-to-end tests: run the real `stsync` CLI against the sandbox and compare the mirror
+with the sandbox's ground truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from stsync.sync.streams import STREAMS
+
+STSYNC = str(Path(sys.executable).with_name("stsync"))
+
+SANDBOX_CREDENTIALS = {
+    "STSYNC_SERVICETITAN__TENANT_ID": "1234567",
+    "STSYNC_SERVICETITAN__CLIENT_ID": "sandbox-client-id",
+    "STSYNC_SERVICETITAN__CLIENT_SECRET": "sandbox-client-secret",
+    "STSYNC_SERVICETITAN__APP_KEY": "sandbox-app-key",
+}
+
+
+def cli_env(sandbox_url: str, dsn: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STSYNC_")}
+    env.update(SANDBOX_CREDENTIALS)
+    env.update(
+        {
+            "STSYNC_DATABASE__URL": dsn,
+            "STSYNC_SERVICETITAN__API_BASE_URL": sandbox_url,
+            "STSYNC_SERVICETITAN__AUTH_URL": sandbox_url,
+            "STSYNC_RETRY_NO_WAIT": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], env: Mapping[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [STSYNC, *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def sync_json(args: list[str], env: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+    proc = run_cli(["sync", *args, "--json"], env)
+    try:
+        doc = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"no JSON summary (exit {proc.returncode}): {proc.stderr[-2000:]}") from None
+    return proc.returncode, doc
+
+
+def _resource_rows(conn: psycopg.Connection[Any], table: str, where: str = "") -> dict[str, tuple[Any, bool]]:
+    key = "entity || ':' || st_id" if table == "st_custom_field_types" else "st_id::text"
+    rows = conn.execute(f"SELECT {key}, full_data, active FROM servicetitan.{table} {where}").fetchall()  # noqa: S608
+    return {k: (d, a) for k, d, a in rows}
+
+
+def mirror_differences(conn: psycopg.Connection[Any], world: Mapping[str, Mapping[Any, Any]]) -> list[str]:
+    """Every way the mirror differs from the sandbox's ground truth (empty when equal)."""
+    problems: list[str] = []
+    tables = {s.name: s.table for s in STREAMS}
+    tables["custom_field_types"] = "st_custom_field_types"
+    for resource, records in world.items():
+        if resource not in tables:
+            continue
+        expected = {str(k): v for k, v in records.items()}
+        actual = _resource_rows(conn, tables[resource])
+        missing = expected.keys() - actual.keys()
+        extra = actual.keys() - expected.keys()
+        if missing:
+            problems.append(f"{resource}: {len(missing)} missing, e.g. {sorted(missing)[:3]}")
+        if extra:
+            problems.append(f"{resource}: {len(extra)} not in the sandbox, e.g. {sorted(extra)[:3]}")
+        wrong = [k for k in expected.keys() & actual.keys() if actual[k][0] != expected[k]]
+        if wrong:
+            problems.append(f"{resource}: {len(wrong)} with different full_data, e.g. {sorted(wrong)[:3]}")
+        bad_active = [
+            k for k in expected.keys() & actual.keys() if actual[k][1] != expected[k].get("active", True)
+        ]
+        if bad_active:
+            problems.append(f"{resource}: {len(bad_active)} with wrong active, e.g. {sorted(bad_active)[:3]}")
+    if "estimates" in world:
+        # Items mirror their estimate's embedded items; an item is active when its estimate is, and an
+        # item that left its estimate stays in the table, inactive.
+        items = {
+            str(item["id"]): (item, est.get("active", True))
+            for est in world["estimates"].values()
+            for item in (est.get("items") or [])
+        }
+        actual = _resource_rows(conn, "st_estimate_items")
+        missing = items.keys() - actual.keys()
+        if missing:
+            problems.append(f"estimate items: {len(missing)} missing, e.g. {sorted(missing)[:3]}")
+        wrong = [k for k in items.keys() & actual.keys() if actual[k] != items[k]]
+        if wrong:
+            problems.append(f"estimate items: {len(wrong)} with different full_data or active, e.g. {wrong[:3]}")
+        stale = [k for k in actual.keys() - items.keys() if actual[k][1]]
+        if stale:
+            problems.append(f"estimate items: {len(stale)} no longer embedded but still active")
+    return problems

@@ -1,0 +1,115 @@
+"""The page merge against a real PostgreSQL: counts from the statement, quarantine, repeats, items."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+import psycopg
+
+from stsync.db.repository import StreamRepository
+from stsync.sync.streams import STREAMS_BY_NAME
+
+
+def _page(records: list[dict[str, Any]], token: str = "t1") -> bytes:
+    return orjson.dumps({"hasMore": False, "continueFrom": token, "data": records})
+
+
+def _write(dsn: str, stream: str, *bodies: bytes) -> list[Any]:
+    async def go() -> list[Any]:
+        repo = await StreamRepository.open(dsn, STREAMS_BY_NAME[stream])
+        try:
+            log_id = await repo.start_log(uuid.uuid4(), "full")
+            return [await repo.write_page(b, log_id, {"continue_from": "t", "high_water": None}) for b in bodies]
+        finally:
+            await repo.close()
+
+    return asyncio.run(go())
+
+
+def _job(i: int, **fields: Any) -> dict[str, Any]:
+    return {"id": i, "jobNumber": str(i), "customerId": 10 + i, "locationId": 20 + i, "jobStatus": "Scheduled",
+            "businessUnitId": 1314, "active": True, "total": 12.5,
+            "createdOn": "2026-01-02T03:04:05.1234567Z", "modifiedOn": "2026-01-03T00:00:00", **fields}
+
+
+def test_counts_come_from_the_merge(db_dsn: str) -> None:
+    """Created, updated and unchanged are counted by the statement itself, page by page."""
+    first = _page([_job(1), _job(2), _job(3)])
+    second = _page([_job(1), _job(2, jobStatus="Completed"), _job(4)])
+    c1, c2 = _write(db_dsn, "jobs", first, second)
+    assert (c1.created, c1.updated, c1.unchanged) == (3, 0, 0)
+    assert (c2.created, c2.updated, c2.unchanged) == (1, 1, 1)
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute("SELECT job_status, total, st_created_on::text FROM servicetitan.st_jobs WHERE st_id = 2").fetchone()
+        assert row == ("Completed", 12.5, "2026-01-02 03:04:05.123457+00")
+        log = conn.execute(
+            "SELECT records_fetched, records_created, records_updated, records_unchanged, pages "
+            "FROM servicetitan.st_sync_log"
+        ).fetchone()
+        assert log == (6, 4, 1, 1, 2)
+
+
+def test_repeated_rows_in_a_page_keep_the_last(db_dsn: str) -> None:
+    """Export feeds may repeat a record; the last occurrence wins and nothing fails."""
+    (counts,) = _write(db_dsn, "jobs", _page([_job(1), _job(1, jobStatus="Hold")]))
+    assert counts.created == 1
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SELECT job_status FROM servicetitan.st_jobs").fetchall() == [("Hold",)]
+
+
+def test_malformed_records_go_to_quarantine(db_dsn: str) -> None:
+    """A wrong type or a missing id quarantines that record with its payload; the rest is mirrored."""
+    bad_type = _job(2, customerId="not-a-number")
+    no_id = {k: v for k, v in _job(3).items() if k != "id"}
+    (counts,) = _write(db_dsn, "jobs", _page([_job(1), bad_type, no_id]))
+    assert (counts.created, counts.quarantined) == (1, 2)
+    with psycopg.connect(db_dsn) as conn:
+        rows = conn.execute(
+            "SELECT st_id, reason, payload FROM servicetitan.st_sync_quarantine ORDER BY st_id NULLS LAST"
+        ).fetchall()
+    assert rows[0][0] == 2 and rows[0][1] == "customerId: expected bigint, got string"
+    assert rows[0][2] == bad_type
+    assert rows[1][0] is None and rows[1][1].startswith("id:")
+
+
+def test_quarantine_resolves_when_the_record_arrives_valid(db_dsn: str) -> None:
+    _write(db_dsn, "jobs", _page([_job(5, total="abc")]), _page([_job(5)]))
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute(
+            "SELECT resolved_at IS NOT NULL FROM servicetitan.st_sync_quarantine WHERE st_id = 5"
+        ).fetchone() == (True,)
+        assert conn.execute("SELECT count(*) FROM servicetitan.st_jobs").fetchone() == (1,)
+
+
+def test_money_strings_and_estimate_items(db_dsn: str) -> None:
+    """Accounting money arrives as strings; estimate items are mirrored and deactivated, never deleted."""
+    est = {"id": 7, "jobId": 1, "status": {"value": 1, "name": "Open"}, "subtotal": 100, "tax": 8.25,
+           "active": True, "createdOn": "2026-01-01T00:00:00Z", "modifiedOn": "2026-01-01T00:00:00Z",
+           "items": [{"id": 70, "qty": 1, "total": 60, "sku": {"id": 5, "name": "Pump"}},
+                     {"id": 71, "qty": 2, "total": 40, "sku": {"id": 6, "name": "Filter"}}]}
+    later = {**est, "modifiedOn": "2026-01-02T00:00:00Z", "status": {"value": 2, "name": "Sold"},
+             "items": [est["items"][0]]}
+    _write(db_dsn, "estimates", _page([est]), _page([later]))
+    with psycopg.connect(db_dsn) as conn:
+        items = conn.execute(
+            "SELECT st_id, estimate_id, sku_name, active FROM servicetitan.st_estimate_items ORDER BY st_id"
+        ).fetchall()
+        assert items == [(70, 7, "Pump", True), (71, 7, "Filter", False)]
+        assert conn.execute("SELECT status, status_value FROM servicetitan.st_estimates").fetchone() == ("Sold", 2)
+    invoice = {"id": 9, "total": "123.40", "balance": " 23.40 ", "subTotal": "", "active": False,
+               "customer": {"id": 3, "name": "Ann"}, "createdOn": "2026-01-01T00:00:00Z",
+               "modifiedOn": "2026-01-01T00:00:00Z"}
+    _write(db_dsn, "invoices", _page([invoice]))
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute(
+            "SELECT total::text, balance::text, sub_total, customer_id, active FROM servicetitan.st_invoices"
+        ).fetchone()
+    assert row == ("123.40", "23.40", None, 3, False)
+
+
+def test_nul_characters_do_not_break_a_page(db_dsn: str) -> None:
+    (counts,) = _write(db_dsn, "jobs", _page([_job(1, summary="bad\u0000text")]))
+    assert counts.created == 1

@@ -1,0 +1,36 @@
+"""The declarative stream list and the SQL migrations describe the same tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stsync.sync.streams import STREAMS
+
+
+def _columns(conn: Any, table: str) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'servicetitan' AND table_name = %s",
+        (table,),
+    ).fetchall()
+    return dict(rows)
+
+
+ALIASES = {"timestamp with time zone": "timestamptz"}
+
+
+def test_every_declared_column_exists_with_its_type(postgresql: Any) -> None:
+    """A column declared in streams.py but missing or differently typed in sql/ fails here."""
+    for stream in STREAMS:
+        tables = [(stream.table, stream.columns)] + [(c.table, c.columns) for c in stream.children]
+        for table, columns in tables:
+            actual = _columns(postgresql, table)
+            assert actual, f"table servicetitan.{table} is missing"
+            for standard in ("st_id", "full_data", "active", "st_created_on", "st_modified_on",
+                             "first_synced_at", "last_synced_at"):
+                assert standard in actual, f"{table}.{standard} is missing"
+            for column in columns:
+                assert column.name in actual, f"{table}.{column.name} is missing"
+                assert ALIASES.get(actual[column.name], actual[column.name]) == column.type.value, (
+                    f"{table}.{column.name} is {actual[column.name]}, declared {column.type.value}"
+                )
