@@ -57,5 +57,6 @@ def check(
         print("config: ok")
         for c in checks:
             print(f"{c.name}: {'ok' if c.ok else 'failed'}: {c.detail}")
-    failed = next((c for c in checks if c.error is not None), None)
-    raise typer.Exit(int(failed.error.exit_code) if failed and failed.error else 0)
+    # Something a person must fix (config, refused credentials: 78) outranks "try again later" (69).
+    codes = [int(c.error.exit_code) for c in checks if c.error is not None]
+    raise typer.Exit(max(codes, default=0))

@@ -110,7 +110,9 @@ def connect(dsn: str, connect_timeout: float = 10) -> psycopg.Connection[Any]:
         raise DatabaseUnavailable("database.url is not a valid PostgreSQL URL") from None
     except psycopg.Error as exc:
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-        reason = lines[-1] if lines else type(exc).__name__
+        # libpq: 'connection failed: connection to server at "h", port 5432 failed: <reason>'
+        reason = re.sub(r"^(connection failed: )?connection to server .*? failed: ", "", lines[0]) if lines else ""
+        reason = reason.replace("FATAL:  ", "") or type(exc).__name__
         # libpq messages carry host and user, never the password; strip any URL anyway.
         reason = re.sub(r"postgres(?:ql)?://\S+", "<url>", reason)
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {_where(dsn)}: {reason}") from None
