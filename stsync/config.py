@@ -1,8 +1,9 @@
 """The configuration: one frozen pydantic object from a YAML file plus ``STSYNC_<SECTION>__<KEY>`` overrides.
 
 Precedence, lowest first: defaults, the YAML file (``--config`` or ``$STSYNC_CONFIG``), systemd credentials
-(``$CREDENTIALS_DIRECTORY/<section>.<key>``, secrets only), environment variables. A secret ``<key>`` may
-instead be given as ``<key>_file`` (a path to a file holding it) in YAML or as ``STSYNC_<SECTION>__<KEY>_FILE``.
+(``$CREDENTIALS_DIRECTORY/<section>.<key>``, secrets only), environment variables. A secret ``<key>``
+may instead be given as ``<key>_file`` (a path to a file holding it) in YAML or as
+``STSYNC_<SECTION>__<KEY>_FILE``.
 
 Every error is one line naming the key and where it came from; values of secrets never appear in
 errors, reprs or ``config show``.
@@ -38,24 +39,24 @@ class _Section(BaseModel):
 
 class DatabaseConfig(_Section):
     url: SecretStr | None = None  # libpq URL or key=value string; may carry a password
-    connect_timeout: float = Field(10, gt=0, le=300)
+    connect_timeout: float = Field(default=10, gt=0, le=300)
 
 
 class ServiceTitanConfig(_Section):
     environment: Literal["production", "integration"] = "production"
     api_base_url: str | None = None  # overrides the environment's API host (e.g. the sandbox)
     auth_url: str | None = None  # overrides the environment's auth host; the client appends /connect/token
-    tenant_id: int | None = Field(None, gt=0)
+    tenant_id: int | None = Field(default=None, gt=0)
     client_id: str | None = None
     client_secret: SecretStr | None = None
     app_key: SecretStr | None = None
-    requests_per_second: float = Field(50, gt=0, le=60)
-    page_size: int = Field(5000, ge=1, le=5000)
-    timeout_seconds: float = Field(100, gt=0)
+    requests_per_second: float = Field(default=50, gt=0, le=60)
+    page_size: int = Field(default=5000, ge=1, le=5000)
+    timeout_seconds: float = Field(default=100, gt=0)
     include_recent_changes: bool = False
-    max_concurrency: int = Field(4, ge=1, le=64)
-    retry_attempts: int = Field(8, ge=1, le=100)
-    retry_max_seconds: float = Field(300, gt=0)
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+    retry_attempts: int = Field(default=8, ge=1, le=100)
+    retry_max_seconds: float = Field(default=300, gt=0)
 
     @field_validator("api_base_url", "auth_url")
     @classmethod
@@ -71,7 +72,7 @@ class ServiceTitanConfig(_Section):
         return self.api_base_url or HOSTS[self.environment][0]
 
     def auth_base(self) -> str:
-        """Base URL of the ServiceTitan identity server; the token endpoint is ``{auth_base}/connect/token``."""
+        """Base URL of the identity server; the token endpoint is ``{auth_base}/connect/token``."""
         return self.auth_url or HOSTS[self.environment][1]
 
 
@@ -90,10 +91,10 @@ class LoggingConfig(_Section):
 
 
 class Config(_Section):
-    database: DatabaseConfig = DatabaseConfig()
-    servicetitan: ServiceTitanConfig = ServiceTitanConfig()
-    sync: SyncConfig = SyncConfig()
-    logging: LoggingConfig = LoggingConfig()
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    servicetitan: ServiceTitanConfig = Field(default_factory=ServiceTitanConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -125,7 +126,7 @@ class _Layer:
         self.sources[key] = source
 
 
-def _resolve_key(section: str, key: str, where: str, layer: _Layer, value: Any, source: str) -> None:
+def _resolve_key(section: str, key: str, value: Any, *, where: str, source: str, layer: _Layer) -> None:
     """Place one raw key (possibly ``<secret>_file``) into the layer, or fail naming it."""
     dotted = f"{section}.{key}"
     if section not in SECTIONS:
@@ -180,7 +181,7 @@ def _yaml_layer(path: Path) -> _Layer:
         if not isinstance(body, dict):
             raise _fail(f"'{section}' in {path} must be a mapping of keys")
         for key, value in body.items():
-            _resolve_key(str(section), str(key), str(path), layer, value, f"file {path}")
+            _resolve_key(str(section), str(key), value, where=str(path), source=f"file {path}", layer=layer)
     return layer
 
 
@@ -206,7 +207,9 @@ def _env_layer(env: Mapping[str, str]) -> _Layer:
         value: Any = env[name]
         if section in SECTIONS and key == "streams_exclude":
             value = [s.strip() for s in str(value).split(",") if s.strip()]
-        _resolve_key(section, key, f"environment variable {name}", layer, value, f"env {name}")
+        _resolve_key(
+            section, key, value, where=f"environment variable {name}", source=f"env {name}", layer=layer
+        )
     return layer
 
 
@@ -268,10 +271,10 @@ def mask_url(url: str) -> str:
 def effective_values(config: Config) -> dict[str, dict[str, Any]]:
     """Every key's value as plain data, secrets masked (for `config show`)."""
     out: dict[str, dict[str, Any]] = {}
-    for section in SECTIONS:
+    for section, model_type in SECTIONS.items():
         values: dict[str, Any] = {}
         model = getattr(config, section)
-        for key in SECTIONS[section].model_fields:
+        for key in model_type.model_fields:
             value = getattr(model, key)
             if isinstance(value, SecretStr):
                 value = mask_url(value.get_secret_value()) if f"{section}.{key}" == "database.url" else MASK

@@ -53,7 +53,9 @@ def test_integration_environment_and_url_overrides(tmp_path: Path) -> None:
     config = load_config(None, env={"STSYNC_SERVICETITAN__ENVIRONMENT": "integration"})
     assert config.servicetitan.api_base() == "https://api-integration.servicetitan.io"
     assert config.servicetitan.auth_base() == "https://auth-integration.servicetitan.io"
-    path = _yaml(tmp_path, "servicetitan:\n  api_base_url: http://127.0.0.1:8765/\n  auth_url: http://127.0.0.1:8765\n")
+    path = _yaml(
+        tmp_path, "servicetitan:\n  api_base_url: http://127.0.0.1:8765/\n  auth_url: http://127.0.0.1:8765\n"
+    )
     config = load_config(path, env={})
     assert config.servicetitan.api_base() == "http://127.0.0.1:8765"
     assert config.servicetitan.auth_base() == "http://127.0.0.1:8765"
@@ -71,7 +73,9 @@ def test_unknown_key_in_yaml_is_named_with_the_file(tmp_path: Path) -> None:
 
 def test_unknown_key_in_environment_is_named() -> None:
     """A misspelt STSYNC_<SECTION>__<KEY> variable is an error naming the key and the variable."""
-    with pytest.raises(ConfigError, match=r"unknown key 'database\.uri' in environment variable STSYNC_DATABASE__URI"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'database\.uri' in environment variable STSYNC_DATABASE__URI"
+    ):
         load_config(None, env={"STSYNC_DATABASE__URI": "postgresql://x"})
     with pytest.raises(ConfigError, match="unknown section 'databse'"):
         load_config(None, env={"STSYNC_DATABSE__URL": "postgresql://x"})
@@ -105,10 +109,16 @@ def test_config_path_from_stsync_config(tmp_path: Path) -> None:
     ("env", "expected"),
     [
         ({"STSYNC_SERVICETITAN__PAGE_SIZE": "6000"}, "bad value for 'servicetitan.page_size'"),
-        ({"STSYNC_SERVICETITAN__REQUESTS_PER_SECOND": "0"}, "bad value for 'servicetitan.requests_per_second'"),
+        (
+            {"STSYNC_SERVICETITAN__REQUESTS_PER_SECOND": "0"},
+            "bad value for 'servicetitan.requests_per_second'",
+        ),
         ({"STSYNC_SERVICETITAN__TENANT_ID": "abc"}, "bad value for 'servicetitan.tenant_id'"),
         ({"STSYNC_SERVICETITAN__ENVIRONMENT": "staging"}, "bad value for 'servicetitan.environment'"),
-        ({"STSYNC_SERVICETITAN__API_BASE_URL": "127.0.0.1:8765"}, "bad value for 'servicetitan.api_base_url'"),
+        (
+            {"STSYNC_SERVICETITAN__API_BASE_URL": "127.0.0.1:8765"},
+            "bad value for 'servicetitan.api_base_url'",
+        ),
         ({"STSYNC_LOGGING__FORMAT": "xml"}, "bad value for 'logging.format'"),
     ],
 )
@@ -147,7 +157,7 @@ def test_secret_and_secret_file_together_is_an_error(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret"
     secret_file.write_text(SECRET)
     path = _yaml(tmp_path, f"servicetitan:\n  app_key: x\n  app_key_file: {secret_file}\n")
-    with pytest.raises(ConfigError, match="both 'servicetitan.app_key' and 'servicetitan.app_key_file'"):
+    with pytest.raises(ConfigError, match=r"both 'servicetitan\.app_key' and 'servicetitan\.app_key_file'"):
         load_config(path, env={})
 
 
@@ -167,7 +177,9 @@ def test_secrets_from_systemd_credentials_directory(tmp_path: Path) -> None:
     assert sources["servicetitan.client_secret"] == "credential servicetitan.client_secret"
     assert config.database.url is not None
     assert config.database.url.get_secret_value() == "postgresql://u:pw@db/stsync"
-    config = load_config(None, env={"CREDENTIALS_DIRECTORY": str(tmp_path), "STSYNC_DATABASE__URL": "postgresql://x"})
+    config = load_config(
+        None, env={"CREDENTIALS_DIRECTORY": str(tmp_path), "STSYNC_DATABASE__URL": "postgresql://x"}
+    )
     assert config.database.url is not None
     assert config.database.url.get_secret_value() == "postgresql://x"
 
@@ -186,7 +198,10 @@ def test_config_is_frozen_and_repr_hides_secrets() -> None:
     [
         ("postgresql://u:pw@h:5432/db", "postgresql://u:********@h:5432/db"),
         ("postgresql://u@h/db", "postgresql://u@h/db"),
-        ("postgresql://h/db?password=pw&sslmode=require", "postgresql://h/db?password=********&sslmode=require"),
+        (
+            "postgresql://h/db?password=pw&sslmode=require",
+            "postgresql://h/db?password=********&sslmode=require",
+        ),
         ("host=h user=u password=pw dbname=d", "host=h user=u password=******** dbname=d"),
         ("host=h password='p w' dbname=d", "host=h password=******** dbname=d"),
     ],
@@ -221,10 +236,17 @@ def test_cli_unknown_key_exits_78(tmp_path: Path) -> None:
     path = _yaml(tmp_path, "servicetitan:\n  client_secrte: x\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("STSYNC_")}
     proc = subprocess.run(
-        [STSYNC, "--config", str(path), "config", "show"], env=env, capture_output=True, text=True, check=False
+        [STSYNC, "--config", str(path), "config", "show"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 78
-    assert proc.stderr.strip() == f"stsync: error: config error: unknown key 'servicetitan.client_secrte' in {path}"
+    assert (
+        proc.stderr.strip()
+        == f"stsync: error: config error: unknown key 'servicetitan.client_secrte' in {path}"
+    )
 
 
 @pytest.fixture
@@ -254,8 +276,11 @@ def _check_env(sandbox: Any, dsn: str, secret: str) -> dict[str, str]:
 def test_check_passes_against_database_and_sandbox(sandbox: Any, pg_server: Any) -> None:
     """`config check` connects to PostgreSQL and gets a token from the sandbox: exit 0."""
     proc = subprocess.run(
-        [STSYNC, "config", "check"], env=_check_env(sandbox, pg_server.dsn, "sandbox-client-secret"),
-        capture_output=True, text=True, check=False,
+        [STSYNC, "config", "check"],
+        env=_check_env(sandbox, pg_server.dsn, "sandbox-client-secret"),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "database: ok" in proc.stdout
@@ -266,8 +291,11 @@ def test_check_refused_credentials_exit_78(sandbox: Any, pg_server: Any) -> None
     """Wrong client secret: the token check fails with exit 78 and the secret is not printed."""
     wrong = "wrong-" + SECRET
     proc = subprocess.run(
-        [STSYNC, "config", "check"], env=_check_env(sandbox, pg_server.dsn, wrong),
-        capture_output=True, text=True, check=False,
+        [STSYNC, "config", "check"],
+        env=_check_env(sandbox, pg_server.dsn, wrong),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 78
     assert "database: ok" in proc.stdout
@@ -288,7 +316,9 @@ def test_check_unreachable_services_exit_69() -> None:
     }
     result = runner.invoke(app, ["config", "check"], env=env)
     assert result.exit_code == 69, result.output
-    assert "database: failed: cannot connect to PostgreSQL at 127.0.0.1:1: Connection refused" in result.output
+    assert (
+        "database: failed: cannot connect to PostgreSQL at 127.0.0.1:1: Connection refused" in result.output
+    )
     assert "servicetitan token: failed: cannot reach http://127.0.0.1:1/connect/token" in result.output
     assert SECRET not in result.output
 
@@ -296,8 +326,11 @@ def test_check_unreachable_services_exit_69() -> None:
 def test_check_missing_secret_names_it_and_its_sources() -> None:
     """A missing secret is reported with every place it may come from; exit 78."""
     runner = CliRunner()
-    env = {"STSYNC_SERVICETITAN__CLIENT_ID": "id", "STSYNC_DATABASE__URL": "postgresql://127.0.0.1:1/x",
-           "STSYNC_DATABASE__CONNECT_TIMEOUT": "1"}
+    env = {
+        "STSYNC_SERVICETITAN__CLIENT_ID": "id",
+        "STSYNC_DATABASE__URL": "postgresql://127.0.0.1:1/x",
+        "STSYNC_DATABASE__CONNECT_TIMEOUT": "1",
+    }
     result = runner.invoke(app, ["config", "check"], env=env)
     assert result.exit_code == 78, result.output
     assert "missing secret 'servicetitan.client_secret'" in result.output

@@ -32,10 +32,10 @@ def show(
 
     config, origin = explain_config(STATE.config_path)
     for section, values in effective_values(config).items():
-        print(f"{section}:")
+        typer.echo(f"{section}:")
         for key, value in values.items():
             comment = f"  # {origin.get(f'{section}.{key}', 'default')}" if sources else ""
-            print(f"  {key}: {_scalar(value)}{comment}")
+            typer.echo(f"  {key}: {_scalar(value)}{comment}")
 
 
 @app.command("check")
@@ -52,11 +52,11 @@ def check(
     checks = check_config(config)
     if json_out:
         doc = [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
-        print(json.dumps({"config": "ok", "checks": doc}, indent=2))
+        typer.echo(json.dumps({"config": "ok", "checks": doc}, indent=2))
     else:
-        print("config: ok")
+        typer.echo("config: ok")
         for c in checks:
-            print(f"{c.name}: {'ok' if c.ok else 'failed'}: {c.detail}")
+            typer.echo(f"{c.name}: {'ok' if c.ok else 'failed'}: {c.detail}")
     # Something a person must fix (config, refused credentials: 78) outranks "try again later" (69).
     codes = [int(c.error.exit_code) for c in checks if c.error is not None]
     raise typer.Exit(max(codes, default=0))

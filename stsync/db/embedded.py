@@ -10,7 +10,6 @@ PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import pwd
 import re
@@ -43,8 +42,8 @@ def _has_server(bindir: Path) -> bool:
     return (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file()
 
 
-def _version_key(path: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", path)) or (0,)
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", str(path))) or (0,)
 
 
 def find_bindir() -> Path:
@@ -54,7 +53,9 @@ def find_bindir() -> Path:
         candidates.append(Path(env_dir))
     if pg_config := shutil.which("pg_config"):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10)
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
+            )
             candidates.append(Path(out.stdout.strip()))
     if initdb := shutil.which("initdb"):
         candidates += [Path(initdb).parent, Path(initdb).resolve().parent]
@@ -64,7 +65,9 @@ def find_bindir() -> Path:
         "/opt/homebrew/opt/postgresql@*/bin",
         "/usr/local/opt/postgresql@*/bin",
     ):
-        candidates += [Path(p) for p in sorted(glob.glob(pattern), key=_version_key, reverse=True)]
+        candidates += [
+            Path(p) for p in sorted(Path("/").glob(pattern.lstrip("/")), key=_version_key, reverse=True)
+        ]
     candidates += [Path("/usr/local/pgsql/bin"), Path("/opt/homebrew/bin"), Path("/usr/local/bin")]
     for bindir in candidates:
         if _has_server(bindir):
@@ -84,7 +87,15 @@ def _ensure_server_user() -> pwd.struct_passwd:
         return pwd.getpwnam(SERVER_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_USER],
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVER_USER,
+            ],
             check=True,
             capture_output=True,
         )
@@ -150,7 +161,13 @@ class EmbeddedPostgres:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = "C"
         proc = subprocess.run(
-            argv, cwd=self.base_dir, env=env, capture_output=True, text=True, check=False, timeout=START_TIMEOUT + 30
+            argv,
+            cwd=self.base_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=START_TIMEOUT + 30,
         )
         if proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
@@ -192,8 +209,16 @@ class EmbeddedPostgres:
         try:
             self._run(
                 self._argv(
-                    "initdb", "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
-                    "-E", "UTF8", "--locale=C", "--no-sync",
+                    "initdb",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.user,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
                 ),
                 "initdb",
             )
@@ -227,8 +252,17 @@ class EmbeddedPostgres:
         )
         self._run(
             self._argv(
-                "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options,
-                "-w", "-t", str(int(START_TIMEOUT)), "start",
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(START_TIMEOUT)),
+                "start",
             ),
             "pg_ctl start",
         )
@@ -253,7 +287,9 @@ class EmbeddedPostgres:
         """Stop the server (fast shutdown) and remove its files, unless ``keep`` was set."""
         if self.running and self._bindir is not None:
             with contextlib.suppress(DatabaseUnavailable, subprocess.SubprocessError):
-                self._run(self._argv("pg_ctl", "-D", str(self.data_dir), "stop", "-m", "fast", "-w"), "pg_ctl stop")
+                self._run(
+                    self._argv("pg_ctl", "-D", str(self.data_dir), "stop", "-m", "fast", "-w"), "pg_ctl stop"
+                )
             self.running = False
         if self.keep or self.base_dir == Path():
             return
