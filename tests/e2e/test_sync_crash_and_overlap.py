@@ -38,7 +38,7 @@ def _wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def medium_sandbox() -> Iterator[Any]:
-    with Sandbox.start(SandboxOptions(scale="medium", seed=3, export_batch_size=2000)) as sb:
+    with Sandbox.start(SandboxOptions(scale="medium", seed=3, export_batch_size=1000)) as sb:
         yield sb
 
 
@@ -78,7 +78,7 @@ def test_sigkill_during_full_sync_then_rerun_converges(medium_sandbox: Any, db_d
     sb = medium_sandbox
     env = cli_env(sb.url, db_dsn)
     committed: set[tuple[str, str | None]] = set()
-    for point in (12, 25, 40):  # successful export requests into each run
+    for point in (8, 15, 22):  # successful export requests into each run
         before = len(sb.requests)
         proc = subprocess.Popen([STSYNC, "sync", "full"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
@@ -86,6 +86,7 @@ def test_sigkill_during_full_sync_then_rerun_converges(medium_sandbox: Any, db_d
             lambda b=before, p=point: len(_export_requests(sb.requests[b:])) >= p or proc.poll() is not None,
             120, f"{point} export requests",
         )
+        assert proc.poll() is None, "the sync finished before the kill point"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         run = _export_requests(sb.requests[before:])

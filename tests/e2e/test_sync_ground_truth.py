@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
+from stsync.config import load_config
 from stsync.sandbox import Sandbox, SandboxOptions
+from stsync.sync.service import sync
 from tests.e2e.harness import cli_env, mirror_differences, sync_json
 
 
@@ -76,9 +79,9 @@ def test_faults_do_not_change_the_result(sandbox: Any, db_dsn: str) -> None:
         {
             "rules": [
                 {"kind": "latency", "ms": 5, "jitter_ms": 5},
-                {"kind": "rate_limit", "count": 6, "retry_after": 0},
-                {"kind": "rate_limit", "count": 3, "retry_after": None},
-                {"kind": "status", "status": 503, "count": 6},
+                {"kind": "rate_limit", "count": 6, "retry_after": 0, "path": "/v2/tenant/"},
+                {"kind": "rate_limit", "count": 3, "retry_after": None, "path": "/v2/tenant/"},
+                {"kind": "status", "status": 503, "count": 6, "path": "/v2/tenant/"},
                 {"kind": "drop", "count": 2, "path": "/export/"},
                 {"kind": "truncate", "count": 2, "path": "/export/"},
             ]
@@ -89,12 +92,38 @@ def test_faults_do_not_change_the_result(sandbox: Any, db_dsn: str) -> None:
     sandbox.faults.clear()
     sandbox.advance(minutes=60, changes=True)
     sandbox.advance(minutes=20, changes=False)
-    sandbox.faults.set({"invalidate_tokens": True, "rules": [{"kind": "status", "status": 502, "count": 3}]})
+    sandbox.faults.set({"rules": [{"kind": "status", "status": 502, "count": 3, "path": "/export/"}]})
     code, inc = sync_json(["incremental"], env)
     assert code == 0, inc
     _assert_mirror_equals_world(db_dsn, sandbox)
     statuses = [r["status"] for r in sandbox.requests]
-    assert 429 in statuses and 503 in statuses and 401 in statuses and 502 in statuses
+    assert 429 in statuses and 503 in statuses and 502 in statuses
+
+
+def test_token_revoked_mid_run(sandbox: Any, db_dsn: str) -> None:
+    """The sandbox revokes every token after the first committed page; the run re-authenticates once
+    and finishes with the same mirror."""
+
+    class RevokeAfterFirstPage:
+        fired = False
+
+        def stream_started(self, name: str) -> None:
+            pass
+
+        def page_written(self, name: str, result: Any) -> None:
+            if not self.fired:
+                self.fired = True
+                sandbox.faults.set({"invalidate_tokens": True})
+
+        def stream_finished(self, result: Any) -> None:
+            pass
+
+    config = load_config(None, env=cli_env(sandbox.url, db_dsn))
+    observer = RevokeAfterFirstPage()
+    result = asyncio.run(sync(config, "full", [], observer=observer))
+    assert observer.fired and result.exit_code == 0
+    assert 401 in [r["status"] for r in sandbox.requests]
+    _assert_mirror_equals_world(db_dsn, sandbox)
 
 
 def test_malformed_record_is_quarantined_and_run_is_partial(sandbox: Any, db_dsn: str) -> None:
