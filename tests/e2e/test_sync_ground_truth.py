@@ -152,3 +152,27 @@ def test_malformed_record_is_quarantined_and_run_is_partial(sandbox: Any, db_dsn
             "SELECT status, records_quarantined FROM servicetitan.st_sync_log WHERE stream = 'jobs'"
         ).fetchone()
         assert logged == ("partial", 1)
+
+
+def test_sync_log_counts_match_what_the_sandbox_changed(sandbox: Any, db_dsn: str) -> None:
+    """Created and updated per stream in st_sync_log equal the sandbox's own account of its changes."""
+    env = cli_env(sandbox.url, db_dsn)
+    assert sync_json(["full"], env)[0] == 0
+    changes = sandbox.advance(minutes=180, changes=True)
+    sandbox.advance(minutes=20, changes=False)
+    code, inc = sync_json(["incremental"], env)
+    assert code == 0
+    with psycopg.connect(db_dsn) as conn:
+        logged = {
+            stream: (created, updated, unchanged)
+            for stream, created, updated, unchanged in conn.execute(
+                "SELECT stream, records_created, records_updated, records_unchanged FROM servicetitan.st_sync_log "
+                "WHERE run_id = %s",
+                (inc["run_id"],),
+            )
+        }
+    for stream, (created, updated, _unchanged) in logged.items():
+        new = set(changes["created"].get(stream, []))
+        changed = set(changes["updated"].get(stream, [])) - new
+        assert (stream, created, updated) == (stream, len(new), len(changed))
+    assert sum(c for c, _, _ in logged.values()) > 0 and sum(u for _, u, _ in logged.values()) > 0
