@@ -38,6 +38,12 @@ class StsyncError(Exception):
 # --- fatal: a person has to fix something -------------------------------------------------
 
 
+class UsageError(StsyncError):
+    """The command line asks for something that does not exist (an unknown stream name)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class ConfigError(StsyncError):
     """The configuration is invalid: unknown key, bad value, missing secret."""
 

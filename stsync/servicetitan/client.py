@@ -123,6 +123,10 @@ class ServiceTitanClient:
                 raise ApiUnavailable(f"ServiceTitan auth at {url} sent no access_token") from None
             return self._token
 
+    async def authenticate(self) -> None:
+        """Get a token now, so refused credentials or an unreachable API fail the run at once."""
+        await self._access_token()
+
     async def _invalidate_token(self, token: str) -> None:
         async with self._token_lock:
             if self._token == token:

@@ -121,6 +121,7 @@ async def run_sync(
     result = RunResult(uuid.uuid4(), options.sync_type, options.dry_run)
     started = time.monotonic()
     async with RunLock(options.dsn, options.tenant_id, options.connect_timeout) as lock:
+        await client.authenticate()
         generation = await _full_generation(lock, options, result.run_id)
         gate = asyncio.Semaphore(options.max_concurrency)
         tasks: dict[str, asyncio.Task[StreamResult]] = {}

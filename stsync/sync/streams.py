@@ -303,7 +303,7 @@ REFERENCE_STREAMS = tuple(s.name for s in STREAMS if s.group == _REFERENCE)
 
 def select_streams(names: list[str]) -> list[Stream]:
     """Resolve stream names (or the alias ``reference``, or ``custom_field_types``) to streams, in order."""
-    from stsync.errors import ConfigError  # noqa: PLC0415 - keep this module import-light
+    from stsync.errors import UsageError  # noqa: PLC0415 - keep this module import-light
 
     wanted: set[str] = set()
     for name in names:
@@ -315,5 +315,5 @@ def select_streams(names: list[str]) -> list[Stream]:
             wanted.add(name)
         else:
             known = ", ".join(["reference", "custom_field_types", *STREAMS_BY_NAME])
-            raise ConfigError(f"unknown stream '{name}' (known: {known})")
+            raise UsageError(f"unknown stream '{name}' (known: {known})")
     return [s for s in STREAMS if s.name in wanted]
