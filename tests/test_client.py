@@ -53,7 +53,7 @@ def test_sends_bearer_and_app_key_and_form_credentials() -> None:
     token = _token_route(respx.mock)
     api = respx.get(EXPORT).mock(return_value=httpx.Response(200, json=PAGE))
     page = _export(_client(), "tok-1")
-    assert page.count == 1 and page.continue_from == "tok-2" and not page.has_more
+    assert page.continue_from == "tok-2" and not page.has_more and page.body.count(b"\"id\"") == 1
     sent = api.calls.last.request
     assert sent.headers["Authorization"] == "Bearer A"
     assert sent.headers["ST-App-Key"] == "app-key-value"
@@ -66,7 +66,7 @@ def test_sends_bearer_and_app_key_and_form_credentials() -> None:
 def test_401_refreshes_the_token_once() -> None:
     token = _token_route(respx.mock)
     respx.get(EXPORT).mock(side_effect=[httpx.Response(401), httpx.Response(200, json=PAGE)])
-    assert _export(_client()).count == 1
+    assert _export(_client()).continue_from == "tok-2"
     assert token.call_count == 2
 
 
@@ -90,7 +90,7 @@ def test_retries_429_5xx_resets_and_truncated_json() -> None:
             httpx.Response(200, json=PAGE),
         ]
     )
-    assert _export(_client(attempts=6)).count == 1
+    assert _export(_client(attempts=6)).continue_from == "tok-2"
     assert route.call_count == 5
 
 
@@ -123,3 +123,16 @@ def test_retry_after_parsing() -> None:
     assert retry.parse_retry_after("3") == 3.0
     assert retry.parse_retry_after(None) is None
     assert retry.parse_retry_after("garbage") is None
+
+
+def test_envelope_is_read_without_parsing_records() -> None:
+    """hasMore/continueFrom come from outside the data array, whichever side of it they stand."""
+    from stsync.servicetitan.client import read_envelope
+
+    after = b'{"data": [{"id": 1, "note": "\\"hasMore\\": true"}], "hasMore": true, "continueFrom": "abc"}'
+    before = b'{"hasMore": false, "continueFrom": null, "data": [{"hasMore": true}]}'
+    assert read_envelope(after) == (True, "abc")
+    assert read_envelope(before) == (False, None)
+    assert read_envelope(b'{"page": 1, "hasMore": false, "data": []}') == (False, None)
+    # A record that itself carries the keys, with the envelope on the same side: fall back to parsing.
+    assert read_envelope(b'{"hasMore": true, "data": [], "x": {"hasMore": false}}') is None

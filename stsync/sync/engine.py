@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import orjson
+
 from stsync.db.repository import PageCounts, RunLock, StreamRepository, later
 from stsync.errors import ExitCode, StsyncError, exit_code_for
 from stsync.servicetitan.client import ContinuationRejected, Page, ServiceTitanClient
@@ -256,7 +258,8 @@ async def _write(
     stream: Stream,
 ) -> PageCounts:
     if log_id is None:  # dry run: count, write nothing
-        counts = PageCounts(page.count, 0, 0, 0, 0, None)
+        count = page.count if page.count >= 0 else len(orjson.loads(page.body)["data"])
+        counts = PageCounts(count, 0, 0, 0, 0, None)
     else:
         counts = await repo.write_page(page.body, log_id, checkpoint)
     result.add(counts)
