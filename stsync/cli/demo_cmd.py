@@ -39,7 +39,8 @@ def demo(
     if scale not in ("small", "medium", "large"):
         raise typer.BadParameter("choose small, medium or large", param_hint="--scale")
     setup_logs("WARNING", "text", STATE.debug)
-    console = Console()
+    # Wide enough for the table when piped (Rich assumes 80 columns without a terminal).
+    console = Console(width=None if sys.stdout.isatty() else 110)
     err = Console(stderr=True)
 
     result = run_demo(

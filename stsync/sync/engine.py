@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -134,6 +135,10 @@ async def run_sync(
                 _run_after(deps, gate, client, stream, options, observer, result.run_id, generation)
             )
         result.streams = list(await asyncio.gather(*tasks.values()))
+        jobs = next((s for s in result.streams if s.name == "jobs"), None)
+        if jobs is not None and jobs.status in ("completed", "partial") and not options.dry_run:
+            # The seed's job sync kept its cursor under this key; tools that read it keep working.
+            await lock.write_state("", {"lastJobPull": datetime.now(UTC).isoformat()})
         if generation and all(s.status in ("completed", "partial", "skipped") for s in result.streams):
             await lock.write_state("full_run.", {"status": "done"})
     result.duration_ms = int((time.monotonic() - started) * 1000)

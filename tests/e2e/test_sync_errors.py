@@ -67,3 +67,28 @@ def test_unknown_stream_is_a_usage_error(sandbox: Any, db_dsn: str) -> None:
     proc = run_cli(["sync", "incremental", "customerz"], cli_env(sandbox.url, db_dsn))
     assert proc.returncode == 2
     assert "customerz" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_dry_run_writes_nothing(sandbox: Any, db_dsn: str) -> None:
+    """`--dry-run` fetches and counts but leaves every table, checkpoint and log empty."""
+    import json
+
+    import psycopg
+
+    proc = run_cli(["sync", "full", "--dry-run", "--json"], cli_env(sandbox.url, db_dsn))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["dry_run"] is True and summary["totals"]["fetched"] > 1000
+    with psycopg.connect(db_dsn) as conn:
+        for table in ("st_jobs", "st_customers", "sync_state", "st_sync_log", "st_sync_quarantine"):
+            assert conn.execute(f"SELECT count(*) FROM servicetitan.{table}").fetchone() == (0,), table
+
+
+def test_last_job_pull_is_recorded(sandbox: Any, db_dsn: str) -> None:
+    """The seed's job-sync cursor `lastJobPull` is kept in sync_state after the jobs stream completes."""
+    import psycopg
+
+    assert run_cli(["sync", "jobs"], cli_env(sandbox.url, db_dsn)).returncode == 0
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute("SELECT value FROM servicetitan.sync_state WHERE key = 'lastJobPull'").fetchone()
+    assert row is not None and row[0].startswith("20")
