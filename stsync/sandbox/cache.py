@@ -23,12 +23,24 @@ CHUNK = 5000
 _worker_world: World | None = None
 
 
-def _gen_chunk(seed: int, scale: str, res: str, lo: int, hi: int) -> list[bytes]:
+def _gen_chunk(seed: int, scale: str, res: str, c: int) -> dict[tuple[str, int], list[bytes]]:
+    """Bytes of chunk `c` of `res`; an invoice chunk also yields the two invoice-item chunks it embeds,
+    so those items are generated once instead of twice."""
     global _worker_world  # noqa: PLW0603 - one World per worker process, built on first use
     if _worker_world is None or _worker_world.seed != seed or _worker_world.scale != scale:
         _worker_world = World(seed, scale)
     w = _worker_world
-    return [orjson.dumps(w.base_record(res, i)) for i in range(lo, hi)]
+    lo, hi = c * CHUNK, min(w.n[res], (c + 1) * CHUNK)
+    if res != "invoices":
+        return {(res, c): [orjson.dumps(w.base_record(res, i)) for i in range(lo, hi)]}
+    items = [w.base_record("invoice_items", k) for k in range(2 * lo, 2 * hi)]
+    out = {("invoices", c): [orjson.dumps(w.base_invoice(i, items[2 * (i - lo): 2 * (i - lo) + 2]))
+                             for i in range(lo, hi)]}
+    raw = [orjson.dumps(it) for it in items]
+    # items 2*lo .. 2*hi-1 are exactly item chunks 2c and 2c+1 (there are two items per invoice)
+    for j, start in enumerate(range(0, len(raw), CHUNK)):
+        out[("invoice_items", 2 * c + j)] = raw[start:start + CHUNK]
+    return out
 
 
 class PrewarmCache:
@@ -66,32 +78,32 @@ class PrewarmCache:
         order: list[tuple[str, int]] = []
         longest = max(-(-n // CHUNK) for n in self._n.values())
         for c in range(longest):
-            order += [(r, c) for r in BIG if c * CHUNK < self._n[r]]
+            # invoice-item chunks come with invoice chunks (see _gen_chunk)
+            order += [(r, c) for r in BIG if c * CHUNK < self._n[r] and r != "invoice_items"]
         ctx = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded server
         self._pool = cf.ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx)
         try:
-            pending: dict[cf.Future[list[bytes]], tuple[str, int]] = {}
+            pending: dict[cf.Future[dict[tuple[str, int], list[bytes]]], tuple[str, int]] = {}
             it = iter(order)
             for _ in range(self._workers * 2):
                 self._submit(it, pending)
             while pending and not self._stop.is_set():
                 done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 for fut in done:
-                    key = pending.pop(fut)
+                    pending.pop(fut)
                     if not fut.cancelled() and fut.exception() is None:
-                        self._chunks[key] = fut.result()
+                        self._chunks.update(fut.result())
                     self._submit(it, pending)
         except (RuntimeError, OSError, cf.BrokenExecutor):
             return  # interpreter shutting down or workers killed: inline generation still works
         finally:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _submit(self, it: Any, pending: dict[cf.Future[list[bytes]], tuple[str, int]]) -> None:
+    def _submit(self, it: Any, pending: dict[cf.Future[dict[tuple[str, int], list[bytes]]], tuple[str, int]]) -> None:
         if self._stop.is_set() or self._pool is None:
             return
         nxt = next(it, None)
         if nxt is None:
             return
         res, c = nxt
-        lo, hi = c * CHUNK, min(self._n[res], (c + 1) * CHUNK)
-        pending[self._pool.submit(_gen_chunk, self.seed, self.scale, res, lo, hi)] = nxt
+        pending[self._pool.submit(_gen_chunk, self.seed, self.scale, res, c)] = nxt

@@ -293,21 +293,11 @@ class World:
             return g.invoice_item(rng_for(self._h(res, i)), id_, ID_BASE["invoices"] + inv, i % 2 + 1,
                                   self.job_bu(inv), created, modified, active, self.tech(res, i)[0])
         if res == "invoices":
-            items = [self.base_record("invoice_items", k) for k in (2 * i, 2 * i + 1)]
-            pays = _children(i, n["payments"], n["invoices"])
-            total = g.invoice_total(items) * 1.08
-            paid = total * sum(self.base_active("payments", p) for p in pays) / len(pays) if pays else 0.0
-            paid_on = self.base_modified("payments", pays[-1]) if pays and paid else None
-            loc = self.job_location(i)
-            c = self.loc_customer(loc)
-            cust = (ID_BASE["customers"] + c, self.customer_name(c))
-            return g.invoice(rng_for(self._h(res, i)), id_, ID_BASE["jobs"] + i, cust, ID_BASE["locations"] + loc,
-                             self.job_bu(i), created, modified, items, paid, paid_on, active)
+            return self.base_invoice(i, [self.base_record("invoice_items", k) for k in (2 * i, 2 * i + 1)])
         if res == "payments":
             inv = i * n["invoices"] // n[res]
             kids = _children(inv, n[res], n["invoices"])
-            items = [self.base_record("invoice_items", k) for k in (2 * inv, 2 * inv + 1)]
-            amount = round(g.invoice_total(items) * 1.08 / len(kids), 2)
+            amount = round((self.base_item_total(2 * inv) + self.base_item_total(2 * inv + 1)) * 1.08 / len(kids), 2)
             c = self.loc_customer(self.job_location(inv))
             cust = (ID_BASE["customers"] + c, self.customer_name(c))
             return g.payment(rng_for(self._h(res, i)), id_, cust, self.job_bu(inv), ID_BASE["invoices"] + inv,
@@ -317,6 +307,29 @@ class World:
             return g.installed_equipment(rng_for(self._h(res, i)), id_, ID_BASE["locations"] + loc,
                                          ID_BASE["customers"] + self.loc_customer(loc), created, modified, active)
         raise KeyError(res)
+
+    def base_invoice(self, i: int, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Base invoice `i` built around its (already generated) base items 2i and 2i+1."""
+        n = self.n
+        pays = _children(i, n["payments"], n["invoices"])
+        total = g.invoice_total(items) * 1.08
+        paid = total * sum(self.base_active("payments", p) for p in pays) / len(pays) if pays else 0.0
+        paid_on = self.base_modified("payments", pays[-1]) if pays and paid else None
+        loc = self.job_location(i)
+        c = self.loc_customer(loc)
+        cust = (ID_BASE["customers"] + c, self.customer_name(c))
+        return g.invoice(rng_for(self._h("invoices", i)), ID_BASE["invoices"] + i, ID_BASE["jobs"] + i, cust,
+                         ID_BASE["locations"] + loc, self.job_bu(i), self.base_created("invoices", i),
+                         self.base_modified("invoices", i), items, paid, paid_on, self.base_active("invoices", i))
+
+    def base_item_total(self, k: int) -> float:
+        """The `total` of base invoice item k (0 when inactive) without building the item: the same first
+        two draws g.invoice_item makes. Payments need only this."""
+        if not self.base_active("invoice_items", k):
+            return 0.0
+        r = rng_for(self._h("invoice_items", k))
+        price = r.choice(g.SKUS)[4]
+        return float(g.money(float(1 + r.randrange(0, 2)) * price))
 
     # --- current versions ---------------------------------------------------------------------------------------
 

@@ -91,3 +91,17 @@ def test_advance_makes_realistic_changes() -> None:
         for i in ids:
             assert s["from"] < d[res][i]["modifiedOn"] <= s["to"]
     assert any(c["mergedToId"] and c["modifiedOn"] > s["from"] for c in d["customers"].values())
+
+
+def test_prewarmed_bytes_equal_inline_bytes() -> None:
+    """The worker-built cache serves exactly the bytes inline generation would (small world: one chunk)."""
+    from stsync.sandbox.cache import _gen_chunk
+    from stsync.sandbox.world import BIG
+
+    w = World(9, "small")
+    for res in BIG:
+        if res == "invoice_items":
+            continue
+        chunks = _gen_chunk(9, "small", res, 0)
+        for (name, _c), raws in chunks.items():
+            assert raws == [w.raw(name, i) for i in range(w.n[name])], name
