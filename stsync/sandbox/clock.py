@@ -61,13 +61,17 @@ def _day(day: int) -> str:
     return s
 
 
+_HMS: list[str] = []
+
+
 def fmt(t: int) -> str:
-    """ServiceTitan's usual shape: 7 fractional digits and a Z."""
+    """ServiceTitan's usual shape: 7 fractional digits and a Z. Hot path of generation, hence the tables."""
     secs, frac = divmod(t, TICKS)
     day, sod = divmod(secs, 86400)
-    h, rem = divmod(sod, 3600)
-    m, s = divmod(rem, 60)
-    return f"{_day(day)}T{h:02d}:{m:02d}:{s:02d}.{frac:07d}Z"
+    if not _HMS:
+        _HMS.extend(f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60))
+    d = _day_cache.get(day) or _day(day)
+    return f"{d}T{_HMS[sod]}.{frac:07d}Z"
 
 
 def fmt_naive_midnight(t: int) -> str:
