@@ -338,8 +338,16 @@ class App:
         start = (page - 1) * size
         ordered_by_index = sort_key == "Id" and name not in w._ref_ids and not desc and not q.get("ids")
         total: int | None = None
-        if ordered_by_index and not include_total:
-            chosen: list[int] = []
+        chosen: list[int]
+        unfiltered = active is None and not field_filters and all(v is None for v in bounds.values())
+        if ordered_by_index and unfiltered:
+            # Nothing to evaluate per record: the page is a slice of the index range.
+            n_all = len(cand)
+            chosen = list(cand[start:start + size])
+            more = start + size < n_all
+            total = n_all
+        elif ordered_by_index and not include_total:
+            chosen = []
             seen = 0
             for i in cand:
                 if keep(i):
