@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stsync.db.embedded import EmbeddedPostgres  # noqa: E402
-from stsync.db.migrations import migrate  # noqa: E402
-from stsync.sandbox import Sandbox, SandboxOptions  # noqa: E402
-from tests.e2e.harness import STSYNC, cli_env  # noqa: E402
+from stsync.db.embedded import EmbeddedPostgres
+from stsync.db.migrations import migrate
+from stsync.sandbox import Sandbox, SandboxOptions
+from tests.e2e.harness import STSYNC, cli_env
 
 
 def run(args: list[str], env: dict[str, str]) -> tuple[float, int, dict]:  # type: ignore[type-arg]
@@ -36,7 +36,7 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, int, dict]:  # typ
 
 
 def peak_rss_mb() -> float:
-    import resource  # noqa: PLC0415
+    import resource
 
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 

@@ -30,7 +30,7 @@ ALL = _commands(ROOT)
 @pytest.mark.parametrize(("path", "command"), ALL, ids=[" ".join(p) or "stsync" for p, _ in ALL])
 def test_command_and_options_have_help(path: tuple[str, ...], command: Any) -> None:
     """A command without a description, or an option/argument without help, fails here."""
-    assert (command.help or command.short_help), f"`stsync {' '.join(path)}` has no help"
+    assert command.help or command.short_help, f"`stsync {' '.join(path)}` has no help"
     for param in command.params:
         if param.name == "help":
             continue

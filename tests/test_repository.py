@@ -30,9 +30,19 @@ def _write(dsn: str, stream: str, *bodies: bytes) -> list[Any]:
 
 
 def _job(i: int, **fields: Any) -> dict[str, Any]:
-    return {"id": i, "jobNumber": str(i), "customerId": 10 + i, "locationId": 20 + i, "jobStatus": "Scheduled",
-            "businessUnitId": 1314, "active": True, "total": 12.5,
-            "createdOn": "2026-01-02T03:04:05.1234567Z", "modifiedOn": "2026-01-03T00:00:00", **fields}
+    return {
+        "id": i,
+        "jobNumber": str(i),
+        "customerId": 10 + i,
+        "locationId": 20 + i,
+        "jobStatus": "Scheduled",
+        "businessUnitId": 1314,
+        "active": True,
+        "total": 12.5,
+        "createdOn": "2026-01-02T03:04:05.1234567Z",
+        "modifiedOn": "2026-01-03T00:00:00",
+        **fields,
+    }
 
 
 def test_counts_come_from_the_merge(db_dsn: str) -> None:
@@ -43,7 +53,9 @@ def test_counts_come_from_the_merge(db_dsn: str) -> None:
     assert (c1.created, c1.updated, c1.unchanged) == (3, 0, 0)
     assert (c2.created, c2.updated, c2.unchanged) == (1, 1, 1)
     with psycopg.connect(db_dsn) as conn:
-        row = conn.execute("SELECT job_status, total, st_created_on::text FROM servicetitan.st_jobs WHERE st_id = 2").fetchone()
+        row = conn.execute(
+            "SELECT job_status, total, st_created_on::text FROM servicetitan.st_jobs WHERE st_id = 2"
+        ).fetchone()
         assert row == ("Completed", 12.5, "2026-01-02 03:04:05.123457+00")
         log = conn.execute(
             "SELECT records_fetched, records_created, records_updated, records_unchanged, pages "
@@ -86,12 +98,26 @@ def test_quarantine_resolves_when_the_record_arrives_valid(db_dsn: str) -> None:
 
 def test_money_strings_and_estimate_items(db_dsn: str) -> None:
     """Accounting money arrives as strings; estimate items are mirrored and deactivated, never deleted."""
-    est = {"id": 7, "jobId": 1, "status": {"value": 1, "name": "Open"}, "subtotal": 100, "tax": 8.25,
-           "active": True, "createdOn": "2026-01-01T00:00:00Z", "modifiedOn": "2026-01-01T00:00:00Z",
-           "items": [{"id": 70, "qty": 1, "total": 60, "sku": {"id": 5, "name": "Pump"}},
-                     {"id": 71, "qty": 2, "total": 40, "sku": {"id": 6, "name": "Filter"}}]}
-    later = {**est, "modifiedOn": "2026-01-02T00:00:00Z", "status": {"value": 2, "name": "Sold"},
-             "items": [est["items"][0]]}
+    est = {
+        "id": 7,
+        "jobId": 1,
+        "status": {"value": 1, "name": "Open"},
+        "subtotal": 100,
+        "tax": 8.25,
+        "active": True,
+        "createdOn": "2026-01-01T00:00:00Z",
+        "modifiedOn": "2026-01-01T00:00:00Z",
+        "items": [
+            {"id": 70, "qty": 1, "total": 60, "sku": {"id": 5, "name": "Pump"}},
+            {"id": 71, "qty": 2, "total": 40, "sku": {"id": 6, "name": "Filter"}},
+        ],
+    }
+    later = {
+        **est,
+        "modifiedOn": "2026-01-02T00:00:00Z",
+        "status": {"value": 2, "name": "Sold"},
+        "items": [est["items"][0]],
+    }
     _write(db_dsn, "estimates", _page([est]), _page([later]))
     with psycopg.connect(db_dsn) as conn:
         items = conn.execute(
@@ -99,9 +125,16 @@ def test_money_strings_and_estimate_items(db_dsn: str) -> None:
         ).fetchall()
         assert items == [(70, 7, "Pump", True), (71, 7, "Filter", False)]
         assert conn.execute("SELECT status, status_value FROM servicetitan.st_estimates").fetchone() == ("Sold", 2)
-    invoice = {"id": 9, "total": "123.40", "balance": " 23.40 ", "subTotal": "", "active": False,
-               "customer": {"id": 3, "name": "Ann"}, "createdOn": "2026-01-01T00:00:00Z",
-               "modifiedOn": "2026-01-01T00:00:00Z"}
+    invoice = {
+        "id": 9,
+        "total": "123.40",
+        "balance": " 23.40 ",
+        "subTotal": "",
+        "active": False,
+        "customer": {"id": 3, "name": "Ann"},
+        "createdOn": "2026-01-01T00:00:00Z",
+        "modifiedOn": "2026-01-01T00:00:00Z",
+    }
     _write(db_dsn, "invoices", _page([invoice]))
     with psycopg.connect(db_dsn) as conn:
         row = conn.execute(

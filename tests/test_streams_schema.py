@@ -26,8 +26,15 @@ def test_every_declared_column_exists_with_its_type(postgresql: Any) -> None:
         for table, columns in tables:
             actual = _columns(postgresql, table)
             assert actual, f"table servicetitan.{table} is missing"
-            for standard in ("st_id", "full_data", "active", "st_created_on", "st_modified_on",
-                             "first_synced_at", "last_synced_at"):
+            for standard in (
+                "st_id",
+                "full_data",
+                "active",
+                "st_created_on",
+                "st_modified_on",
+                "first_synced_at",
+                "last_synced_at",
+            ):
                 assert standard in actual, f"{table}.{standard} is missing"
             for column in columns:
                 assert column.name in actual, f"{table}.{column.name} is missing"

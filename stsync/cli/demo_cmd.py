@@ -29,12 +29,12 @@ def demo(
 
     Needs the PostgreSQL server binaries (initdb, pg_ctl); it says what to install when they are missing.
     """
-    from rich.console import Console  # noqa: PLC0415 - keep `stsync --help` fast
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
-    from stsync.cli.logs import setup as setup_logs  # noqa: PLC0415
-    from stsync.cli.sync_cmd import PlainObserver, run_line  # noqa: PLC0415
-    from stsync.demo import run_demo  # noqa: PLC0415
+    from stsync.cli.logs import setup as setup_logs
+    from stsync.cli.sync_cmd import PlainObserver, run_line
+    from stsync.demo import run_demo
 
     if scale not in ("small", "medium", "large"):
         raise typer.BadParameter("choose small, medium or large", param_hint="--scale")
@@ -56,7 +56,7 @@ def demo(
     for column in ("table", "rows", "active", "full: created", "incremental: created", "incremental: updated"):
         table.add_column(column, justify="left" if column == "table" else "right")
     by_table: dict[str, tuple[int, int, int]] = {}
-    from stsync.sync.streams import STREAMS_BY_NAME  # noqa: PLC0415
+    from stsync.sync.streams import STREAMS_BY_NAME
 
     for run_index, run in enumerate((result.full, result.incremental)):
         for s in run.streams:

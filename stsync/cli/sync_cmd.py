@@ -36,8 +36,8 @@ class RichObserver:
     """Progress bars on a TTY; one line per stream once it finishes."""
 
     def __init__(self) -> None:
-        from rich.console import Console  # noqa: PLC0415 - Rich only when a person watches
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.console = Console()
         self.progress = Progress(
@@ -61,9 +61,7 @@ class RichObserver:
         self.tasks[name] = self.progress.add_task(name, total=None, detail="starting")
 
     def page_written(self, name: str, result: Any) -> None:
-        self.progress.update(
-            self.tasks[name], detail=f"{result.fetched:,} fetched, {result.pages} pages"
-        )
+        self.progress.update(self.tasks[name], detail=f"{result.fetched:,} fetched, {result.pages} pages")
 
     def stream_finished(self, result: Any) -> None:
         if result.name in self.tasks:
@@ -99,8 +97,21 @@ def result_json(result: Any) -> dict[str, Any]:
         "requests": result.requests,
         "totals": result.totals(),
         "streams": [
-            {k: getattr(s, k) for k in ("name", "status", "fetched", "created", "updated", "unchanged",
-                                        "quarantined", "pages", "duration_ms", "error")}
+            {
+                k: getattr(s, k)
+                for k in (
+                    "name",
+                    "status",
+                    "fetched",
+                    "created",
+                    "updated",
+                    "unchanged",
+                    "quarantined",
+                    "pages",
+                    "duration_ms",
+                    "error",
+                )
+            }
             for s in result.streams
         ],
     }
@@ -119,12 +130,8 @@ def sync(
         str | None,
         typer.Option("--since", help="Start feeds at this ISO date/time (modifiedOn) instead of the checkpoint."),
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Fetch and count, write nothing to the database.")
-    ] = False,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout.")
-    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Fetch and count, write nothing to the database.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout.")] = False,
     recent: Annotated[
         bool | None,
         typer.Option(
@@ -140,9 +147,9 @@ def sync(
     Exit codes: 0 ok, 1 partial (records quarantined), 69 ServiceTitan or database unavailable,
     75 another run holds the lock, 78 config error.
     """
-    from stsync.cli.logs import setup as setup_logs  # noqa: PLC0415 - keep `stsync --help` fast
-    from stsync.config import load_config  # noqa: PLC0415
-    from stsync.sync.service import sync as run  # noqa: PLC0415
+    from stsync.cli.logs import setup as setup_logs
+    from stsync.config import load_config
+    from stsync.sync.service import sync as run
 
     words = list(targets or [])
     sync_type = "incremental"

@@ -7,10 +7,11 @@ a killed process loses nothing and never double-counts. Driver errors become sts
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import uuid
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -109,15 +110,18 @@ class RunLock:
             rows = await cur.fetchall()
         except psycopg.Error as exc:
             raise _db_error(exc, "reading the run state") from None
-        return {key[len(prefix):]: value for key, value in rows if value is not None}
+        return {key[len(prefix) :]: value for key, value in rows if value is not None}
 
     async def write_state(self, prefix: str, values: dict[str, str | None]) -> None:
         assert self.conn is not None
         try:
             await self.conn.execute(
                 Q["put_state"],
-                {"keys": [prefix + k for k in values], "values": list(values.values()),
-                 "metadata": orjson.dumps({"scope": "run"}).decode()},
+                {
+                    "keys": [prefix + k for k in values],
+                    "values": list(values.values()),
+                    "metadata": orjson.dumps({"scope": "run"}).decode(),
+                },
             )
         except psycopg.Error as exc:
             raise _db_error(exc, "writing the run state") from None
@@ -156,7 +160,7 @@ class StreamRepository:
             await self.conn.commit()
         except psycopg.Error as exc:
             raise _db_error(exc, f"reading the checkpoint of {self.stream.name}") from None
-        return {key[len(prefix):]: value for key, value in rows if value is not None}
+        return {key[len(prefix) :]: value for key, value in rows if value is not None}
 
     async def start_log(self, run_id: uuid.UUID, sync_type: str) -> int:
         try:
@@ -190,13 +194,23 @@ class StreamRepository:
                 for statement in self._children:
                     await cur.execute(statement)
                 counts = PageCounts(
-                    fetched, created, updated, unchanged, quarantined,
+                    fetched,
+                    created,
+                    updated,
+                    unchanged,
+                    quarantined,
                     max_modified.isoformat() if max_modified is not None else None,
                 )
                 await cur.execute(
                     Q["add_page_to_log"],
-                    {"log_id": log_id, "fetched": fetched, "created": created, "updated": updated,
-                     "unchanged": unchanged, "quarantined": quarantined},
+                    {
+                        "log_id": log_id,
+                        "fetched": fetched,
+                        "created": created,
+                        "updated": updated,
+                        "unchanged": unchanged,
+                        "quarantined": quarantined,
+                    },
                 )
                 if "high_water" in checkpoint:
                     checkpoint = {**checkpoint, "high_water": later(checkpoint["high_water"], counts.max_modified_on)}
@@ -222,13 +236,14 @@ class StreamRepository:
         keys = [f"{self.stream.name}.{k}" for k in checkpoint]
         await cur.execute(
             Q["put_state"],
-            {"keys": keys, "values": list(checkpoint.values()),
-             "metadata": orjson.dumps({"stream": self.stream.name}).decode()},
+            {
+                "keys": keys,
+                "values": list(checkpoint.values()),
+                "metadata": orjson.dumps({"stream": self.stream.name}).decode(),
+            },
         )
 
     async def _rollback(self) -> None:
-        try:
+        # If the connection is gone, the error that brought us here is what gets reported.
+        with contextlib.suppress(psycopg.Error):
             await self.conn.rollback()
-        except psycopg.Error:
-            pass  # the connection is gone; the error that brought us here is what gets reported
-

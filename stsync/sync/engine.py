@@ -14,12 +14,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 import orjson
@@ -247,10 +248,8 @@ async def _pipelined(fetch_pages: Callable[[], AsyncIterator[Page]]) -> AsyncIte
             yield item
     finally:
         producer.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # already reported via the queue
             await producer
-        except (asyncio.CancelledError, Exception):  # noqa: S110 - already reported via the queue
-            pass
 
 
 async def _write(
@@ -285,12 +284,14 @@ async def _walk_export(
 ) -> None:
     assert stream.export_path is not None
     high_water = state.get("high_water")
+    start: str | None
     if options.since:
         start, walk = options.since, "since"
     elif options.sync_type == "full":
         # Resume this generation's full walk where a killed run left it; otherwise start over.
         resuming = (
-            state.get("walk") == "full" and state.get("continue_from")
+            state.get("walk") == "full"
+            and state.get("continue_from")
             and (generation is None or state.get("generation") == generation)
         )
         start, walk = (state["continue_from"], "full") if resuming else (None, "full")
@@ -305,7 +306,10 @@ async def _walk_export(
         cursor = first
         while True:
             page = await client.export_page(
-                stream.module, stream.export_path or "", cursor, options.include_recent_changes,
+                stream.module,
+                stream.export_path or "",
+                cursor,
+                options.include_recent_changes,
                 stream.export_params,
             )
             yield page

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from stsync.sync.streams import ChildTable, Column, ColType, Stream
+from stsync.sync.streams import ChildTable, ColType, Column, Stream
 
 _INT_RE = r"^-?[0-9]{1,18}$"
 _INT4_RE = r"^-?[0-9]{1,9}$"
@@ -75,8 +75,10 @@ def _reason(alias: str, columns: tuple[Column, ...]) -> sql.Composable:
     """CASE expression naming the first field of the record that fails its type, else NULL."""
     ident = sql.Identifier(alias)
     whens = [
-        sql.SQL("WHEN jsonb_typeof({} -> 'id') IS DISTINCT FROM 'number' OR NOT (({} ->> 'id') ~ {}) "
-                "THEN 'id: missing or not an integer'").format(ident, ident, sql.Literal(_INT_RE))
+        sql.SQL(
+            "WHEN jsonb_typeof({} -> 'id') IS DISTINCT FROM 'number' OR NOT (({} ->> 'id') ~ {}) "
+            "THEN 'id: missing or not an integer'"
+        ).format(ident, ident, sql.Literal(_INT_RE))
     ]
     for column in (*_STANDARD, *columns):
         field = ".".join(column.path)
@@ -101,8 +103,14 @@ def _upsert(
     active: sql.Composable,
 ) -> sql.Composable:
     """INSERT … SELECT … ON CONFLICT DO UPDATE WHERE changed, RETURNING whether each row was new."""
-    names = [*(name for name, _ in extra), *(c.name for c in columns), "active", "st_created_on",
-             "st_modified_on", "full_data"]
+    names = [
+        *(name for name, _ in extra),
+        *(c.name for c in columns),
+        "active",
+        "st_created_on",
+        "st_modified_on",
+        "full_data",
+    ]
     values = [
         *(expr for _, expr in extra),
         *(_value(alias, c) for c in columns),
@@ -112,9 +120,7 @@ def _upsert(
         sql.Identifier(alias),
     ]
     updates = [
-        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
-        for n in names
-        if n not in key_columns
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n)) for n in names if n not in key_columns
     ]
     return sql.SQL(
         "INSERT INTO servicetitan.{table} AS t ({names}) SELECT {values} FROM {source} "

@@ -42,7 +42,7 @@ def col(name: str, path: str, type_: ColType = ColType.TEXT) -> Column:
     return Column(name, tuple(path.split(".")), type_)
 
 
-B, I, T, N, TS, BOOL = (
+B, I, T, N, TS, BOOL = (  # noqa: E741 - one-letter type tags keep the table readable
     ColType.BIGINT,
     ColType.INTEGER,
     ColType.TEXT,
@@ -95,6 +95,7 @@ _PARTIES = 1
 _JOBS = 2
 _WORK = 3
 
+# fmt: off
 STREAMS: tuple[Stream, ...] = (
     # --- reference data ------------------------------------------------------------------------
     Stream(
@@ -294,6 +295,7 @@ STREAMS: tuple[Stream, ...] = (
         list_params=ANY,
     ),
 )
+# fmt: on
 
 STREAMS_BY_NAME: dict[str, Stream] = {s.name: s for s in STREAMS}
 
@@ -303,7 +305,7 @@ REFERENCE_STREAMS = tuple(s.name for s in STREAMS if s.group == _REFERENCE)
 
 def select_streams(names: list[str]) -> list[Stream]:
     """Resolve stream names (or the alias ``reference``, or ``custom_field_types``) to streams, in order."""
-    from stsync.errors import UsageError  # noqa: PLC0415 - keep this module import-light
+    from stsync.errors import UsageError
 
     wanted: set[str] = set()
     for name in names:

@@ -41,9 +41,7 @@ def cli_env(sandbox_url: str, dsn: str, **extra: str) -> dict[str, str]:
 
 
 def run_cli(args: list[str], env: Mapping[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [STSYNC, *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return subprocess.run([STSYNC, *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def sync_json(args: list[str], env: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
@@ -57,7 +55,7 @@ def sync_json(args: list[str], env: Mapping[str, str]) -> tuple[int, dict[str, A
 
 def _resource_rows(conn: psycopg.Connection[Any], table: str, where: str = "") -> dict[str, tuple[Any, bool]]:
     key = "entity || ':' || st_id" if table == "st_custom_field_types" else "st_id::text"
-    rows = conn.execute(f"SELECT {key}, full_data, active FROM servicetitan.{table} {where}").fetchall()  # noqa: S608
+    rows = conn.execute(f"SELECT {key}, full_data, active FROM servicetitan.{table} {where}").fetchall()
     return {k: (d, a) for k, d, a in rows}
 
 
@@ -80,9 +78,7 @@ def mirror_differences(conn: psycopg.Connection[Any], world: Mapping[str, Mappin
         wrong = [k for k in expected.keys() & actual.keys() if actual[k][0] != expected[k]]
         if wrong:
             problems.append(f"{resource}: {len(wrong)} with different full_data, e.g. {sorted(wrong)[:3]}")
-        bad_active = [
-            k for k in expected.keys() & actual.keys() if actual[k][1] != expected[k].get("active", True)
-        ]
+        bad_active = [k for k in expected.keys() & actual.keys() if actual[k][1] != expected[k].get("active", True)]
         if bad_active:
             problems.append(f"{resource}: {len(bad_active)} with wrong active, e.g. {sorted(bad_active)[:3]}")
     if "estimates" in world:

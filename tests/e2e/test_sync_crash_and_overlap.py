@@ -21,9 +21,7 @@ EXPORT = "/export/"
 
 def _export_requests(requests: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
     return [
-        (r["path"], (r.get("query") or {}).get("from"))
-        for r in requests
-        if EXPORT in r["path"] and r["status"] == 200
+        (r["path"], (r.get("query") or {}).get("from")) for r in requests if EXPORT in r["path"] and r["status"] == 200
     ]
 
 
@@ -80,11 +78,11 @@ def test_sigkill_during_full_sync_then_rerun_converges(medium_sandbox: Any, db_d
     committed: set[tuple[str, str | None]] = set()
     for point in (8, 15, 22):  # successful export requests into each run
         before = len(sb.requests)
-        proc = subprocess.Popen([STSYNC, "sync", "full"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen([STSYNC, "sync", "full"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for(
-            lambda b=before, p=point: len(_export_requests(sb.requests[b:])) >= p or proc.poll() is not None,
-            120, f"{point} export requests",
+            lambda b=before, p=point, pr=proc: len(_export_requests(sb.requests[b:])) >= p or pr.poll() is not None,
+            120,
+            f"{point} export requests",
         )
         assert proc.poll() is None, "the sync finished before the kill point"
         os.kill(proc.pid, signal.SIGKILL)
@@ -110,8 +108,9 @@ def test_overlapping_runs_exit_75(db_dsn: str) -> None:
         sb.faults.set({"latency": {"ms": 40, "jitter_ms": 0}})  # keep the winner busy for a while
         env = cli_env(sb.url, db_dsn)
         procs = [
-            subprocess.Popen([STSYNC, "sync", "incremental"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [STSYNC, "sync", "incremental"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
             for _ in range(5)
         ]
         results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]

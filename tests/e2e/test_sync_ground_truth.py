@@ -62,7 +62,7 @@ def test_recent_changes_repeats_are_idempotent(sandbox: Any, db_dsn: str) -> Non
     env = cli_env(sandbox.url, db_dsn)
     assert sync_json(["full"], env)[0] == 0
     sandbox.advance(minutes=10, changes=True)  # every change is younger than 15 minutes
-    code, first = sync_json(["incremental", "--recent-changes"], env)
+    code, _first = sync_json(["incremental", "--recent-changes"], env)
     assert code == 0
     _assert_mirror_equals_world(db_dsn, sandbox)
     code, again = sync_json(["incremental", "--recent-changes"], env)
@@ -130,8 +130,11 @@ def test_malformed_record_is_quarantined_and_run_is_partial(sandbox: Any, db_dsn
     """A record with a wrong type lands in quarantine with its payload; the rest of its page is mirrored."""
     env = cli_env(sandbox.url, db_dsn)
     sandbox.faults.set(
-        {"rules": [{"kind": "malformed", "resource": "jobs", "field": "customerId", "value": "not-a-number",
-                    "count": 1}]}
+        {
+            "rules": [
+                {"kind": "malformed", "resource": "jobs", "field": "customerId", "value": "not-a-number", "count": 1}
+            ]
+        }
     )
     code, full = sync_json(["full"], env)
     assert code == 1
@@ -142,7 +145,7 @@ def test_malformed_record_is_quarantined_and_run_is_partial(sandbox: Any, db_dsn
             "SELECT st_id, payload, reason FROM servicetitan.st_sync_quarantine WHERE stream = 'jobs'"
         ).fetchall()
         assert len(rows) == 1
-        st_id, payload, reason = rows[0]
+        _st_id, payload, reason = rows[0]
         assert isinstance(payload, dict) and reason
         assert payload["customerId"] == "not-a-number" and reason.startswith("customerId:")
         world = sandbox.world.dump()
