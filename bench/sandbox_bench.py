@@ -25,8 +25,14 @@ def free_port() -> int:
 
 
 def token(client: httpx.Client) -> str:
-    r = client.post("/connect/token", data={"grant_type": "client_credentials", "client_id": "sandbox-client-id",
-                                            "client_secret": "sandbox-client-secret"})
+    r = client.post(
+        "/connect/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "sandbox-client-id",
+            "client_secret": "sandbox-client-secret",
+        },
+    )
     r.raise_for_status()
     return r.json()["access_token"]
 
@@ -55,8 +61,23 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "stsync", "sandbox", "serve", "--scale", "large", "--port",
-                             str(port), "--rate-limit", "0"], cwd=ROOT, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stsync",
+            "sandbox",
+            "serve",
+            "--scale",
+            "large",
+            "--port",
+            str(port),
+            "--rate-limit",
+            "0",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         client = httpx.Client(base_url=url, timeout=60)
         while True:
@@ -73,18 +94,22 @@ def main() -> None:
         base = f"/crm/v2/tenant/{TENANT}"
         t = time.perf_counter()
         r = client.get(f"{base}/customers", params={"pageSize": 50}, headers=h)
-        print(f"first API answer (customers list, 50 rows): {(time.perf_counter() - t) * 1000:.1f} ms "
-              f"(status {r.status_code}), {time.perf_counter() - t0:.2f} s after start")
+        print(
+            f"first API answer (customers list, 50 rows): {(time.perf_counter() - t) * 1000:.1f} ms "
+            f"(status {r.status_code}), {time.perf_counter() - t0:.2f} s after start"
+        )
         print("cold (right after start, pre-serialisation still running in worker processes):")
         show("export/customers 5000-record pages", pages(client, h, f"{base}/export/customers", 5))
         show("export/jobs 5000-record pages", pages(client, h, f"/jpm/v2/tenant/{TENANT}/export/jobs", 5))
         while not client.get("/_sandbox/health").json()["cache"]["done"]:
             time.sleep(0.5)
         print(f"warm (pre-serialisation finished {time.perf_counter() - t0:.1f} s after start):")
-        for label, path in (("export/customers", f"{base}/export/customers"),
-                            ("export/jobs", f"/jpm/v2/tenant/{TENANT}/export/jobs"),
-                            ("export/invoices", f"/accounting/v2/tenant/{TENANT}/export/invoices"),
-                            ("export/invoice-items", f"/accounting/v2/tenant/{TENANT}/export/invoice-items")):
+        for label, path in (
+            ("export/customers", f"{base}/export/customers"),
+            ("export/jobs", f"/jpm/v2/tenant/{TENANT}/export/jobs"),
+            ("export/invoices", f"/accounting/v2/tenant/{TENANT}/export/invoices"),
+            ("export/invoice-items", f"/accounting/v2/tenant/{TENANT}/export/invoice-items"),
+        ):
             show(f"{label} 5000-record pages", pages(client, h, path, 8))
         lt = []
         for p in range(1, 6):

@@ -15,8 +15,9 @@ from stsync.sandbox import Sandbox, SandboxOptions, scale_totals
 _TOTALS = scale_totals()
 _SCALE_HELP = "World size: " + ", ".join(f"{s} = {n:,} records" for s, n in _TOTALS.items()) + " (all resources)."
 
-app = typer.Typer(help="A faithful local ServiceTitan API for the demo, the tests and the benchmarks.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="A faithful local ServiceTitan API for the demo, the tests and the benchmarks.", no_args_is_help=True
+)
 
 
 @app.command(help="Serve the sandbox over HTTP until interrupted. " + _SCALE_HELP)
@@ -25,8 +26,9 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port (0 = any free port).")] = 8765,
     scale: Annotated[str, typer.Option(help=_SCALE_HELP)] = "small",
     seed: Annotated[int, typer.Option(help="World seed: same seed and scale give byte-identical data.")] = 42,
-    state_dir: Annotated[Path | None, typer.Option(help="Persist the clock and changes here across restarts.",
-                                                   file_okay=False)] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Persist the clock and changes here across restarts.", file_okay=False)
+    ] = None,
     tenant: Annotated[int, typer.Option(help="Tenant id served in /tenant/{id}/ paths.")] = 1234567,
     allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback --host.")] = False,
     token_ttl: Annotated[int, typer.Option(help="Access token lifetime in seconds.")] = 900,
@@ -38,26 +40,52 @@ def serve(
     throttle_rate: Annotated[float, typer.Option(help="Fault: share of API requests answered 429.")] = 0.0,
     drop_rate: Annotated[float, typer.Option(help="Fault: share of API requests whose socket is dropped.")] = 0.0,
     faults_json: Annotated[str | None, typer.Option(help="Fault spec JSON (or @file); see docs/sandbox.md.")] = None,
-    prewarm: Annotated[bool | None, typer.Option(help="Pre-serialise records in worker processes "
-                                                      "(default: on for medium/large).")] = None,
+    prewarm: Annotated[
+        bool | None,
+        typer.Option(help="Pre-serialise records in worker processes (default: on for medium/large)."),
+    ] = None,
 ) -> None:
     """Serve the sandbox over HTTP until interrupted."""
     if scale not in _TOTALS:
         raise ConfigError(f"--scale must be one of {', '.join(_TOTALS)}, got {scale!r}")
-    spec = _fault_spec(faults_json, latency_ms, jitter_ms, error_rate, throttle_rate, drop_rate)
-    opts = SandboxOptions(scale=scale, seed=seed, tenant=tenant, token_ttl=token_ttl, rate_limit=rate_limit,
-                          export_batch_size=export_batch_size, state_dir=state_dir, host=host, port=port,
-                          allow_remote=allow_remote, faults=spec, prewarm=prewarm)
+    spec = _fault_spec(
+        faults_json,
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        error_rate=error_rate,
+        throttle_rate=throttle_rate,
+        drop_rate=drop_rate,
+    )
+    opts = SandboxOptions(
+        scale=scale,
+        seed=seed,
+        tenant=tenant,
+        token_ttl=token_ttl,
+        rate_limit=rate_limit,
+        export_batch_size=export_batch_size,
+        state_dir=state_dir,
+        host=host,
+        port=port,
+        allow_remote=allow_remote,
+        faults=spec,
+        prewarm=prewarm,
+    )
     try:
         sb = Sandbox.start(opts)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    typer.echo(f"stsync sandbox: {sb.url} (tenant {tenant}, scale {scale}: {_TOTALS[scale]:,} records, "
-               f"seed {seed}, now {sb.world.now})", err=False)
-    typer.echo(f"  client_id=sandbox-client-id client_secret=sandbox-client-secret app_key=sandbox-app-key; "
-               f"token URL {sb.url}/connect/token", err=False)
+    typer.echo(
+        f"stsync sandbox: {sb.url} (tenant {tenant}, scale {scale}: {_TOTALS[scale]:,} records, "
+        f"seed {seed}, now {sb.world.now})",
+        err=False,
+    )
+    typer.echo(
+        f"  client_id=sandbox-client-id client_secret=sandbox-client-secret app_key=sandbox-app-key; "
+        f"token URL {sb.url}/connect/token",
+        err=False,
+    )
     try:
         sb.serve_forever()
     except KeyboardInterrupt:
@@ -69,14 +97,18 @@ def serve(
 @app.command()
 def advance(
     minutes: Annotated[int, typer.Option(help="Virtual minutes to move forward.")] = 60,
-    no_changes: Annotated[bool, typer.Option("--no-changes", help="Only move the clock (e.g. past the "
-                                                                   "15-minute export delay).")] = False,
+    no_changes: Annotated[
+        bool, typer.Option("--no-changes", help="Only move the clock (e.g. past the 15-minute export delay).")
+    ] = False,
     url: Annotated[str, typer.Option(help="Base URL of a running sandbox.")] = "http://127.0.0.1:8765",
 ) -> None:
     """Advance a running sandbox's virtual clock, applying seeded business activity."""
     try:
-        resp = httpx.post(f"{url.rstrip('/')}/_sandbox/advance", json={"minutes": minutes, "changes": not no_changes},
-                          timeout=120)
+        resp = httpx.post(
+            f"{url.rstrip('/')}/_sandbox/advance",
+            json={"minutes": minutes, "changes": not no_changes},
+            timeout=120,
+        )
     except httpx.HTTPError as exc:
         raise ApiUnavailable(f"sandbox at {url} is not reachable: {exc}") from exc
     if resp.status_code != 200:
@@ -87,8 +119,15 @@ def advance(
         typer.echo(f"  {res}: {n} changed")
 
 
-def _fault_spec(faults_json: str | None, latency_ms: int, jitter_ms: int, error_rate: float, throttle_rate: float,
-                drop_rate: float) -> dict[str, Any] | None:
+def _fault_spec(
+    faults_json: str | None,
+    *,
+    latency_ms: int,
+    jitter_ms: int,
+    error_rate: float,
+    throttle_rate: float,
+    drop_rate: float,
+) -> dict[str, Any] | None:
     spec: dict[str, Any] = {"rules": []}
     if faults_json:
         text = Path(faults_json[1:]).read_text() if faults_json.startswith("@") else faults_json

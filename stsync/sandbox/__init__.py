@@ -35,7 +35,8 @@ Fault spec (``POST /_sandbox/faults`` body, ``sb.faults.set(spec)``, ``serve --f
     }
 
 Shorthand: a top-level key named after a kind holds one rule or a list of rules of that kind, e.g.
-``{"latency": {"ms": 40, "jitter_ms": 0}}``. Every rule takes ``count`` (fire on the next N matching requests; omitted = unlimited), ``path`` (substring
+``{"latency": {"ms": 40, "jitter_ms": 0}}``. Every rule takes ``count`` (fire on the next N matching
+requests; omitted = unlimited), ``path`` (substring
 the request path must contain) and ``rate`` (probability 0..1 drawn from the seeded RNG). Latency rules add
 up; the first other rule that fires decides the request. ``malformed`` replaces ``field`` of the first
 record of a served page (list or export) of ``resource`` with ``value``; ``sb.faults.malformed_served``
@@ -45,7 +46,6 @@ lists what was served that way. ``DELETE /_sandbox/faults`` or ``sb.faults.clear
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,9 +54,17 @@ from typing import Any
 import httpx
 
 from stsync.sandbox.app import APP_KEY, CLIENT_ID, CLIENT_SECRET, App
+from stsync.sandbox.cache import PrewarmCache
+from stsync.sandbox.changes import advance
+from stsync.sandbox.clock import fmt
 from stsync.sandbox.faults import Faults
-from stsync.sandbox.server import AsyncSandboxTransport, SandboxHTTPServer, SandboxTransport, make_server, \
-    serve_in_thread
+from stsync.sandbox.server import (
+    AsyncSandboxTransport,
+    SandboxHTTPServer,
+    SandboxTransport,
+    make_server,
+    serve_in_thread,
+)
 from stsync.sandbox.world import SCALES, World, counts_for
 
 __all__ = ["APP_KEY", "CLIENT_ID", "CLIENT_SECRET", "Sandbox", "SandboxOptions", "WorldView", "scale_totals"]
@@ -95,8 +103,6 @@ class WorldView:
 
     @property
     def now(self) -> str:
-        from stsync.sandbox.clock import fmt
-
         return fmt(self._w.now)
 
     @property
@@ -118,18 +124,23 @@ class Sandbox:
         cache = None
         prewarm = opts.prewarm if opts.prewarm is not None else opts.scale != "small"
         if prewarm:
-            from stsync.sandbox.cache import PrewarmCache
-
             cache = PrewarmCache(opts.seed, opts.scale, world)
         self.cache = cache
-        self.app = App(world, tenant=opts.tenant, token_ttl=opts.token_ttl, rate_limit=opts.rate_limit,
-                       export_batch_size=opts.export_batch_size, faults=self.faults, cache=cache,
-                       on_advance=self._persist)
+        self.app = App(
+            world,
+            tenant=opts.tenant,
+            token_ttl=opts.token_ttl,
+            rate_limit=opts.rate_limit,
+            export_batch_size=opts.export_batch_size,
+            faults=self.faults,
+            cache=cache,
+            on_advance=self._persist,
+        )
         self.world = WorldView(world)
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    # --- lifecycle --------------------------------------------------------------------------------------------
+    # --- lifecycle --------------------------------------------------------------------------------
 
     @classmethod
     def start(cls, opts: SandboxOptions | None = None) -> Sandbox:
@@ -163,11 +174,12 @@ class Sandbox:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("sandbox is not running")
-        host, port = self._server.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
+        addr = self._server.server_address
+        host, port = str(addr[0]), int(addr[1])
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}"
 
-    # --- faces ------------------------------------------------------------------------------------------------
+    # --- faces ------------------------------------------------------------------------------------
 
     def advance(self, minutes: int = 60, changes: bool = True) -> dict[str, Any]:
         return self.app.advance(minutes, changes)
@@ -190,17 +202,17 @@ class Sandbox:
     def status(self) -> dict[str, Any]:
         return self.app.status()
 
-    # --- persistence ------------------------------------------------------------------------------------------
+    # --- persistence ------------------------------------------------------------------------------
 
     def _replay(self, world: World) -> None:
         if self._state_file is None or not self._state_file.exists():
             return
         state = json.loads(self._state_file.read_text())
         if state.get("seed") != world.seed or state.get("scale") != world.scale:
-            raise ValueError(f"{self._state_file} holds a world with seed {state.get('seed')} and scale "
-                             f"{state.get('scale')!r}; use another --state-dir or the same seed and scale")
-        from stsync.sandbox.changes import advance
-
+            raise ValueError(
+                f"{self._state_file} holds a world with seed {state.get('seed')} and scale "
+                f"{state.get('scale')!r}; use another --state-dir or the same seed and scale"
+            )
         for minutes, changes in state.get("advances", []):
             advance(world, int(minutes), bool(changes))
 
@@ -211,6 +223,4 @@ class Sandbox:
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"seed": w.seed, "scale": w.scale, "advances": [list(a) for a in w.advances]}))
-        os.replace(tmp, self._state_file)
-
-
+        tmp.replace(self._state_file)

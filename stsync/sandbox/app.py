@@ -13,6 +13,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,15 +21,18 @@ from urllib.parse import parse_qsl
 import orjson
 
 from stsync.sandbox import resources as rs
-from stsync.sandbox.clock import parse
+from stsync.sandbox.changes import advance
+from stsync.sandbox.clock import fmt, parse
 from stsync.sandbox.faults import Faults
 from stsync.sandbox.world import World
 
 CLIENT_ID = "sandbox-client-id"
 CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a documented fake credential of the local sandbox
 APP_KEY = "sandbox-app-key"
-SCOPE = "tn.crm.customers:r tn.jpm.jobs:r tn.jpm.appointments:r tn.dis.appointmentassignments:r " \
-        "tn.sls.estimates:r tn.acc.invoices:r tn.acc.payments:r tn.eqs.installedequipment:r tn.set.settings:r"
+SCOPE = (
+    "tn.crm.customers:r tn.jpm.jobs:r tn.jpm.appointments:r tn.dis.appointmentassignments:r "
+    "tn.sls.estimates:r tn.acc.invoices:r tn.acc.payments:r tn.eqs.installedequipment:r tn.set.settings:r"
+)
 MAX_PAGE_SIZE = 5000
 MAX_IDS = 50
 _PATH = re.compile(r"^/([a-z]+)/v2/tenant/([^/]+)/(.+?)/?$")
@@ -48,8 +52,13 @@ class Request:
     @classmethod
     def from_target(cls, method: str, target: str, headers: dict[str, str], body: bytes) -> Request:
         path, _, qs = target.partition("?")
-        return cls(method.upper(), path, dict(parse_qsl(qs, keep_blank_values=True)),
-                   {k.lower(): v for k, v in headers.items()}, body)
+        return cls(
+            method.upper(),
+            path,
+            dict(parse_qsl(qs, keep_blank_values=True)),
+            {k.lower(): v for k, v in headers.items()},
+            body,
+        )
 
 
 @dataclass
@@ -62,7 +71,7 @@ class Response:
     delay_s: float = 0.0  # injected latency; adapters sleep it before answering
 
 
-class BadRequest(Exception):  # noqa: N818 - it is an HTTP status, not an error of ours
+class BadRequest(Exception):
     def __init__(self, param: str, message: str) -> None:
         super().__init__(message)
         self.param = param
@@ -73,14 +82,30 @@ def _trace() -> str:
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
 
 
-def problem(status: int, title: str, errors: dict[str, list[str]] | None = None,
-            headers: list[tuple[str, str]] | None = None) -> Response:
+def problem(
+    status: int,
+    title: str,
+    errors: dict[str, list[str]] | None = None,
+    headers: list[tuple[str, str]] | None = None,
+) -> Response:
     """An ApiErrorResponse (RFC 7807 shape ServiceTitan uses)."""
-    kind = {400: "https://tools.ietf.org/html/rfc7231#section-6.5.1", 401: "https://tools.ietf.org/html/rfc7235#section-3.1",
-            403: "https://tools.ietf.org/html/rfc7231#section-6.5.3", 404: "https://tools.ietf.org/html/rfc7231#section-6.5.4",
-            429: "https://tools.ietf.org/html/rfc6585#section-4"}.get(status, "https://tools.ietf.org/html/rfc7231#section-6.6.1")
-    body = orjson.dumps({"type": kind, "title": title, "status": status, "traceId": _trace(),
-                         "errors": errors or {}, "data": {}})
+    kind = {
+        400: "https://tools.ietf.org/html/rfc7231#section-6.5.1",
+        401: "https://tools.ietf.org/html/rfc7235#section-3.1",
+        403: "https://tools.ietf.org/html/rfc7231#section-6.5.3",
+        404: "https://tools.ietf.org/html/rfc7231#section-6.5.4",
+        429: "https://tools.ietf.org/html/rfc6585#section-4",
+    }.get(status, "https://tools.ietf.org/html/rfc7231#section-6.6.1")
+    body = orjson.dumps(
+        {
+            "type": kind,
+            "title": title,
+            "status": status,
+            "traceId": _trace(),
+            "errors": errors or {},
+            "data": {},
+        }
+    )
     return Response(status, body, list(_JSON) + (headers or []))
 
 
@@ -107,9 +132,18 @@ class RateLimiter:
 class App:
     """Routing, auth, rate limiting, lists, exports and the admin endpoints of one sandbox tenant."""
 
-    def __init__(self, world: World, tenant: int = 1234567, token_ttl: int = 900, rate_limit: int = 60,
-                 export_batch_size: int = 5000, faults: Faults | None = None, cache: Any = None,
-                 on_advance: Any = None) -> None:
+    def __init__(
+        self,
+        world: World,
+        *,
+        tenant: int = 1234567,
+        token_ttl: int = 900,
+        rate_limit: int = 60,
+        export_batch_size: int = 5000,
+        faults: Faults | None = None,
+        cache: Any = None,
+        on_advance: Any = None,
+    ) -> None:
         self.world = world
         self.tenant = tenant
         self.token_ttl = token_ttl
@@ -123,7 +157,7 @@ class App:
         self._routes = rs.routes()
         self._lock = threading.Lock()
 
-    # --- entry point ------------------------------------------------------------------------------------------
+    # --- entry point ------------------------------------------------------------------------------
 
     def handle(self, req: Request) -> Response:
         if req.path.startswith("/_sandbox/"):
@@ -134,8 +168,12 @@ class App:
             if rule.kind == "drop":
                 resp = Response(0, b"", action="drop")
             elif rule.kind == "status":
-                title = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-                         504: "Gateway Timeout"}[rule.status]
+                title = {
+                    500: "Internal Server Error",
+                    502: "Bad Gateway",
+                    503: "Service Unavailable",
+                    504: "Gateway Timeout",
+                }[rule.status]
                 resp = problem(rule.status, title)
             else:
                 resp = self._too_many(rule.retry_after)
@@ -147,8 +185,14 @@ class App:
         resp.delay_s = delay
         if not req.path.startswith("/_sandbox/"):
             with self._lock:
-                self.requests.append({"method": req.method, "path": req.path, "query": dict(req.query),
-                                      "status": resp.status if resp.action != "drop" else None})
+                self.requests.append(
+                    {
+                        "method": req.method,
+                        "path": req.path,
+                        "query": dict(req.query),
+                        "status": resp.status if resp.action != "drop" else None,
+                    }
+                )
         return resp
 
     def _too_many(self, retry_after: int | None) -> Response:
@@ -156,7 +200,7 @@ class App:
         headers = [("Retry-After", str(retry_after))] if retry_after is not None else []
         return problem(429, f"Rate limit is exceeded. Try again in {wait} seconds.", headers=headers)
 
-    def _route(self, req: Request) -> Response:
+    def _route(self, req: Request) -> Response:  # noqa: PLR0911 - one return per HTTP outcome
         if req.path == "/connect/token":
             if req.method != "POST":
                 return problem(405, "Method Not Allowed")
@@ -192,7 +236,7 @@ class App:
         except BadRequest as exc:
             return problem(400, "One or more validation errors occurred.", {exc.param: [exc.message]})
 
-    # --- auth -----------------------------------------------------------------------------------------------------
+    # --- auth -------------------------------------------------------------------------------------
 
     def _token(self, req: Request) -> Response:
         form = dict(parse_qsl(req.body.decode("utf-8", "replace")))
@@ -201,20 +245,27 @@ class App:
         if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
             return Response(400, orjson.dumps({"error": "invalid_client"}))
         head = base64.urlsafe_b64encode(b'{"alg":"RS256","typ":"JWT"}').rstrip(b"=").decode()
-        payload = base64.urlsafe_b64encode(orjson.dumps({"client_id": CLIENT_ID, "tenant": str(self.tenant),
-                                                         "jti": secrets.token_hex(8)})).rstrip(b"=").decode()
+        payload = (
+            base64.urlsafe_b64encode(
+                orjson.dumps({"client_id": CLIENT_ID, "tenant": str(self.tenant), "jti": secrets.token_hex(8)})
+            )
+            .rstrip(b"=")
+            .decode()
+        )
         token = f"{head}.{payload}.{secrets.token_urlsafe(32)}"
         with self._lock:
             self.tokens[token] = (time.monotonic() + self.token_ttl, self.faults.token_epoch)
-        return Response(200, orjson.dumps({"access_token": token, "expires_in": self.token_ttl,
-                                           "token_type": "Bearer", "scope": SCOPE}))
+        return Response(
+            200,
+            orjson.dumps({"access_token": token, "expires_in": self.token_ttl, "token_type": "Bearer", "scope": SCOPE}),
+        )
 
     def _token_ok(self, token: str) -> bool:
         with self._lock:
             entry = self.tokens.get(token)
         return entry is not None and entry[0] > time.monotonic() and entry[1] == self.faults.token_epoch
 
-    # --- exports ----------------------------------------------------------------------------------------------------
+    # --- exports ----------------------------------------------------------------------------------
 
     def _sig(self, res: rs.Res, pos: int) -> str:
         return hashlib.sha256(f"{self.world.seed}:{res.name}:{pos}".encode()).hexdigest()[:10]
@@ -253,8 +304,17 @@ class App:
             active = _enum(q, "active", _ACTIVE, res.export_active_default)  # type: ignore[arg-type]
         idx, nxt, more = w.feed(res.name, pos, self.batch, recent, active)
         data = self._records(res, idx, req.path, for_list=False)
-        body = b"".join((b'{"hasMore":', b"true" if more else b"false", b',"continueFrom":"',
-                         self.encode_token(res, nxt).encode(), b'","data":[', data, b"]}"))
+        body = b"".join(
+            (
+                b'{"hasMore":',
+                b"true" if more else b"false",
+                b',"continueFrom":"',
+                self.encode_token(res, nxt).encode(),
+                b'","data":[',
+                data,
+                b"]}",
+            )
+        )
         return Response(200, body)
 
     def _records(self, res: rs.Res, idx: list[int], path: str, for_list: bool) -> bytes:
@@ -275,21 +335,19 @@ class App:
                 rec = orjson.loads(parts[0])
                 rec[rule.fields] = rule.value
                 parts[0] = orjson.dumps(rec)
-                self.faults.record_malformed(res.public, orjson.loads(w.raw(res.name, idx[0]))["id"], rule.fields,
-                                             path)
+                self.faults.record_malformed(res.public, orjson.loads(w.raw(res.name, idx[0]))["id"], rule.fields, path)
         return b",".join(parts)
 
-    # --- lists ------------------------------------------------------------------------------------------------------
+    # --- lists ------------------------------------------------------------------------------------
 
-    def _list(self, res: rs.Res, req: Request) -> Response:  # noqa: PLR0912 - one branch per documented parameter
+    def _list(self, res: rs.Res, req: Request) -> Response:  # noqa: PLR0912, PLR0915 - one branch per documented parameter
         q = req.query
         w = self.world
         page = _int(q, "page", 1, 1, 10**9)
         size = _int(q, "pageSize", 50, 1, MAX_PAGE_SIZE)
         include_total = _bool(q, "includeTotal", False)
         if res.requires_one_of and not any(q.get(p) for p in res.requires_one_of):
-            raise BadRequest(res.requires_one_of[0],
-                             f"One of {', '.join(res.requires_one_of)} must be specified.")
+            raise BadRequest(res.requires_one_of[0], f"One of {', '.join(res.requires_one_of)} must be specified.")
         active: bool | None = None
         if res.active_param == "active":
             active = _enum(q, "active", _ACTIVE, True)
@@ -297,8 +355,9 @@ class App:
             active = _enum(q, "activeState", _ACTIVE_STATE, True)
         elif res.list_drop_active:
             active = True  # deleted contacts vanish from lists; only exports still show them (active=false)
-        bounds = {p: parse_date(q, p) for p in ("createdOnOrAfter", "createdBefore", "modifiedOnOrAfter",
-                                                 "modifiedBefore")}
+        bounds = {
+            p: parse_date(q, p) for p in ("createdOnOrAfter", "createdBefore", "modifiedOnOrAfter", "modifiedBefore")
+        }
         field_filters = []
         for param, (fpath, multi) in res.filters.items():
             if q.get(param):
@@ -306,13 +365,14 @@ class App:
                 field_filters.append((fpath, {_coerce(v) for v in vals if v}))
         sort_key, desc = self._sort(res, q)
         name = res.name
+        cand: Sequence[int]
         if q.get("ids"):
             ids = _ids(q["ids"])
             cand = [i for i in (w.index_of(name, x) for x in ids) if i is not None]
         else:
             cand = range(w.total(name))
 
-        def keep(i: int) -> bool:
+        def keep(i: int) -> bool:  # noqa: PLR0911 - one return per filter
             created, modified, act = w.meta(name, i)
             if active is not None and act != active:
                 return False
@@ -343,7 +403,7 @@ class App:
         if ordered_by_index and unfiltered:
             # Nothing to evaluate per record: the page is a slice of the index range.
             n_all = len(cand)
-            chosen = list(cand[start:start + size])
+            chosen = list(cand[start : start + size])
             more = start + size < n_all
             total = n_all
         elif ordered_by_index and not include_total:
@@ -362,14 +422,26 @@ class App:
             matched = [i for i in cand if keep(i)]
             matched = sorted(set(matched), key=lambda i: self._key(name, i, sort_key), reverse=desc)
             total = len(matched)
-            chosen = matched[start:start + size]
+            chosen = matched[start : start + size]
             more = start + size < total
         if include_total and total is None:
             total = sum(1 for i in cand if keep(i))
         data = self._records(res, chosen, req.path, for_list=True)
-        body = b"".join((b'{"page":', str(page).encode(), b',"pageSize":', str(len(chosen)).encode(),
-                         b',"hasMore":', b"true" if more else b"false", b',"totalCount":',
-                         str(total).encode() if include_total else b"null", b',"data":[', data, b"]}"))
+        body = b"".join(
+            (
+                b'{"page":',
+                str(page).encode(),
+                b',"pageSize":',
+                str(len(chosen)).encode(),
+                b',"hasMore":',
+                b"true" if more else b"false",
+                b',"totalCount":',
+                str(total).encode() if include_total else b"null",
+                b',"data":[',
+                data,
+                b"]}",
+            )
+        )
         return Response(200, body)
 
     def _sort(self, res: rs.Res, q: dict[str, str]) -> tuple[str, bool]:
@@ -405,9 +477,9 @@ class App:
         v = rec.get(sort_key[0].lower() + sort_key[1:])
         return (str(v), w.id_of(name, i))
 
-    # --- admin -------------------------------------------------------------------------------------------------------
+    # --- admin ------------------------------------------------------------------------------------
 
-    def _admin(self, req: Request) -> Response:
+    def _admin(self, req: Request) -> Response:  # noqa: PLR0911 - one return per admin route
         p = req.path.rstrip("/")
         try:
             if p == "/_sandbox/dump" and req.method == "GET":
@@ -436,8 +508,6 @@ class App:
         return problem(404, "Not Found")
 
     def advance(self, minutes: int, changes: bool = True) -> dict[str, Any]:
-        from stsync.sandbox.changes import advance  # local: changes imports the app's world helpers
-
         with self.world.lock:
             summary = advance(self.world, minutes, changes)
         if self.on_advance is not None:
@@ -445,12 +515,16 @@ class App:
         return summary
 
     def status(self) -> dict[str, Any]:
-        from stsync.sandbox.clock import fmt
-
         w = self.world
-        return {"tenant": self.tenant, "seed": w.seed, "scale": w.scale, "now": fmt(w.now),
-                "records": w.record_count(), "advances": len(w.advances),
-                "cache": self.cache.progress() if self.cache is not None else None}
+        return {
+            "tenant": self.tenant,
+            "seed": w.seed,
+            "scale": w.scale,
+            "now": fmt(w.now),
+            "records": w.record_count(),
+            "advances": len(w.advances),
+            "cache": self.cache.progress() if self.cache is not None else None,
+        }
 
 
 def _drop_active(raw: bytes) -> bytes:

@@ -34,12 +34,15 @@ def _gen_chunk(seed: int, scale: str, res: str, c: int) -> dict[tuple[str, int],
     if res != "invoices":
         return {(res, c): [orjson.dumps(w.base_record(res, i)) for i in range(lo, hi)]}
     items = [w.base_record("invoice_items", k) for k in range(2 * lo, 2 * hi)]
-    out = {("invoices", c): [orjson.dumps(w.base_invoice(i, items[2 * (i - lo): 2 * (i - lo) + 2]))
-                             for i in range(lo, hi)]}
+    out = {
+        ("invoices", c): [
+            orjson.dumps(w.base_invoice(i, items[2 * (i - lo) : 2 * (i - lo) + 2])) for i in range(lo, hi)
+        ]
+    }
     raw = [orjson.dumps(it) for it in items]
     # items 2*lo .. 2*hi-1 are exactly item chunks 2c and 2c+1 (there are two items per invoice)
     for j, start in enumerate(range(0, len(raw), CHUNK)):
-        out[("invoice_items", 2 * c + j)] = raw[start:start + CHUNK]
+        out[("invoice_items", 2 * c + j)] = raw[start : start + CHUNK]
     return out
 
 
@@ -61,8 +64,11 @@ class PrewarmCache:
         return chunk[i % CHUNK] if chunk is not None else None
 
     def progress(self) -> dict[str, Any]:
-        return {"chunks_ready": len(self._chunks), "chunks_total": self.total_chunks,
-                "done": len(self._chunks) >= self.total_chunks}
+        return {
+            "chunks_ready": len(self._chunks),
+            "chunks_total": self.total_chunks,
+            "done": len(self._chunks) >= self.total_chunks,
+        }
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="stsync-sandbox-prewarm", daemon=True)

@@ -17,8 +17,16 @@ from stsync.sandbox.clock import DAY, HOUR, MINUTE, fmt, fmt_naive_midnight, key
 from stsync.sandbox.world import ID_BASE, World
 
 # Events per virtual hour at scale small; medium and large multiply these.
-RATES = {"new_customer": 1.0, "new_job": 2.0, "job_progress": 3.0, "estimate_created": 1.0,
-         "estimate_decided": 1.5, "payment": 1.0, "deactivate": 1.0, "merge": 0.5}
+RATES = {
+    "new_customer": 1.0,
+    "new_job": 2.0,
+    "job_progress": 3.0,
+    "estimate_created": 1.0,
+    "estimate_decided": 1.5,
+    "payment": 1.0,
+    "deactivate": 1.0,
+    "merge": 0.5,
+}
 SCALE_FACTOR = {"small": 1, "medium": 10, "large": 30}
 
 
@@ -51,10 +59,17 @@ def advance(w: World, minutes: int, changes: bool = True) -> dict[str, Any]:
         for t, _, kind in events:
             _EVENTS[kind](w, r, t, tr)
     w.now = end
-    return {"from": fmt(start), "to": fmt(end), "minutes": minutes,
-            "created": tr.created, "updated": tr.updated,
-            "counts": {res: len(set(tr.created.get(res, [])) | set(tr.updated.get(res, [])))
-                       for res in sorted({*tr.created, *tr.updated})}}
+    return {
+        "from": fmt(start),
+        "to": fmt(end),
+        "minutes": minutes,
+        "created": tr.created,
+        "updated": tr.updated,
+        "counts": {
+            res: len(set(tr.created.get(res, [])) | set(tr.updated.get(res, [])))
+            for res in sorted({*tr.created, *tr.updated})
+        },
+    }
 
 
 def _touch(w: World, tr: _Tracker, res: str, i: int, rec: dict[str, Any], t: int) -> None:
@@ -89,17 +104,58 @@ def new_customer(w: World, r: random.Random, t: int, tr: _Tracker) -> None:
     cust = g.customer(rng_for(w._h("customers", c)), ID_BASE["customers"] + c, t, t, True, None, 0.0)
     _create(w, tr, "customers", c, cust, t)
     loc = w.new_index("locations")
-    _create(w, tr, "locations", loc, g.location(rng_for(w._h("locations", loc)), ID_BASE["locations"] + loc,
-                                                cust["id"], t, t, True, None, cust["name"]), t)
+    _create(
+        w,
+        tr,
+        "locations",
+        loc,
+        g.location(
+            rng_for(w._h("locations", loc)),
+            ID_BASE["locations"] + loc,
+            cust["id"],
+            t,
+            t,
+            True,
+            None,
+            cust["name"],
+        ),
+        t,
+    )
     for _ in range(1 + r.randrange(2)):
         k = w.new_index("customer_contacts")
-        _create(w, tr, "customer_contacts", k, g.contact(rng_for(w._h("customer_contacts", k)),
-                                                         ID_BASE["customer_contacts"] + k, "customerId",
-                                                         cust["id"], t, t, True), t)
+        _create(
+            w,
+            tr,
+            "customer_contacts",
+            k,
+            g.contact(
+                rng_for(w._h("customer_contacts", k)),
+                ID_BASE["customer_contacts"] + k,
+                "customerId",
+                cust["id"],
+                t,
+                t,
+                True,
+            ),
+            t,
+        )
     k = w.new_index("location_contacts")
-    _create(w, tr, "location_contacts", k, g.contact(rng_for(w._h("location_contacts", k)),
-                                                     ID_BASE["location_contacts"] + k, "locationId",
-                                                     ID_BASE["locations"] + loc, t, t, True), t)
+    _create(
+        w,
+        tr,
+        "location_contacts",
+        k,
+        g.contact(
+            rng_for(w._h("location_contacts", k)),
+            ID_BASE["location_contacts"] + k,
+            "locationId",
+            ID_BASE["locations"] + loc,
+            t,
+            t,
+            True,
+        ),
+        t,
+    )
 
 
 def new_job(w: World, r: random.Random, t: int, tr: _Tracker) -> None:
@@ -111,26 +167,94 @@ def new_job(w: World, r: random.Random, t: int, tr: _Tracker) -> None:
     job_id, appt_id, inv_id = ID_BASE["jobs"] + j, ID_BASE["appointments"] + a, ID_BASE["invoices"] + inv
     bu = g.BUSINESS_UNITS[r.choice((0, 0, 1, 2, 3, 3, 4))]
     tech = w._static["technicians"][r.randrange(w.n["technicians"])].rec
-    job = g.job(rng_for(w._h("jobs", j)), job_id, location["customerId"], location["id"], bu[0],
-                ID_BASE["job_types"] + r.randrange(len(g.JOB_TYPES) - 1),
-                ID_BASE["campaigns"] + r.randrange(len(g.CAMPAIGNS) - 1), "Scheduled", t, t, None, [appt_id],
-                inv_id, [], None, None)
+    job = g.job(
+        rng_for(w._h("jobs", j)),
+        job_id,
+        location["customerId"],
+        location["id"],
+        bu[0],
+        ID_BASE["job_types"] + r.randrange(len(g.JOB_TYPES) - 1),
+        ID_BASE["campaigns"] + r.randrange(len(g.CAMPAIGNS) - 1),
+        "Scheduled",
+        t,
+        t,
+        None,
+        [appt_id],
+        inv_id,
+        [],
+        None,
+        None,
+    )
     _create(w, tr, "jobs", j, job, t)
     start = (t // HOUR) * HOUR + DAY + r.randrange(8) * HOUR
-    _create(w, tr, "appointments", a, g.appointment(rng_for(w._h("appointments", a)), appt_id, job_id,
-                                                    location["customerId"], f"{job_id}-1", start, "Scheduled", t,
-                                                    t, True), t)
-    _create(w, tr, "appointment_assignments", s, g.assignment(ID_BASE["appointment_assignments"] + s, tech["id"],
-                                                              tech["name"], job_id, appt_id, "Scheduled", t, t,
-                                                              True), t)
+    _create(
+        w,
+        tr,
+        "appointments",
+        a,
+        g.appointment(
+            rng_for(w._h("appointments", a)),
+            appt_id,
+            job_id,
+            location["customerId"],
+            f"{job_id}-1",
+            start,
+            "Scheduled",
+            t,
+            t,
+            True,
+        ),
+        t,
+    )
+    _create(
+        w,
+        tr,
+        "appointment_assignments",
+        s,
+        g.assignment(
+            ID_BASE["appointment_assignments"] + s,
+            tech["id"],
+            tech["name"],
+            job_id,
+            appt_id,
+            "Scheduled",
+            t,
+            t,
+            True,
+        ),
+        t,
+    )
     cust_i = w.index_of("customers", location["customerId"])
     cust_name = w.get("customers", cust_i)["name"] if cust_i is not None else location["name"]
-    _create(w, tr, "invoices", inv, g.invoice(rng_for(w._h("invoices", inv)), inv_id, job_id,
-                                              (location["customerId"], cust_name), location["id"],
-                                              (bu[0], bu[1]), t, t, [], 0.0, None, True), t)
+    _create(
+        w,
+        tr,
+        "invoices",
+        inv,
+        g.invoice(
+            rng_for(w._h("invoices", inv)),
+            inv_id,
+            job_id,
+            (location["customerId"], cust_name),
+            location["id"],
+            (bu[0], bu[1]),
+            t,
+            t,
+            [],
+            0.0,
+            None,
+            True,
+        ),
+        t,
+    )
 
 
-_NEXT = {"Scheduled": "Dispatched", "Dispatched": "InProgress", "InProgress": "Completed", "Hold": "InProgress"}
+_NEXT = {
+    "Scheduled": "Dispatched",
+    "Dispatched": "InProgress",
+    "InProgress": "Completed",
+    "Hold": "InProgress",
+}
 _APPT = {"Dispatched": "Dispatched", "InProgress": "Working", "Completed": "Done"}
 
 
@@ -162,13 +286,33 @@ def _complete_invoice(w: World, r: random.Random, t: int, tr: _Tracker, inv: int
     items = []
     for order in (1, 2):
         k = w.new_index("invoice_items")
-        item = g.invoice_item(rng_for(w._h("invoice_items", k)), ID_BASE["invoice_items"] + k, invoice["id"], order,
-                              bu, t, t, True, None)
+        item = g.invoice_item(
+            rng_for(w._h("invoice_items", k)),
+            ID_BASE["invoice_items"] + k,
+            invoice["id"],
+            order,
+            bu,
+            t,
+            t,
+            True,
+            None,
+        )
         _create(w, tr, "invoice_items", k, item, t)
         items.append(item)
-    fresh = g.invoice(rng_for(w._h("invoices", inv)), invoice["id"], job["id"],
-                      (invoice["customer"]["id"], invoice["customer"]["name"]), invoice["location"]["id"], bu,
-                      parse(invoice["createdOn"]), t, items, 0.0, None, True)
+    fresh = g.invoice(
+        rng_for(w._h("invoices", inv)),
+        invoice["id"],
+        job["id"],
+        (invoice["customer"]["id"], invoice["customer"]["name"]),
+        invoice["location"]["id"],
+        bu,
+        parse(invoice["createdOn"]),
+        t,
+        items,
+        0.0,
+        None,
+        True,
+    )
     fresh["invoiceDate"] = fmt_naive_midnight(t)
     fresh["dueDate"] = fmt_naive_midnight(t + 30 * DAY)
     _touch(w, tr, "invoices", inv, fresh, t)
@@ -187,9 +331,21 @@ def estimate_created(w: World, r: random.Random, t: int, tr: _Tracker) -> None:
     job = _cur(w, "jobs", j)
     e = w.new_index("estimates")
     bu_name = next((b[1] for b in g.BUSINESS_UNITS if b[0] == job["businessUnitId"]), "")
-    est = g.estimate(rng_for(w._h("estimates", e)), ID_BASE["estimates"] + e, 130_000_000 + e * 4, job["id"],
-                     job["locationId"], job["customerId"], (job["businessUnitId"], bu_name), "Open", t, t, None, None,
-                     True)
+    est = g.estimate(
+        rng_for(w._h("estimates", e)),
+        ID_BASE["estimates"] + e,
+        130_000_000 + e * 4,
+        job["id"],
+        job["locationId"],
+        job["customerId"],
+        (job["businessUnitId"], bu_name),
+        "Open",
+        t,
+        t,
+        None,
+        None,
+        True,
+    )
     _create(w, tr, "estimates", e, est, t)
     job["estimateIds"] = [*job["estimateIds"], est["id"]]
     _touch(w, tr, "jobs", j, job, t)
@@ -202,7 +358,10 @@ def estimate_decided(w: World, r: random.Random, t: int, tr: _Tracker) -> None:
     e = r.choice(cands)
     est = _cur(w, "estimates", e)
     sold = r.random() < 0.6
-    est["status"] = {"value": g.ESTIMATE_STATUS["Sold" if sold else "Dismissed"], "name": "Sold" if sold else "Dismissed"}
+    est["status"] = {
+        "value": g.ESTIMATE_STATUS["Sold" if sold else "Dismissed"],
+        "name": "Sold" if sold else "Dismissed",
+    }
     if sold:
         est["soldOn"] = fmt(t)
         est["soldBy"] = w._static["technicians"][r.randrange(w.n["technicians"])].rec["id"]
@@ -210,8 +369,11 @@ def estimate_decided(w: World, r: random.Random, t: int, tr: _Tracker) -> None:
 
 
 def payment(w: World, r: random.Random, t: int, tr: _Tracker) -> None:
-    cands = [i for i in _recent(w, "invoices", 400)
-             if w.meta("invoices", i)[2] and float(w.get("invoices", i)["balance"] or 0) > 0]
+    cands = [
+        i
+        for i in _recent(w, "invoices", 400)
+        if w.meta("invoices", i)[2] and float(w.get("invoices", i)["balance"] or 0) > 0
+    ]
     if not cands:
         return
     inv = r.choice(cands)
@@ -219,9 +381,17 @@ def payment(w: World, r: random.Random, t: int, tr: _Tracker) -> None:
     balance = float(invoice["balance"])
     amount = round(balance if r.random() < 0.7 else balance / 2, 2)
     p = w.new_index("payments")
-    pay = g.payment(rng_for(w._h("payments", p)), ID_BASE["payments"] + p,
-                    (invoice["customer"]["id"], invoice["customer"]["name"]),
-                    (invoice["businessUnit"]["id"], invoice["businessUnit"]["name"]), invoice["id"], amount, t, t, True)
+    pay = g.payment(
+        rng_for(w._h("payments", p)),
+        ID_BASE["payments"] + p,
+        (invoice["customer"]["id"], invoice["customer"]["name"]),
+        (invoice["businessUnit"]["id"], invoice["businessUnit"]["name"]),
+        invoice["id"],
+        amount,
+        t,
+        t,
+        True,
+    )
     _create(w, tr, "payments", p, pay, t)
     invoice["balance"] = g.money(max(0.0, balance - amount))
     if invoice["balance"] == "0.00":
@@ -257,6 +427,13 @@ def merge(w: World, r: random.Random, t: int, tr: _Tracker) -> None:
     _touch(w, tr, "customers", loser, rec, t)
 
 
-_EVENTS = {"new_customer": new_customer, "new_job": new_job, "job_progress": job_progress,
-           "estimate_created": estimate_created, "estimate_decided": estimate_decided, "payment": payment,
-           "deactivate": deactivate, "merge": merge}
+_EVENTS = {
+    "new_customer": new_customer,
+    "new_job": new_job,
+    "job_progress": job_progress,
+    "estimate_created": estimate_created,
+    "estimate_decided": estimate_decided,
+    "payment": payment,
+    "deactivate": deactivate,
+    "merge": merge,
+}

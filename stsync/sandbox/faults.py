@@ -48,16 +48,38 @@ def parse_rule(spec: dict[str, Any], seed: int, n: int) -> Rule:
     kind = spec.get("kind")
     if kind not in KINDS:
         raise ValueError(f"fault rule {n}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    known = {"kind", "count", "rate", "path", "status", "retry_after", "ms", "jitter_ms", "keep", "resource",
-             "field", "value", "seed"}
+    known = {
+        "kind",
+        "count",
+        "rate",
+        "path",
+        "status",
+        "retry_after",
+        "ms",
+        "jitter_ms",
+        "keep",
+        "resource",
+        "field",
+        "value",
+        "seed",
+    }
     unknown = set(spec) - known
     if unknown:
         raise ValueError(f"fault rule {n}: unknown keys {sorted(unknown)}")
-    rule = Rule(kind=kind, count=spec.get("count"), rate=float(spec.get("rate", 1.0)), path=spec.get("path"),
-                status=int(spec.get("status", 503)), retry_after=spec.get("retry_after", 1),
-                ms=int(spec.get("ms", 0)), jitter_ms=int(spec.get("jitter_ms", 0)),
-                keep=float(spec.get("keep", 0.5)), resource=spec.get("resource"), fields=spec.get("field", "id"),
-                value=spec.get("value", "x"))
+    rule = Rule(
+        kind=kind,
+        count=spec.get("count"),
+        rate=float(spec.get("rate", 1.0)),
+        path=spec.get("path"),
+        status=int(spec.get("status", 503)),
+        retry_after=spec.get("retry_after", 1),
+        ms=int(spec.get("ms", 0)),
+        jitter_ms=int(spec.get("jitter_ms", 0)),
+        keep=float(spec.get("keep", 0.5)),
+        resource=spec.get("resource"),
+        fields=spec.get("field", "id"),
+        value=spec.get("value", "x"),
+    )
     if rule.kind == "status" and rule.status not in (500, 502, 503, 504):
         raise ValueError(f"fault rule {n}: status must be 500, 502, 503 or 504")
     if rule.kind == "malformed" and not rule.resource:
@@ -137,5 +159,9 @@ class Faults:
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
-            return {"spec": self._spec, "remaining": [r.count for r in self.rules],
-                    "malformed_served": list(self.malformed_served), "token_epoch": self.token_epoch}
+            return {
+                "spec": self._spec,
+                "remaining": [r.count for r in self.rules],
+                "malformed_served": list(self.malformed_served),
+                "token_epoch": self.token_epoch,
+            }

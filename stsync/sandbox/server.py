@@ -7,6 +7,8 @@ stops. Keep-alive (HTTP/1.1) matters for client speed, as it does against the re
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -35,10 +37,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(resp.delay_s)  # injected latency, the whole point of that fault
         if resp.action == "drop":
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):  # the client may have gone already
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         self.send_response(resp.status)
         for k, v in resp.headers:
@@ -54,9 +54,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(resp.body)
 
-    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve  # noqa: N815 - BaseHTTPRequestHandler's naming
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args: Any) -> None:
         """Silent: core code never prints; the request log lives in App.requests."""
 
 
@@ -77,8 +77,7 @@ def make_server(app: App, host: str = "127.0.0.1", port: int = 0, allow_remote: 
 
 
 def serve_in_thread(server: SandboxHTTPServer) -> threading.Thread:
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="stsync-sandbox",
-                         daemon=True)
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="stsync-sandbox", daemon=True)
     t.start()
     return t
 
@@ -94,7 +93,9 @@ def _to_response(resp: Response, request: httpx.Request) -> httpx.Response:
     if resp.action == "truncate":
         raise httpx.RemoteProtocolError(
             f"peer closed connection without sending complete message body: received {resp.keep} bytes, "
-            f"expected {len(resp.body)}", request=request)
+            f"expected {len(resp.body)}",
+            request=request,
+        )
     headers = [*resp.headers, ("Content-Length", str(len(resp.body)))]
     return httpx.Response(resp.status, headers=headers, content=resp.body, request=request)
 
@@ -119,8 +120,6 @@ class AsyncSandboxTransport(httpx.AsyncBaseTransport):
         self.app = app
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        import asyncio
-
         body = await request.aread()
         resp = self.app.handle(_to_request(request, body))
         if resp.delay_s:

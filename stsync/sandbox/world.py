@@ -17,29 +17,94 @@ from typing import Any
 import orjson
 
 from stsync.sandbox import generate as g
-from stsync.sandbox.clock import DAY, HISTORY_END, HISTORY_START, MINUTE, WORLD_NOW, fmt, key, mix64, parse, rng_for
+from stsync.sandbox.clock import (
+    DAY,
+    HISTORY_END,
+    HISTORY_START,
+    MINUTE,
+    WORLD_NOW,
+    fmt,
+    key,
+    mix64,
+    parse,
+    rng_for,
+)
 
 SCALES = {"small": 100, "medium": 5000, "large": 50000}  # customers per scale; everything else is a ratio
 TECHS = {"small": 8, "medium": 40, "large": 150}
 EMPLOYEES = {"small": 6, "medium": 25, "large": 80}
-RATIOS = {"customers": 1.0, "locations": 1.2, "customer_contacts": 1.5, "location_contacts": 0.5, "jobs": 2.0,
-          "appointments": 2.2, "appointment_assignments": 2.5, "estimates": 0.6, "invoices": 2.0,
-          "invoice_items": 4.0, "payments": 1.5, "installed_equipment": 0.5}
-ID_BASE = {"customers": 10_000_000, "locations": 20_000_000, "customer_contacts": 30_000_000,
-           "location_contacts": 40_000_000, "jobs": 50_000_000, "appointments": 60_000_000,
-           "appointment_assignments": 70_000_000, "estimates": 80_000_000, "invoices": 90_000_000,
-           "invoice_items": 100_000_000, "payments": 110_000_000, "installed_equipment": 120_000_000,
-           "technicians": 21_000, "employees": 31_000, "job_types": 100, "campaigns": 200, "call_reasons": 300,
-           "tag_types": 400}
+RATIOS = {
+    "customers": 1.0,
+    "locations": 1.2,
+    "customer_contacts": 1.5,
+    "location_contacts": 0.5,
+    "jobs": 2.0,
+    "appointments": 2.2,
+    "appointment_assignments": 2.5,
+    "estimates": 0.6,
+    "invoices": 2.0,
+    "invoice_items": 4.0,
+    "payments": 1.5,
+    "installed_equipment": 0.5,
+}
+ID_BASE = {
+    "customers": 10_000_000,
+    "locations": 20_000_000,
+    "customer_contacts": 30_000_000,
+    "location_contacts": 40_000_000,
+    "jobs": 50_000_000,
+    "appointments": 60_000_000,
+    "appointment_assignments": 70_000_000,
+    "estimates": 80_000_000,
+    "invoices": 90_000_000,
+    "invoice_items": 100_000_000,
+    "payments": 110_000_000,
+    "installed_equipment": 120_000_000,
+    "technicians": 21_000,
+    "employees": 31_000,
+    "job_types": 100,
+    "campaigns": 200,
+    "call_reasons": 300,
+    "tag_types": 400,
+}
 # How long before its last modification a record was created (spreads createdOn realistically).
-LAG = {"customers": 90 * DAY, "locations": 60 * DAY, "jobs": 5 * DAY, "appointments": 3 * DAY,
-       "appointment_assignments": 2 * DAY, "estimates": 10 * DAY, "invoices": 20 * DAY, "invoice_items": 20 * DAY,
-       "payments": 2 * DAY, "installed_equipment": 30 * DAY}
-INACTIVE = {"customers": 0.03, "locations": 0.03, "customer_contacts": 0.05, "location_contacts": 0.05,
-            "appointments": 0.03, "appointment_assignments": 0.05, "estimates": 0.02, "invoices": 0.01,
-            "invoice_items": 0.02, "payments": 0.01, "installed_equipment": 0.05}
-REF = ("business_units", "technicians", "employees", "job_types", "campaigns", "call_reasons", "tag_types",
-       "cft_customers", "cft_locations", "cft_jobs")
+LAG = {
+    "customers": 90 * DAY,
+    "locations": 60 * DAY,
+    "jobs": 5 * DAY,
+    "appointments": 3 * DAY,
+    "appointment_assignments": 2 * DAY,
+    "estimates": 10 * DAY,
+    "invoices": 20 * DAY,
+    "invoice_items": 20 * DAY,
+    "payments": 2 * DAY,
+    "installed_equipment": 30 * DAY,
+}
+INACTIVE = {
+    "customers": 0.03,
+    "locations": 0.03,
+    "customer_contacts": 0.05,
+    "location_contacts": 0.05,
+    "appointments": 0.03,
+    "appointment_assignments": 0.05,
+    "estimates": 0.02,
+    "invoices": 0.01,
+    "invoice_items": 0.02,
+    "payments": 0.01,
+    "installed_equipment": 0.05,
+}
+REF = (
+    "business_units",
+    "technicians",
+    "employees",
+    "job_types",
+    "campaigns",
+    "call_reasons",
+    "tag_types",
+    "cft_customers",
+    "cft_locations",
+    "cft_jobs",
+)
 BIG = tuple(RATIOS)
 INTERNAL = REF + BIG
 CODES = {name: n + 1 for n, name in enumerate(INTERNAL)}
@@ -50,10 +115,18 @@ _MASK = (1 << 64) - 1
 def counts_for(scale: str) -> dict[str, int]:
     """Base record count per internal resource for a scale."""
     c = SCALES[scale]
-    n = {"business_units": len(g.BUSINESS_UNITS), "technicians": TECHS[scale], "employees": EMPLOYEES[scale],
-         "job_types": len(g.JOB_TYPES), "campaigns": len(g.CAMPAIGNS), "call_reasons": len(g.CALL_REASONS),
-         "tag_types": len(g.TAG_TYPES), "cft_customers": len(g.CUSTOM_FIELDS["customers"]),
-         "cft_locations": len(g.CUSTOM_FIELDS["locations"]), "cft_jobs": len(g.CUSTOM_FIELDS["jobs"])}
+    n = {
+        "business_units": len(g.BUSINESS_UNITS),
+        "technicians": TECHS[scale],
+        "employees": EMPLOYEES[scale],
+        "job_types": len(g.JOB_TYPES),
+        "campaigns": len(g.CAMPAIGNS),
+        "call_reasons": len(g.CALL_REASONS),
+        "tag_types": len(g.TAG_TYPES),
+        "cft_customers": len(g.CUSTOM_FIELDS["customers"]),
+        "cft_locations": len(g.CUSTOM_FIELDS["locations"]),
+        "cft_jobs": len(g.CUSTOM_FIELDS["jobs"]),
+    }
     for name, ratio in RATIOS.items():
         n[name] = int(c * ratio)
     return n
@@ -100,7 +173,7 @@ class World:
         self._rs = {r: key(seed, CODES[r]) for r in INTERNAL}
         self._build_reference()
 
-    # --- identity -------------------------------------------------------------------------------------
+    # --- identity ---------------------------------------------------------------------------------
 
     def total(self, res: str) -> int:
         return self.n[res] + self.n_new[res]
@@ -120,7 +193,7 @@ class World:
         # One splitmix round over (resource seed, index, salt): the hot path of lazy generation.
         return mix64((self._rs[res] + i * 0x9E3779B97F4A7C15 + salt * 0xD1B54A32D192ED03) & _MASK)
 
-    # --- cheap base metadata (no record generation) -----------------------------------------------------
+    # --- cheap base metadata (no record generation) -----------------------------------------------
 
     def base_modified(self, res: str, i: int) -> int:
         n = self.n[res]
@@ -150,7 +223,7 @@ class World:
             return s.created, s.modified, s.active
         return self.base_created(res, i), self.base_modified(res, i), self.base_active(res, i)
 
-    # --- relations of base records ------------------------------------------------------------------------
+    # --- relations of base records ----------------------------------------------------------------
 
     def job_location(self, j: int) -> int:
         n_loc, n_job = self.n["locations"], self.n["jobs"]
@@ -187,7 +260,7 @@ class World:
         # Mirrors g.customer's first draws so invoices/payments name the customer as the customer record does.
         return f"{last} {r.choice(g.COMPANY)}" if r.random() < 0.15 else f"{first} {last}"
 
-    # --- base records ----------------------------------------------------------------------------------------
+    # --- base records -----------------------------------------------------------------------------
 
     def _build_reference(self) -> None:
         for res in REF:
@@ -209,8 +282,12 @@ class World:
                 elif res.startswith("cft_"):
                     rec = g.custom_field_type(res[4:], i, created, modified)
                 else:
-                    builder = {"job_types": g.job_type, "campaigns": g.campaign, "call_reasons": g.call_reason,
-                               "tag_types": g.tag_type}[res]
+                    builder = {
+                        "job_types": g.job_type,
+                        "campaigns": g.campaign,
+                        "call_reasons": g.call_reason,
+                        "tag_types": g.tag_type,
+                    }[res]
                     rec = builder(i, ID_BASE[res] + i, created, modified)
                 entries.append(Entry(rec, created, modified, rec.get("active", True)))
                 ids.append(rec["id"])
@@ -218,11 +295,15 @@ class World:
             self._ref_ids[res] = ids
             self._ref_index[res] = {id_: i for i, id_ in enumerate(ids)}
 
-    def base_record(self, res: str, i: int) -> dict[str, Any]:  # noqa: PLR0915 - one branch per resource
+    def base_record(self, res: str, i: int) -> dict[str, Any]:  # noqa: PLR0911, PLR0912, PLR0915 - per resource
         """The original (pre-advance) version of base record `i`; depends on base state only."""
         if res in self._static:
             return self._static[res][i].rec
-        created, modified, active = self.base_created(res, i), self.base_modified(res, i), self.base_active(res, i)
+        created, modified, active = (
+            self.base_created(res, i),
+            self.base_modified(res, i),
+            self.base_active(res, i),
+        )
         id_ = ID_BASE[res] + i
         n = self.n
         if res == "customers":
@@ -239,12 +320,26 @@ class World:
             return g.location(rng_for(self._h(res, i)), id_, cust, created, modified, active, merged)
         if res == "customer_contacts":
             c = i * n["customers"] // n[res]
-            return g.contact(rng_for(self._h(res, i)), id_, "customerId", ID_BASE["customers"] + c, created,
-                             modified, active)
+            return g.contact(
+                rng_for(self._h(res, i)),
+                id_,
+                "customerId",
+                ID_BASE["customers"] + c,
+                created,
+                modified,
+                active,
+            )
         if res == "location_contacts":
             loc = i * n["locations"] // n[res]
-            return g.contact(rng_for(self._h(res, i)), id_, "locationId", ID_BASE["locations"] + loc, created,
-                             modified, active)
+            return g.contact(
+                rng_for(self._h(res, i)),
+                id_,
+                "locationId",
+                ID_BASE["locations"] + loc,
+                created,
+                modified,
+                active,
+            )
         if res == "jobs":
             loc = self.job_location(i)
             status = self.job_status(i)
@@ -252,32 +347,68 @@ class World:
             ests = [ID_BASE["estimates"] + e for e in _children(i, n["estimates"], n["jobs"])]
             completed = modified - self._h(res, i, 10) % DAY if status == "Completed" else None
             r = rng_for(self._h(res, i))
-            return g.job(r, id_, ID_BASE["customers"] + self.loc_customer(loc), ID_BASE["locations"] + loc,
-                         self.job_bu(i)[0], ID_BASE["job_types"] + self._h(res, i, 12) % (len(g.JOB_TYPES) - 1),
-                         ID_BASE["campaigns"] + self._h(res, i, 13) % (len(g.CAMPAIGNS) - 1), status, created,
-                         modified, completed, appts, ID_BASE["invoices"] + i, ests, None,
-                         None if not ests else self.tech(res, i)[0])
+            return g.job(
+                r,
+                id_,
+                ID_BASE["customers"] + self.loc_customer(loc),
+                ID_BASE["locations"] + loc,
+                self.job_bu(i)[0],
+                ID_BASE["job_types"] + self._h(res, i, 12) % (len(g.JOB_TYPES) - 1),
+                ID_BASE["campaigns"] + self._h(res, i, 13) % (len(g.CAMPAIGNS) - 1),
+                status,
+                created,
+                modified,
+                completed,
+                appts,
+                ID_BASE["invoices"] + i,
+                ests,
+                None,
+                None if not ests else self.tech(res, i)[0],
+            )
         if res == "appointments":
             j = self.appt_job(i)
             kids = _children(j, n["appointments"], n["jobs"])
-            status = {"Completed": "Done", "Canceled": "Canceled", "InProgress": "Working", "Hold": "Hold",
-                      "Dispatched": "Dispatched"}.get(self.job_status(j), "Scheduled")
+            status = {
+                "Completed": "Done",
+                "Canceled": "Canceled",
+                "InProgress": "Working",
+                "Hold": "Hold",
+                "Dispatched": "Dispatched",
+            }.get(self.job_status(j), "Scheduled")
             if i != kids[-1] and status not in ("Canceled",):
                 status = "Done"
             start = created + DAY + self._h(res, i, 14) % (2 * DAY)
-            return g.appointment(rng_for(self._h(res, i)), id_, ID_BASE["jobs"] + j,
-                                 ID_BASE["customers"] + self.loc_customer(self.job_location(j)),
-                                 f"{ID_BASE['jobs'] + j}-{i - kids[0] + 1}", start, status, created, modified,
-                                 active)
+            return g.appointment(
+                rng_for(self._h(res, i)),
+                id_,
+                ID_BASE["jobs"] + j,
+                ID_BASE["customers"] + self.loc_customer(self.job_location(j)),
+                f"{ID_BASE['jobs'] + j}-{i - kids[0] + 1}",
+                start,
+                status,
+                created,
+                modified,
+                active,
+            )
         if res == "appointment_assignments":
             a = i * n["appointments"] // n[res]
             j = self.appt_job(a)
             appt_status = self.job_status(j)
-            status = {"Completed": "Done", "InProgress": "Working", "Dispatched": "Dispatched"}.get(appt_status,
-                                                                                                 "Scheduled")
+            status = {"Completed": "Done", "InProgress": "Working", "Dispatched": "Dispatched"}.get(
+                appt_status, "Scheduled"
+            )
             tech_id, tech_name = self.tech(res, i)
-            return g.assignment(id_, tech_id, tech_name, ID_BASE["jobs"] + j, ID_BASE["appointments"] + a, status,
-                                created, modified, active)
+            return g.assignment(
+                id_,
+                tech_id,
+                tech_name,
+                ID_BASE["jobs"] + j,
+                ID_BASE["appointments"] + a,
+                status,
+                created,
+                modified,
+                active,
+            )
         if res == "estimates":
             j = i * n["jobs"] // n[res]
             loc = self.job_location(j)
@@ -285,27 +416,64 @@ class World:
             status = "Sold" if h < 40 else ("Dismissed" if h < 65 else "Open")
             sold_on = modified - self._h(res, i, 16) % DAY if status == "Sold" else None
             sold_by = self.tech(res, i)[0] if status == "Sold" else None
-            return g.estimate(rng_for(self._h(res, i)), id_, 130_000_000 + i * 4, ID_BASE["jobs"] + j,
-                              ID_BASE["locations"] + loc, ID_BASE["customers"] + self.loc_customer(loc),
-                              self.job_bu(j), status, created, modified, sold_on, sold_by, active)
+            return g.estimate(
+                rng_for(self._h(res, i)),
+                id_,
+                130_000_000 + i * 4,
+                ID_BASE["jobs"] + j,
+                ID_BASE["locations"] + loc,
+                ID_BASE["customers"] + self.loc_customer(loc),
+                self.job_bu(j),
+                status,
+                created,
+                modified,
+                sold_on,
+                sold_by,
+                active,
+            )
         if res == "invoice_items":
             inv = i // 2
-            return g.invoice_item(rng_for(self._h(res, i)), id_, ID_BASE["invoices"] + inv, i % 2 + 1,
-                                  self.job_bu(inv), created, modified, active, self.tech(res, i)[0])
+            return g.invoice_item(
+                rng_for(self._h(res, i)),
+                id_,
+                ID_BASE["invoices"] + inv,
+                i % 2 + 1,
+                self.job_bu(inv),
+                created,
+                modified,
+                active,
+                self.tech(res, i)[0],
+            )
         if res == "invoices":
             return self.base_invoice(i, [self.base_record("invoice_items", k) for k in (2 * i, 2 * i + 1)])
         if res == "payments":
             inv = i * n["invoices"] // n[res]
             kids = _children(inv, n[res], n["invoices"])
             amount = round((self.base_item_total(2 * inv) + self.base_item_total(2 * inv + 1)) * 1.08 / len(kids), 2)
-            c = self.loc_customer(self.job_location(inv))
-            cust = (ID_BASE["customers"] + c, self.customer_name(c))
-            return g.payment(rng_for(self._h(res, i)), id_, cust, self.job_bu(inv), ID_BASE["invoices"] + inv,
-                             amount, created, modified, active)
+            ci = self.loc_customer(self.job_location(inv))
+            payer = (ID_BASE["customers"] + ci, self.customer_name(ci))
+            return g.payment(
+                rng_for(self._h(res, i)),
+                id_,
+                payer,
+                self.job_bu(inv),
+                ID_BASE["invoices"] + inv,
+                amount,
+                created,
+                modified,
+                active,
+            )
         if res == "installed_equipment":
             loc = i * n["locations"] // n[res]
-            return g.installed_equipment(rng_for(self._h(res, i)), id_, ID_BASE["locations"] + loc,
-                                         ID_BASE["customers"] + self.loc_customer(loc), created, modified, active)
+            return g.installed_equipment(
+                rng_for(self._h(res, i)),
+                id_,
+                ID_BASE["locations"] + loc,
+                ID_BASE["customers"] + self.loc_customer(loc),
+                created,
+                modified,
+                active,
+            )
         raise KeyError(res)
 
     def base_invoice(self, i: int, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -318,9 +486,20 @@ class World:
         loc = self.job_location(i)
         c = self.loc_customer(loc)
         cust = (ID_BASE["customers"] + c, self.customer_name(c))
-        return g.invoice(rng_for(self._h("invoices", i)), ID_BASE["invoices"] + i, ID_BASE["jobs"] + i, cust,
-                         ID_BASE["locations"] + loc, self.job_bu(i), self.base_created("invoices", i),
-                         self.base_modified("invoices", i), items, paid, paid_on, self.base_active("invoices", i))
+        return g.invoice(
+            rng_for(self._h("invoices", i)),
+            ID_BASE["invoices"] + i,
+            ID_BASE["jobs"] + i,
+            cust,
+            ID_BASE["locations"] + loc,
+            self.job_bu(i),
+            self.base_created("invoices", i),
+            self.base_modified("invoices", i),
+            items,
+            paid,
+            paid_on,
+            self.base_active("invoices", i),
+        )
 
     def base_item_total(self, k: int) -> float:
         """The `total` of base invoice item k (0 when inactive) without building the item: the same first
@@ -331,7 +510,7 @@ class World:
         price = r.choice(g.SKUS)[4]
         return float(g.money(float(1 + r.randrange(0, 2)) * price))
 
-    # --- current versions ---------------------------------------------------------------------------------------
+    # --- current versions -------------------------------------------------------------------------
 
     def get(self, res: str, i: int) -> dict[str, Any]:
         e = self.overlay[res].get(i)
@@ -371,7 +550,7 @@ class World:
         self.n_new[res] += 1
         return i
 
-    # --- export feed positions ------------------------------------------------------------------------------------
+    # --- export feed positions --------------------------------------------------------------------
 
     def position_for_time(self, res: str, t: int) -> int:
         """First feed position whose record has modifiedOn >= t."""
@@ -387,8 +566,9 @@ class World:
             return lo
         return n + bisect.bisect_left(self.log_t[res], t)
 
-    def feed(self, res: str, pos: int, batch: int, include_recent: bool,
-             active: bool | None) -> tuple[list[int], int, bool]:
+    def feed(
+        self, res: str, pos: int, batch: int, include_recent: bool, active: bool | None
+    ) -> tuple[list[int], int, bool]:
         """Indexes of the next batch from feed position `pos`, the continuation position and hasMore."""
         n = self.n[res]
         latest = self.latest[res]

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from stsync.sandbox import Sandbox, SandboxOptions
+from stsync.sandbox import Sandbox
 from stsync.sandbox.resources import TABLE
 
 TENANT = 1234567
@@ -26,9 +26,14 @@ class Api:
         self.token = self.new_token()
 
     def new_token(self) -> str:
-        r = self.http.post("/connect/token", data={"grant_type": "client_credentials",
-                                                   "client_id": "sandbox-client-id",
-                                                   "client_secret": "sandbox-client-secret"})
+        r = self.http.post(
+            "/connect/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "sandbox-client-id",
+                "client_secret": "sandbox-client-secret",
+            },
+        )
         assert r.status_code == 200, r.text
         return r.json()["access_token"]
 
@@ -91,5 +96,3 @@ def export_params(res: Any) -> dict[str, str]:
 
 LIST_ENDPOINTS = [(r, f"{prefix(r.module)}/{r.list_path}") for r in TABLE if r.list_path]
 EXPORT_ENDPOINTS = [(r, f"{prefix(r.module)}/{p}") for r in TABLE for p in r.export_paths]
-
-

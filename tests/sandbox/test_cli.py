@@ -33,5 +33,5 @@ def test_advance_command_calls_the_admin_endpoint() -> None:
 
 def test_serve_refuses_remote_host() -> None:
     """A non-loopback --host without --allow-remote is a configuration error."""
-    result = runner.invoke(app, ["sandbox", "serve", "--host", "0.0.0.0", "--port", "0"])  # noqa: S104
+    result = runner.invoke(app, ["sandbox", "serve", "--host", "0.0.0.0", "--port", "0"])
     assert isinstance(result.exception, ConfigError)

@@ -20,10 +20,17 @@ from openapi_schema_validator import OAS30Validator
 from sbhelpers import EXPORT_ENDPOINTS, LIST_ENDPOINTS, Api, export_params, list_params, prefix
 
 SPECS = Path("/work/shared/specs/servicetitan")
-SPEC_FILE = {"crm": "crm-v2.json", "jpm": "jpm-v2.json", "dispatch": "dispatch-v2.json",
-             "sales": "salestech-v2.json", "accounting": "accounting-v2.json",
-             "equipmentsystems": "equipment-systems-v2.json", "settings": "settings-v2.json",
-             "marketing": "marketing-v2.json", "jbce": "jbce-v2.json"}
+SPEC_FILE = {
+    "crm": "crm-v2.json",
+    "jpm": "jpm-v2.json",
+    "dispatch": "dispatch-v2.json",
+    "sales": "salestech-v2.json",
+    "accounting": "accounting-v2.json",
+    "equipmentsystems": "equipment-systems-v2.json",
+    "settings": "settings-v2.json",
+    "marketing": "marketing-v2.json",
+    "jbce": "jbce-v2.json",
+}
 
 
 def _nullable_compositions(node: Any) -> Any:
@@ -89,8 +96,11 @@ def test_list_bodies_match_spec(shared: Any, res: Any, path: str) -> None:
     api = Api(shared)
     rows, _ = api.walk_list(path, pageSize=500, **list_params(res))
     assert rows
-    _validate(res.module, path, {"page": 1, "pageSize": len(rows), "hasMore": False, "totalCount": None,
-                                 "data": rows})
+    _validate(
+        res.module,
+        path,
+        {"page": 1, "pageSize": len(rows), "hasMore": False, "totalCount": None, "data": rows},
+    )
     r = api.get(path, pageSize=3, **list_params(res))
     _validate(res.module, path, r.json())
 
@@ -115,9 +125,17 @@ def test_changed_records_still_match_spec(fresh: Any) -> None:
         _validate(res.module, path, {"hasMore": False, "continueFrom": token, "data": rows})
 
 
-@pytest.mark.parametrize("query", [{"pageSize": "6000"}, {"page": "0"}, {"active": "Maybe"},
-                                   {"ids": ",".join(str(i) for i in range(60))}, {"sort": "+Color"},
-                                   {"modifiedOnOrAfter": "yesterday"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"pageSize": "6000"},
+        {"page": "0"},
+        {"active": "Maybe"},
+        {"ids": ",".join(str(i) for i in range(60))},
+        {"sort": "+Color"},
+        {"modifiedOnOrAfter": "yesterday"},
+    ],
+)
 def test_list_validation_errors_are_api_error_responses(shared: Any, query: dict[str, str]) -> None:
     """Bad list parameters give 400 with the ApiErrorResponse envelope the spec declares."""
     api = Api(shared)
@@ -142,8 +160,10 @@ def test_auth_and_routing_errors_use_the_envelope(shared: Any) -> None:
     """401/403/404 bodies carry the same ApiErrorResponse envelope."""
     api = Api(shared)
     path = f"{prefix('crm')}/customers"
-    for r in (api.http.get(path, headers={"ST-App-Key": "sandbox-app-key"}),
-              api.http.get(path, headers={**api.headers, "ST-App-Key": "wrong"}),
-              api.get(f"{prefix('crm')}/nope")):
+    for r in (
+        api.http.get(path, headers={"ST-App-Key": "sandbox-app-key"}),
+        api.http.get(path, headers={**api.headers, "ST-App-Key": "wrong"}),
+        api.get(f"{prefix('crm')}/nope"),
+    ):
         assert r.status_code in (401, 403, 404)
         _validate("crm", path, r.json(), "400")  # same schema as the declared 400/404 bodies

@@ -25,8 +25,14 @@ def test_status_burst_then_recovery(api: Api) -> None:
 
 def test_429_with_and_without_retry_after(api: Api) -> None:
     """429 storms with a Retry-After header, or without one (title still names the wait)."""
-    api.sb.faults.set({"rules": [{"kind": "rate_limit", "count": 1, "retry_after": 3},
-                                 {"kind": "rate_limit", "count": 1, "retry_after": None}]})
+    api.sb.faults.set(
+        {
+            "rules": [
+                {"kind": "rate_limit", "count": 1, "retry_after": 3},
+                {"kind": "rate_limit", "count": 1, "retry_after": None},
+            ]
+        }
+    )
     r1, r2, r3 = api.get(CUSTOMERS), api.get(CUSTOMERS), api.get(CUSTOMERS)
     assert r1.status_code == 429 and r1.headers["Retry-After"] == "3"
     assert r1.json()["title"] == "Rate limit is exceeded. Try again in 3 seconds."
@@ -72,13 +78,18 @@ def test_invalidated_tokens_get_401(api: Api) -> None:
 
 def test_malformed_record_in_page(api: Api) -> None:
     """`malformed` puts a wrong-typed field into a served page and records which id it was."""
-    api.sb.faults.set({"malformed": {"resource": "jobs", "field": "customerId", "value": "not-a-number",
-                                     "count": 1}})
+    api.sb.faults.set({"malformed": {"resource": "jobs", "field": "customerId", "value": "not-a-number", "count": 1}})
     body = api.get(f"{prefix('jpm')}/export/jobs").json()
     bad = [r for r in body["data"] if r["customerId"] == "not-a-number"]
     assert len(bad) == 1
-    assert api.sb.faults.malformed_served == [{"resource": "jobs", "id": bad[0]["id"], "field": "customerId",
-                                               "path": f"{prefix('jpm')}/export/jobs"}]
+    assert api.sb.faults.malformed_served == [
+        {
+            "resource": "jobs",
+            "id": bad[0]["id"],
+            "field": "customerId",
+            "path": f"{prefix('jpm')}/export/jobs",
+        }
+    ]
     again = api.get(f"{prefix('jpm')}/export/jobs").json()
     assert all(isinstance(r["customerId"], int) for r in again["data"])
 
@@ -117,29 +128,48 @@ def test_rate_limit_per_app_key_and_tenant() -> None:
         codes = [api.get(CUSTOMERS) for _ in range(12)]
     limited = [r for r in codes if r.status_code == 429]
     assert limited and all(r.headers["Retry-After"] == "1" for r in limited)
-    assert "Rate limit is exceeded. Try again in 1 seconds." == limited[0].json()["title"]
+    assert limited[0].json()["title"] == "Rate limit is exceeded. Try again in 1 seconds."
 
 
 def test_token_endpoint(fresh: Sandbox) -> None:
     """client_credentials only; wrong credentials are 400 invalid_client (IdentityServer)."""
     http = httpx.Client(base_url=fresh.url)
-    ok = http.post("/connect/token", data={"grant_type": "client_credentials", "client_id": "sandbox-client-id",
-                                           "client_secret": "sandbox-client-secret"}).json()
+    ok = http.post(
+        "/connect/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "sandbox-client-id",
+            "client_secret": "sandbox-client-secret",
+        },
+    ).json()
     assert ok["expires_in"] == 900 and ok["token_type"] == "Bearer" and ok["access_token"] and ok["scope"]
-    bad = http.post("/connect/token", data={"grant_type": "client_credentials", "client_id": "sandbox-client-id",
-                                            "client_secret": "nope"})
+    bad = http.post(
+        "/connect/token",
+        data={"grant_type": "client_credentials", "client_id": "sandbox-client-id", "client_secret": "nope"},
+    )
     assert bad.status_code == 400 and bad.json() == {"error": "invalid_client"}
 
 
-@pytest.mark.parametrize(("headers", "path", "status"), [
-    ({"ST-App-Key": "sandbox-app-key"}, CUSTOMERS, 401),  # no token
-    ({"ST-App-Key": "sandbox-app-key", "Authorization": "Bearer nope"}, CUSTOMERS, 401),
-    ({"Authorization": "TOKEN"}, CUSTOMERS, 401),  # no app key
-    ({"ST-App-Key": "other-app", "Authorization": "TOKEN"}, CUSTOMERS, 403),
-    ({"ST-App-Key": "sandbox-app-key", "Authorization": "TOKEN"}, "/crm/v2/tenant/7654321/customers", 403),
-    ({"ST-App-Key": "sandbox-app-key", "Authorization": "TOKEN"}, "/crm/v2/tenant/abc/customers", 404),
-    ({"ST-App-Key": "sandbox-app-key", "Authorization": "TOKEN"}, "/dispatch/v2/tenant/1234567/appointments", 404),
-])
+@pytest.mark.parametrize(
+    ("headers", "path", "status"),
+    [
+        ({"ST-App-Key": "sandbox-app-key"}, CUSTOMERS, 401),  # no token
+        ({"ST-App-Key": "sandbox-app-key", "Authorization": "Bearer nope"}, CUSTOMERS, 401),
+        ({"Authorization": "TOKEN"}, CUSTOMERS, 401),  # no app key
+        ({"ST-App-Key": "other-app", "Authorization": "TOKEN"}, CUSTOMERS, 403),
+        (
+            {"ST-App-Key": "sandbox-app-key", "Authorization": "TOKEN"},
+            "/crm/v2/tenant/7654321/customers",
+            403,
+        ),
+        ({"ST-App-Key": "sandbox-app-key", "Authorization": "TOKEN"}, "/crm/v2/tenant/abc/customers", 404),
+        (
+            {"ST-App-Key": "sandbox-app-key", "Authorization": "TOKEN"},
+            "/dispatch/v2/tenant/1234567/appointments",
+            404,
+        ),
+    ],
+)
 def test_auth_errors(api: Api, headers: dict[str, str], path: str, status: int) -> None:
     """Missing/bad token 401, bad app key 401/403, wrong tenant 403/404, unknown path 404."""
     h = {k: (f"Bearer {api.token}" if v == "TOKEN" else v) for k, v in headers.items()}
@@ -177,4 +207,4 @@ def test_admin_advance_and_dump(api: Api) -> None:
 def test_non_loopback_host_is_refused() -> None:
     """The server refuses to bind a non-loopback host unless allowed."""
     with pytest.raises(ValueError, match="non-loopback"):
-        Sandbox.start(SandboxOptions(host="0.0.0.0"))  # noqa: S104 - exactly what is being refused
+        Sandbox.start(SandboxOptions(host="0.0.0.0"))

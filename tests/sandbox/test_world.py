@@ -8,7 +8,8 @@ from pathlib import Path
 import orjson
 
 from stsync.sandbox import Sandbox, SandboxOptions, scale_totals
-from stsync.sandbox.world import World, counts_for
+from stsync.sandbox.cache import _gen_chunk
+from stsync.sandbox.world import BIG, World, counts_for
 
 
 def _bytes(sb: Sandbox) -> bytes:
@@ -42,7 +43,12 @@ def test_world_relations_and_distributions() -> None:
     with Sandbox.start() as sb:
         d = sb.world.dump()
     bus = {b["id"]: b["name"] for b in d["business_units"].values()}
-    assert {1314: "Sales & Service", 54670601: "Install", 4622: "Pool", 26143: "Plumbing"}.items() <= bus.items()
+    assert {
+        1314: "Sales & Service",
+        54670601: "Install",
+        4622: "Pool",
+        26143: "Plumbing",
+    }.items() <= bus.items()
     assert {j["businessUnitId"] for j in d["jobs"].values()} >= {1314, 54670601, 4622, 26143}
     for j in d["jobs"].values():
         assert d["locations"][j["locationId"]]["customerId"] == j["customerId"]
@@ -56,7 +62,11 @@ def test_world_relations_and_distributions() -> None:
         assert all(x["appliedTo"] in d["invoices"] for x in p["appliedTo"])
     for it in d["invoice_items"].values():
         assert it["invoiceId"] in d["invoices"]
-    assert Counter(e["status"]["name"] for e in d["estimates"].values()).keys() == {"Open", "Sold", "Dismissed"}
+    assert Counter(e["status"]["name"] for e in d["estimates"].values()).keys() == {
+        "Open",
+        "Sold",
+        "Dismissed",
+    }
     merged = [c for c in d["customers"].values() if c["mergedToId"]]
     assert merged and all(not c["active"] and c["mergedToId"] in d["customers"] for c in merged)
     assert isinstance(next(iter(d["invoices"].values()))["total"], str)  # accounting money is a string
@@ -84,8 +94,15 @@ def test_advance_makes_realistic_changes() -> None:
     with Sandbox.start() as sb:
         s = sb.advance(240)
         d = sb.world.dump()
-    assert {"customers", "jobs", "appointments", "appointment_assignments", "payments", "invoices",
-            "estimates"} <= set(s["created"])
+    assert {
+        "customers",
+        "jobs",
+        "appointments",
+        "appointment_assignments",
+        "payments",
+        "invoices",
+        "estimates",
+    } <= set(s["created"])
     assert s["updated"]
     for res, ids in {**s["updated"]}.items():
         for i in ids:
@@ -95,9 +112,6 @@ def test_advance_makes_realistic_changes() -> None:
 
 def test_prewarmed_bytes_equal_inline_bytes() -> None:
     """The worker-built cache serves exactly the bytes inline generation would (small world: one chunk)."""
-    from stsync.sandbox.cache import _gen_chunk
-    from stsync.sandbox.world import BIG
-
     w = World(9, "small")
     for res in BIG:
         if res == "invoice_items":
