@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,50 @@ def mirror_differences(conn: psycopg.Connection[Any], world: Mapping[str, Mappin
         if stale:
             problems.append(f"estimate items: {len(stale)} no longer embedded but still active")
     return problems
+
+
+EXPORT = "/export/"
+
+
+def export_requests(requests: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    return [
+        (r["path"], (r.get("query") or {}).get("from")) for r in requests if EXPORT in r["path"] and r["status"] == 200
+    ]
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    """Poll a condition; the test fails (not sleeps its way through) if it never holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def committed_pages(run: list[tuple[str, str | None]], stored: dict[str, str]) -> set[tuple[str, str | None]]:
+    """The (path, from) pages a killed run committed: on each feed, those requested before the stored token."""
+    committed: set[tuple[str, str | None]] = set()
+    by_path: dict[str, list[str | None]] = {}
+    for path, token in run:
+        by_path.setdefault(path, []).append(token)
+    for path, tokens in by_path.items():
+        resume = stored.get(path)
+        if resume is None:
+            continue  # nothing of this feed was committed
+        prefix = tokens[: tokens.index(resume)] if resume in tokens else tokens
+        committed.update((path, t) for t in prefix)
+    return committed
+
+
+def stored_tokens(db_dsn: str) -> dict[str, str]:
+    """Stored continuation token per export path, read from sync_state."""
+    with psycopg.connect(db_dsn) as conn:
+        rows = conn.execute(
+            "SELECT key, value FROM servicetitan.sync_state WHERE key LIKE '%.continue_from'"
+        ).fetchall()
+    by_stream = {key.removesuffix(".continue_from"): value for key, value in rows}
+    return {
+        f"/{s.module}/v2/tenant/1234567/{s.export_path}": by_stream[s.name]
+        for s in STREAMS
+        if s.export_path and s.name in by_stream
+    }

@@ -30,7 +30,9 @@ def test_database_restart_mid_sync() -> None:
         # Latency keeps the run going long enough to be cut in the middle.
         sb.faults.set({"rules": [{"kind": "latency", "ms": 30, "jitter_ms": 0, "path": "/export/"}]})
         env = cli_env(sb.url, pg.dsn)
-        proc = subprocess.Popen([STSYNC, "sync", "full"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [STSYNC, "sync", "full"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         _wait_for(lambda: sum("/export/" in r["path"] for r in sb.requests) >= 10, 60, "10 export requests")
         pg.restart()
         _out, err = proc.communicate(timeout=120)
