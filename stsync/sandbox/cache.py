@@ -9,6 +9,7 @@ warm yet are generated inline as before.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import multiprocessing
 import os
@@ -57,11 +58,23 @@ class PrewarmCache:
         self._pool: cf.ProcessPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._want: collections.deque[tuple[str, int]] = collections.deque()
+        self._want_lock = threading.Lock()
+        self._submitted: set[tuple[str, int]] = set()
+        self._missed: set[tuple[str, int]] = set()
         self.total_chunks = sum(-(-n // CHUNK) for n in self._n.values())
 
     def get(self, res: str, i: int) -> bytes | None:
         chunk = self._chunks.get((res, i // CHUNK))
-        return chunk[i % CHUNK] if chunk is not None else None
+        if chunk is None:
+            # A client is reading this feed now: warm what it will ask for next before the rest.
+            c = i // CHUNK
+            if (res, c) not in self._missed:
+                with self._want_lock:
+                    self._missed.add((res, c))
+                    self._want.extend((res, c + k) for k in (1, 2))
+            return None
+        return chunk[i % CHUNK]
 
     def progress(self) -> dict[str, Any]:
         return {
@@ -91,7 +104,8 @@ class PrewarmCache:
         try:
             pending: dict[cf.Future[dict[tuple[str, int], list[bytes]]], tuple[str, int]] = {}
             it = iter(order)
-            for _ in range(self._workers * 2):
+            # One queued task per worker, so a chunk a client is waiting for starts within one chunk time.
+            for _ in range(self._workers):
                 self._submit(it, pending)
             while pending and not self._stop.is_set():
                 done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
@@ -105,11 +119,27 @@ class PrewarmCache:
         finally:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def _next_wanted(self) -> tuple[str, int] | None:
+        with self._want_lock:
+            while self._want:
+                res, c = self._want.popleft()
+                if res == "invoice_items":
+                    res, c = "invoices", c // 2  # item chunks are built with their invoices
+                key = (res, c)
+                if res in self._n and c * CHUNK < self._n[res] and key not in self._submitted:
+                    return key
+        return None
+
     def _submit(self, it: Any, pending: dict[cf.Future[dict[tuple[str, int], list[bytes]]], tuple[str, int]]) -> None:
         if self._stop.is_set() or self._pool is None:
             return
-        nxt = next(it, None)
-        if nxt is None:
-            return
+        nxt = self._next_wanted()
+        while nxt is None:
+            nxt = next(it, None)
+            if nxt is None:
+                return
+            if nxt in self._submitted or nxt in self._chunks:
+                nxt = None
         res, c = nxt
+        self._submitted.add(nxt)
         pending[self._pool.submit(_gen_chunk, self.seed, self.scale, res, c)] = nxt
