@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from stsync.db.repository import StreamRepository
+from stsync.db.repository import ConnectionPool
 from stsync.sync.streams import STREAMS_BY_NAME
 
 
@@ -19,12 +19,13 @@ def _page(records: list[dict[str, Any]], token: str = "t1") -> bytes:
 
 def _write(dsn: str, stream: str, *bodies: bytes) -> list[Any]:
     async def go() -> list[Any]:
-        repo = await StreamRepository.open(dsn, STREAMS_BY_NAME[stream])
+        pool = ConnectionPool(dsn)
+        repo = await pool.stream(STREAMS_BY_NAME[stream])
         try:
             log_id = await repo.start_log(uuid.uuid4(), "full")
             return [await repo.write_page(b, log_id, {"continue_from": "t", "high_water": None}) for b in bodies]
         finally:
-            await repo.close()
+            await pool.close()
 
     return asyncio.run(go())
 

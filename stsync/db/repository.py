@@ -136,20 +136,10 @@ class StreamRepository:
         self._merge = page_merge(stream)
         self._children = [child_merge(stream, child) for child in stream.children]
 
-    @classmethod
-    async def open(cls, dsn: str, stream: Stream, connect_timeout: float = 10) -> StreamRepository:
-        conn = await connect(dsn, connect_timeout)
-        repo = cls(conn, stream)
-        try:
-            await conn.execute(Q["create_stage"])
-            await conn.commit()
-        except psycopg.Error as exc:
-            await conn.close()
-            raise _db_error(exc, "preparing the staging table") from None
-        return repo
-
     async def close(self) -> None:
-        await self.conn.close()
+        """Hand the connection back; a stream never leaves a transaction open behind it."""
+        await self._rollback()
+
 
     async def read_state(self) -> dict[str, str]:
         """This stream's checkpoints: {'continue_from': …, 'high_water': …, 'walk': …}."""
@@ -247,3 +237,43 @@ class StreamRepository:
         # If the connection is gone, the error that brought us here is what gets reported.
         with contextlib.suppress(psycopg.Error):
             await self.conn.rollback()
+
+
+class ConnectionPool:
+    """The run's database connections, one per concurrently running stream, reused across streams.
+
+    Each connection is prepared once (UTC, the staging table), so a stream that has nothing new
+    costs its queries, not a connection set-up.
+    """
+
+    def __init__(self, dsn: str, connect_timeout: float = 10) -> None:
+        self.dsn = dsn
+        self.connect_timeout = connect_timeout
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._all: list[psycopg.AsyncConnection[Any]] = []
+
+    async def stream(self, stream: Stream) -> StreamRepository:
+        """A repository for ``stream`` on an idle (or new) connection; ``release`` it when done."""
+        conn = self._idle.pop() if self._idle else await self._connect()
+        return StreamRepository(conn, stream)
+
+    def release(self, repo: StreamRepository) -> None:
+        if not repo.conn.closed and repo.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            self._idle.append(repo.conn)
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        conn = await connect(self.dsn, self.connect_timeout)
+        try:
+            await conn.execute(Q["create_stage"])
+            await conn.commit()
+        except psycopg.Error as exc:
+            await conn.close()
+            raise _db_error(exc, "preparing the staging table") from None
+        self._all.append(conn)
+        return conn
+
+    async def close(self) -> None:
+        for conn in self._all:
+            await conn.close()
+        self._all.clear()
+        self._idle.clear()

@@ -25,7 +25,7 @@ from typing import Literal, Protocol
 
 import orjson
 
-from stsync.db.repository import PageCounts, RunLock, StreamRepository, later
+from stsync.db.repository import ConnectionPool, PageCounts, RunLock, StreamRepository, later
 from stsync.errors import ExitCode, StsyncError, exit_code_for
 from stsync.servicetitan.client import ContinuationRejected, Page, ServiceTitanClient
 from stsync.sync.streams import FeedKind, Stream
@@ -128,14 +128,18 @@ async def run_sync(
         await client.authenticate()
         generation = await _full_generation(lock, options, result.run_id)
         gate = asyncio.Semaphore(options.max_concurrency)
+        pool = ConnectionPool(options.dsn, options.connect_timeout)
         tasks: dict[str, asyncio.Task[StreamResult]] = {}
         selected = {s.name for s in streams}
-        for stream in streams:
-            deps = [tasks[d] for d in stream.depends_on if d in selected and d in tasks]
-            tasks[stream.name] = asyncio.create_task(
-                _run_after(deps, gate, client, stream, options, observer, result.run_id, generation)
-            )
-        result.streams = list(await asyncio.gather(*tasks.values()))
+        try:
+            for stream in streams:
+                deps = [tasks[d] for d in stream.depends_on if d in selected and d in tasks]
+                tasks[stream.name] = asyncio.create_task(
+                    _run_after(deps, gate, pool, client, stream, options, observer, result.run_id, generation)
+                )
+            result.streams = list(await asyncio.gather(*tasks.values()))
+        finally:
+            await pool.close()
         jobs = next((s for s in result.streams if s.name == "jobs"), None)
         if jobs is not None and jobs.status in ("completed", "partial") and not options.dry_run:
             # The seed's job sync kept its cursor under this key; tools that read it keep working.
@@ -167,6 +171,7 @@ async def _full_generation(lock: RunLock, options: SyncOptions, run_id: uuid.UUI
 async def _run_after(
     deps: list[asyncio.Task[StreamResult]],
     gate: asyncio.Semaphore,
+    pool: ConnectionPool,
     client: ServiceTitanClient,
     stream: Stream,
     options: SyncOptions,
@@ -177,10 +182,11 @@ async def _run_after(
     if deps:
         await asyncio.wait(deps)
     async with gate:
-        return await _run_stream(client, stream, options, observer, run_id, generation)
+        return await _run_stream(pool, client, stream, options, observer, run_id, generation)
 
 
 async def _run_stream(
+    pool: ConnectionPool,
     client: ServiceTitanClient,
     stream: Stream,
     options: SyncOptions,
@@ -194,7 +200,7 @@ async def _run_stream(
     repo: StreamRepository | None = None
     log_id: int | None = None
     try:
-        repo = await StreamRepository.open(options.dsn, stream, options.connect_timeout)
+        repo = await pool.stream(stream)
         state = await repo.read_state()
         if generation is not None and state.get("generation") == generation and state.get("walk") == "done":
             result.status = "skipped"  # finished by an earlier, interrupted run of this full walk
@@ -221,6 +227,7 @@ async def _run_stream(
                 except StsyncError as exc:
                     log.error("%s: %s", stream.name, exc.message)
             await repo.close()
+            pool.release(repo)
     observer.stream_finished(result)
     return result
 
