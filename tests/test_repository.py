@@ -147,3 +147,16 @@ def test_money_strings_and_estimate_items(db_dsn: str) -> None:
 def test_nul_characters_do_not_break_a_page(db_dsn: str) -> None:
     (counts,) = _write(db_dsn, "jobs", _page([_job(1, summary="bad\u0000text")]))
     assert counts.created == 1
+
+
+def test_values_that_convert_are_accepted_on_both_paths(db_dsn: str) -> None:
+    """A numeric string converts and is accepted, whether or not another record of its page is bad:
+    the fast statement and the validating one agree on what converts."""
+    clean = _page([_job(1, customerId="41")])
+    dirty = _page([_job(2, customerId="42"), _job(3, customerId="x")])
+    c1, c2 = _write(db_dsn, "jobs", clean, dirty)
+    assert (c1.created, c1.quarantined) == (1, 0)
+    assert (c2.created, c2.quarantined) == (1, 1)
+    with psycopg.connect(db_dsn) as conn:
+        rows = conn.execute("SELECT st_id, customer_id FROM servicetitan.st_jobs ORDER BY st_id").fetchall()
+    assert rows == [(1, 41), (2, 42)]

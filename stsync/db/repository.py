@@ -133,8 +133,13 @@ class StreamRepository:
     def __init__(self, conn: psycopg.AsyncConnection[Any], stream: Stream) -> None:
         self.conn = conn
         self.stream = stream
-        self._merge = page_merge(stream)
-        self._children = [child_merge(stream, child) for child in stream.children]
+        # Each statement comes twice: a fast one that trusts the page, and one that checks every typed
+        # field and quarantines what does not convert, run only when the fast one hits bad data.
+        self._merge = (page_merge(stream, validate=False), page_merge(stream, validate=True))
+        self._children = [
+            (child_merge(stream, child, validate=False), child_merge(stream, child, validate=True))
+            for child in stream.children
+        ]
 
     async def close(self) -> None:
         """Hand the connection back; a stream never leaves a transaction open behind it."""
@@ -177,12 +182,11 @@ class StreamRepository:
             async with self.conn.cursor() as cur:
                 async with cur.copy("COPY stsync_stage (body) FROM STDIN (FORMAT BINARY)") as copy:
                     await copy.write(_copy_frame(_clean(body)))
-                await cur.execute(self._merge)
-                row = await cur.fetchone()
+                row = await self._execute(cur, self._merge)
                 assert row is not None
                 fetched, created, updated, unchanged, quarantined, _resolved, max_modified = row
-                for statement in self._children:
-                    await cur.execute(statement)
+                for statements in self._children:
+                    await self._execute(cur, statements)
                 counts = PageCounts(
                     fetched,
                     created,
@@ -210,6 +214,17 @@ class StreamRepository:
             await self._rollback()
             raise _db_error(exc, f"writing a page of {self.stream.name}") from None
         return counts
+
+    async def _execute(self, cur: psycopg.AsyncCursor[Any], statements: tuple[Any, Any]) -> Any:
+        """Run the fast statement; if a record's value does not convert, run the validating one."""
+        fast, validating = statements
+        await cur.execute("SAVEPOINT stsync_fast")
+        try:
+            await cur.execute(fast)
+        except (psycopg.errors.DataError, psycopg.errors.NotNullViolation):
+            await cur.execute("ROLLBACK TO SAVEPOINT stsync_fast")
+            await cur.execute(validating)
+        return await cur.fetchone()
 
     async def write_checkpoint(self, checkpoint: dict[str, str | None]) -> None:
         try:

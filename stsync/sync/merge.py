@@ -25,6 +25,10 @@ _TS_RE = (
 )
 
 
+# What PostgreSQL's boolean input accepts: a record the casts would take is never quarantined.
+_BOOL_WORDS = ("t", "true", "f", "false", "y", "yes", "n", "no", "on", "off", "1", "0")
+
+
 def _path(col_path: tuple[str, ...]) -> sql.Composable:
     return sql.Literal("{" + ",".join(col_path) + "}")
 
@@ -50,9 +54,9 @@ def _bad(alias: str, column: Column) -> sql.Composable:
         case ColType.TEXT:
             return sql.SQL("false")
         case ColType.BIGINT:
-            ok = sql.SQL("{} = 'number' AND {} ~ {}").format(kind, text, sql.Literal(_INT_RE))
+            ok = sql.SQL("{} IN ('number', 'string') AND {} ~ {}").format(kind, text, sql.Literal(_INT_RE))
         case ColType.INTEGER:
-            ok = sql.SQL("{} = 'number' AND {} ~ {}").format(kind, text, sql.Literal(_INT4_RE))
+            ok = sql.SQL("{} IN ('number', 'string') AND {} ~ {}").format(kind, text, sql.Literal(_INT4_RE))
         case ColType.NUMERIC:
             ok = sql.SQL("{} = 'number' OR ({} = 'string' AND (btrim({}) = '' OR {} ~ {}))").format(
                 kind, kind, text, text, sql.Literal(_NUM_RE)
@@ -60,7 +64,9 @@ def _bad(alias: str, column: Column) -> sql.Composable:
         case ColType.TIMESTAMPTZ:
             ok = sql.SQL("{} = 'string' AND {} ~ {}").format(kind, text, sql.Literal(_TS_RE))
         case ColType.BOOLEAN:
-            ok = sql.SQL("{} = 'boolean'").format(kind)
+            ok = sql.SQL("{} = 'boolean' OR ({} IN ('string', 'number') AND lower(btrim({})) = ANY({}))").format(
+                kind, kind, text, sql.Literal(list(_BOOL_WORDS))
+            )
     return sql.SQL("({} AND NOT ({}))").format(present, ok)
 
 
@@ -71,8 +77,14 @@ _STANDARD = (
 )
 
 
-def _reason(alias: str, columns: tuple[Column, ...]) -> sql.Composable:
-    """CASE expression naming the first field of the record that fails its type, else NULL."""
+def _reason(alias: str, columns: tuple[Column, ...], validate: bool = True) -> sql.Composable:
+    """CASE expression naming the first field of the record that fails its type, else NULL.
+
+    Without ``validate`` it is a plain NULL: the fast path, which lets a bad value fail the whole
+    statement so the caller can run the validating statement instead (a page rarely has one).
+    """
+    if not validate:
+        return sql.SQL("NULL::text")
     ident = sql.Identifier(alias)
     whens = [
         sql.SQL(
@@ -137,7 +149,7 @@ def _upsert(
     )
 
 
-def page_merge(stream: Stream) -> sql.Composed:
+def page_merge(stream: Stream, validate: bool = True) -> sql.Composed:
     """The one statement that merges the staged page of ``stream``.
 
     Returns one row: (fetched, created, updated, unchanged, quarantined, max_modified_on).
@@ -188,14 +200,14 @@ SELECT (SELECT count(*) FROM elems) AS fetched,
        (SELECT max((d ->> 'modifiedOn')::timestamptz) FROM good) AS max_modified_on
 """
     ).format(
-        reason=_reason("d", stream.columns),
+        reason=_reason("d", stream.columns, validate),
         int_re=sql.Literal(_INT_RE),
         stream_name=stream_name,
         upsert=_upsert(stream.table, stream.key_columns, extra, stream.columns, "d", "good", active),
     )
 
 
-def child_merge(stream: Stream, child: ChildTable) -> sql.Composed:
+def child_merge(stream: Stream, child: ChildTable, validate: bool = True) -> sql.Composed:
     """Merge the rows embedded in the staged page's records (estimate items) into their own table.
 
     Only parents that were accepted (their current version is in the mirror) contribute; an item
@@ -247,7 +259,7 @@ SELECT (SELECT count(*) FROM merged WHERE inserted) AS created,
     ).format(
         int_re=sql.Literal(_INT_RE),
         parent_table=sql.Identifier(stream.table),
-        reason=_reason("d", child.columns),
+        reason=_reason("d", child.columns, validate),
         array_key=sql.Literal(child.array_key),
         upsert=_upsert(child.table, ("st_id",), extra, child.columns, "d", "good", parent_active),
         child_table=sql.Identifier(child.table),
