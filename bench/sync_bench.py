@@ -4,15 +4,17 @@ no-change incremental run. Prints figures, not pass/fail.
     .venv/bin/python bench/sync_bench.py [--scales medium,large]
 
 Each world gets a fresh throwaway PostgreSQL; the sandbox runs in this process, `stsync` in a child
-process whose peak RSS comes from wait4().
+process whose own peak RSS comes from wait4().
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,21 +26,22 @@ from stsync.sandbox import Sandbox, SandboxOptions
 from tests.e2e.harness import STSYNC, cli_env
 
 
-def run(args: list[str], env: dict[str, str]) -> tuple[float, int, dict]:  # type: ignore[type-arg]
+def run(args: list[str], env: dict[str, str]) -> tuple[float, float, dict]:  # type: ignore[type-arg]
+    """Run `stsync ARGS --json`; return wall seconds, the child's own peak RSS (MB), and its summary."""
     started = time.monotonic()
-    proc = subprocess.Popen([STSYNC, *args, "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = proc.communicate()
-    wall = time.monotonic() - started
-    # communicate() reaped the child: its peak RSS is now part of RUSAGE_CHILDREN's maximum.
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"stsync {' '.join(args)} exited {proc.returncode}: {err.decode()[-2000:]}")
-    return wall, proc.returncode, json.loads(out)
-
-
-def peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([STSYNC, *args, "--json"], env=env, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        # wait4 on this pid alone: RUSAGE_CHILDREN would mix in the sandbox's worker processes.
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        code = os.waitstatus_to_exitcode(status)
+        proc.returncode = code
+        if code not in (0, 1):
+            err.seek(0)
+            raise SystemExit(f"stsync {' '.join(args)} exited {code}: {err.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, json.loads(out)
 
 
 def bench(scale: str) -> list[tuple[str, str]]:
@@ -48,17 +51,17 @@ def bench(scale: str) -> list[tuple[str, str]]:
         env = cli_env(sb.url, pg.dsn)
         env.pop("STSYNC_RETRY_NO_WAIT", None)
         before = len(sb.requests)
-        wall, _, full = run(["sync", "full"], env)
+        wall, rss, full = run(["sync", "full"], env)
         records = full["totals"]["fetched"]
         rows += [
             (f"{scale}: full sync records", f"{records:,}"),
             (f"{scale}: full sync wall", f"{wall:.2f} s"),
             (f"{scale}: full sync records/s", f"{records / wall:,.0f}"),
             (f"{scale}: full sync requests", f"{len(sb.requests) - before}"),
-            (f"{scale}: peak RSS of stsync so far", f"{peak_rss_mb():.0f} MB"),
+            (f"{scale}: full sync peak RSS", f"{rss:.0f} MB"),
         ]
         before = len(sb.requests)
-        wall, _, inc = run(["sync", "incremental"], env)
+        wall, _rss, inc = run(["sync", "incremental"], env)
         rows += [
             (f"{scale}: no-change incremental wall", f"{wall:.2f} s"),
             (f"{scale}: no-change incremental requests", f"{len(sb.requests) - before}"),
