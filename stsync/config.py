@@ -19,12 +19,12 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from stsync.errors import ApiUnavailable, AuthError, ConfigError, StsyncError
 
 ENV_PREFIX = "STSYNC_"
-SECRET_KEYS = frozenset({"database.url", "servicetitan.client_secret", "servicetitan.app_key"})
+SECRET_KEYS = frozenset({"database.url", "servicetitan.client_secret", "servicetitan.app_key", "ghl.token"})
 MASK = "********"
 
 HOSTS = {
@@ -80,6 +80,48 @@ class SyncConfig(_Section):
     streams_exclude: tuple[str, ...] = ()
 
 
+class GhlBusinessUnit(_Section):
+    """One ServiceTitan business unit's route into GHL (seeds integrations.business_units)."""
+
+    id: int = Field(gt=0)
+    name: str
+    mode: Literal["api", "webhook"] = "api"
+    pipeline: str | None = "Sales"  # GHL pipeline name or id (api mode)
+    webhook_url: str | None = None  # inbound webhook-trigger URL (webhook mode)
+    sync_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _route(self) -> GhlBusinessUnit:
+        if self.mode == "webhook" and not self.webhook_url:
+            raise ValueError(f"business unit {self.id}: mode 'webhook' needs a webhook_url")
+        if self.mode == "api" and not self.pipeline:
+            raise ValueError(f"business unit {self.id}: mode 'api' needs a pipeline")
+        return self
+
+
+class GhlConfig(_Section):
+    api_base_url: str = "https://services.leadconnectorhq.com"
+    location_id: str | None = None
+    token: SecretStr | None = None  # the location's Private Integration Token
+    requests_per_10s: int = Field(default=90, gt=0, le=100)
+    daily_reserve: int = Field(default=1000, ge=0)  # stop (exit 75) when the daily budget left drops below
+    protected_stages: tuple[str, ...] = ("Job Sold", "Estimate Lost")
+    install_pipeline: str = "Install"  # pipelines of this name take their stage from the job status
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    technicians_field: str = "Technicians"
+    timeout_seconds: float = Field(default=30, gt=0)
+    retry_attempts: int = Field(default=6, ge=1, le=100)
+    retry_max_seconds: float = Field(default=120, gt=0)
+    business_units: tuple[GhlBusinessUnit, ...] = ()
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "text"] = "auto"
@@ -94,6 +136,7 @@ class Config(_Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     servicetitan: ServiceTitanConfig = Field(default_factory=ServiceTitanConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    ghl: GhlConfig = Field(default_factory=GhlConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
@@ -205,7 +248,7 @@ def _env_layer(env: Mapping[str, str]) -> _Layer:
             continue  # STSYNC_CONFIG, STSYNC_PG_BINDIR…: not config keys
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         value: Any = env[name]
-        if section in SECTIONS and key == "streams_exclude":
+        if section in SECTIONS and key in ("streams_exclude", "protected_stages"):
             value = [s.strip() for s in str(value).split(",") if s.strip()]
         _resolve_key(
             section, key, value, where=f"environment variable {name}", source=f"env {name}", layer=layer
@@ -279,7 +322,7 @@ def effective_values(config: Config) -> dict[str, dict[str, Any]]:
             if isinstance(value, SecretStr):
                 value = mask_url(value.get_secret_value()) if f"{section}.{key}" == "database.url" else MASK
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [v.model_dump() if isinstance(v, BaseModel) else v for v in value]
             values[key] = value
         if section == "servicetitan":
             values["api_base_url"] = values["api_base_url"] or config.servicetitan.api_base()
