@@ -1,0 +1,87 @@
+"""Helpers shared by the benchmark scripts in bench/ (run with the project's .venv)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from stsync.sandbox import Sandbox, SandboxOptions  # noqa: E402
+from stsync.sync.streams import STREAMS, FeedKind, Stream  # noqa: E402
+
+TENANT = 1234567
+EXPORT_STREAMS: tuple[Stream, ...] = tuple(s for s in STREAMS if s.feed is FeedKind.EXPORT)
+
+
+def export_path(stream: Stream, tenant: int = TENANT) -> str:
+    """The export feed's path on the sandbox (and on ServiceTitan)."""
+    return f"/{stream.module}/v2/tenant/{tenant}/{stream.export_path}"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def start_sandbox(scale: str, seed: int = 42, warm_timeout: float = 900) -> Sandbox:
+    """Start the sandbox in this process and wait until its prewarm cache is complete, so no benchmarked
+    client pays for (or competes with) the background warm-up on the machine's cores."""
+    sb = Sandbox.start(SandboxOptions(scale=scale, seed=seed))
+    if sb.cache is not None:
+        started = time.monotonic()
+        while not sb.cache.progress()["done"]:
+            if time.monotonic() - started > warm_timeout:
+                sb.stop()
+                raise SystemExit(f"sandbox prewarm of the {scale} world did not finish in {warm_timeout:.0f} s")
+            time.sleep(0.2)
+        print(f"sandbox {scale}: prewarm done in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    return sb
+
+
+def run_timed(
+    argv: Sequence[str], env: dict[str, str], ok: Sequence[int] = (0,), cwd: str | None = None
+) -> tuple[float, float, bytes]:
+    """Run ARGV; return wall seconds, the child's own peak RSS in MB (wait4 on its pid alone, so the
+    sandbox's worker processes are not mixed in) and its stdout. Exits with the child's stderr tail on
+    an exit code not in OK."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(list(argv), env=env, stdout=subprocess.PIPE, stderr=err, cwd=cwd)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        code = os.waitstatus_to_exitcode(status)
+        proc.returncode = code
+        if code not in ok:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(argv[:3])} … exited {code}: {err.read().decode(errors='replace')[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A GitHub-flavoured markdown table (readable as plain text too)."""
+    cells = [list(header), *[list(r) for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+
+    def line(r: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) + " |"
+
+    print(line(header))
+    print("|" + "|".join(("-" * (w + 1) + ("-" if i == 0 else ":")) for i, w in enumerate(widths)) + "|")
+    for r in rows:
+        print(line(r))
+    sys.stdout.flush()
