@@ -208,3 +208,24 @@ def test_non_loopback_host_is_refused() -> None:
     """The server refuses to bind a non-loopback host unless allowed."""
     with pytest.raises(ValueError, match="non-loopback"):
         Sandbox.start(SandboxOptions(host="0.0.0.0"))
+
+
+def test_async_transport(fresh: Sandbox) -> None:
+    """The async in-process transport serves the same app (token, then an export page)."""
+    import asyncio
+
+    async def run() -> int:
+        async with httpx.AsyncClient(base_url=fresh.url, transport=fresh.async_transport()) as client:
+            tok = await client.post(
+                "/connect/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": "sandbox-client-id",
+                    "client_secret": "sandbox-client-secret",
+                },
+            )
+            headers = {"Authorization": f"Bearer {tok.json()['access_token']}", "ST-App-Key": "sandbox-app-key"}
+            r = await client.get(EXPORT, headers=headers)
+            return len(r.json()["data"])
+
+    assert asyncio.run(run()) == 37
