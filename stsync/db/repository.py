@@ -30,8 +30,9 @@ _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _COPY_TRAILER = struct.pack("!h", -1)
 
 
-def _copy_frame(body: bytes) -> bytes:
-    return b"".join((_COPY_HEADER, struct.pack("!hi", 1, len(body) + 1), b"\x01", body, _COPY_TRAILER))
+def _copy_frame(body: bytes) -> tuple[bytes, bytes, bytes]:
+    """The COPY stream for one page, in parts, so the (multi-megabyte) body is never copied."""
+    return _COPY_HEADER + struct.pack("!hi", 1, len(body) + 1) + b"\x01", body, _COPY_TRAILER
 
 
 def _clean(body: bytes) -> bytes:
@@ -181,7 +182,8 @@ class StreamRepository:
         try:
             async with self.conn.cursor() as cur:
                 async with cur.copy("COPY stsync_stage (body) FROM STDIN (FORMAT BINARY)") as copy:
-                    await copy.write(_copy_frame(_clean(body)))
+                    for part in _copy_frame(_clean(body)):
+                        await copy.write(part)
                 row = await self._execute(cur, self._merge)
                 assert row is not None
                 fetched, created, updated, unchanged, quarantined, _resolved, max_modified = row
