@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -212,7 +213,6 @@ def test_non_loopback_host_is_refused() -> None:
 
 def test_async_transport(fresh: Sandbox) -> None:
     """The async in-process transport serves the same app (token, then an export page)."""
-    import asyncio
 
     async def run() -> int:
         async with httpx.AsyncClient(base_url=fresh.url, transport=fresh.async_transport()) as client:
