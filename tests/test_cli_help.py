@@ -44,3 +44,11 @@ def test_help_runs(path: tuple[str, ...]) -> None:
     proc = subprocess.run([str(stsync), *path, "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "Usage" in proc.stdout
+
+
+def test_sandbox_help_states_the_real_totals() -> None:
+    """The record counts that `stsync sandbox serve --help` states are those of the generated worlds."""
+    from stsync.cli.sandbox_cmd import SCALE_TOTALS
+    from stsync.sandbox import scale_totals
+
+    assert scale_totals() == SCALE_TOTALS

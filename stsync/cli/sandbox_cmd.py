@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from stsync.errors import ApiUnavailable, ConfigError
-from stsync.sandbox import Sandbox, SandboxOptions, scale_totals
 
-_TOTALS = scale_totals()
+# Records per scale, for --help without importing the sandbox (keeps `stsync --help` fast);
+# tests/test_cli_help.py checks them against stsync.sandbox.scale_totals().
+SCALE_TOTALS = {"small": 2018, "medium": 97619, "large": 975284}
+_TOTALS = SCALE_TOTALS
 _SCALE_HELP = "World size: " + ", ".join(f"{s} = {n:,} records" for s, n in _TOTALS.items()) + " (all resources)."
 
 app = typer.Typer(
@@ -56,6 +57,8 @@ def serve(
         throttle_rate=throttle_rate,
         drop_rate=drop_rate,
     )
+    from stsync.sandbox import Sandbox, SandboxOptions
+
     opts = SandboxOptions(
         scale=scale,
         seed=seed,
@@ -103,6 +106,8 @@ def advance(
     url: Annotated[str, typer.Option(help="Base URL of a running sandbox.")] = "http://127.0.0.1:8765",
 ) -> None:
     """Advance a running sandbox's virtual clock, applying seeded business activity."""
+    import httpx
+
     try:
         resp = httpx.post(
             f"{url.rstrip('/')}/_sandbox/advance",
