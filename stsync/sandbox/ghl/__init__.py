@@ -29,14 +29,25 @@ from stsync.sandbox.faults import Faults
 from stsync.sandbox.ghl.app import GhlApp
 from stsync.sandbox.ghl.options import API_VERSION, INSTALL_STAGES, SALES_STAGES, GhlOptions
 from stsync.sandbox.server import (
+    LOOPBACK,
     AsyncSandboxTransport,
     SandboxHTTPServer,
     SandboxTransport,
-    make_server,
+    _Handler,
     serve_in_thread,
 )
 
 __all__ = ["API_VERSION", "INSTALL_STAGES", "SALES_STAGES", "GhlApp", "GhlOptions", "GhlSandbox"]
+
+
+def _make_server(app: GhlApp, opts: GhlOptions) -> SandboxHTTPServer:
+    """`stsync.sandbox.server.make_server` with TCP_NODELAY: GHL calls are many small request/response
+    pairs on one keep-alive connection, where Nagle plus delayed ACKs would add ~40 ms to each."""
+    if opts.host not in LOOPBACK and not opts.allow_remote:
+        raise ValueError(f"refusing to listen on non-loopback host {opts.host!r} without allow_remote")
+    # The adapters only call `.handle(Request) -> Response`, which GhlApp provides.
+    handler = type("GhlHandler", (_Handler,), {"app": app, "disable_nagle_algorithm": True})
+    return SandboxHTTPServer((opts.host, opts.port), handler)
 
 
 class GhlSandbox:
@@ -54,8 +65,7 @@ class GhlSandbox:
     @classmethod
     def start(cls, opts: GhlOptions | None = None) -> GhlSandbox:
         g = cls(opts or GhlOptions())
-        # The adapters only call `.handle(Request) -> Response`, which GhlApp provides.
-        g._server = make_server(cast(Any, g.app), g.opts.host, g.opts.port, g.opts.allow_remote)
+        g._server = _make_server(g.app, g.opts)
         g._thread = serve_in_thread(g._server)
         return g
 

@@ -159,7 +159,8 @@ class _Validator:
                 if not v.errors:
                     return
                 trials.append(v.errors)
-            self.errors += min(trials, key=len)
+            best: list[str] = min(trials, key=len)
+            self.errors += best
             return
         t = s.get("type")
         if t and not _is_type(value, t):
