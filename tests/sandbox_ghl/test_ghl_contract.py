@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stsync.sandbox.ghl import GhlSandbox
+from stsync.sandbox.ghl import GhlSandbox, specs
 from tests.sandbox_ghl.conftest import LOC
 from tests.sandbox_ghl.contract import assert_matches
 
@@ -101,3 +101,25 @@ def test_error_bodies_match_common_schemas(ghl: GhlSandbox, client: httpx.Client
         "message": ["property additionalEmails should not exist", "email must be a string"],
         "error": "Unprocessable Entity",
     }
+
+
+@pytest.mark.parametrize(
+    ("spec", "dto", "extra"),
+    [
+        ("contacts", "UpsertContactDto", {}),
+        ("contacts", "CreateContactDto", {}),
+        ("contacts", "UpdateContactDto", {}),
+        ("opportunities", "CreateDto", {"status": "open"}),
+        ("opportunities", "UpdateOpportunityDto", {"status": "won"}),
+        ("opportunities", "UpdateStatusDto", {"status": "lost"}),
+    ],
+)
+def test_the_specs_own_examples_are_accepted(spec: str, dto: str, extra: dict[str, Any]) -> None:
+    """The strict validator never refuses a body built from the DTO's documented examples."""
+    props = specs.load(spec)["components"]["schemas"][dto]["properties"]
+    body = {k: v["example"] for k, v in props.items() if "example" in v} | extra
+    if "dndSettings" in props:
+        body["dndSettings"] = {"Call": {"status": "active", "message": "m", "code": "c"}}
+    if "customFields" in props:
+        body["customFields"] = [{"id": "x", "field_value": "v"}, {"key": "k", "fieldValue": ["a"]}]
+    assert specs.validate_body(spec, dto, body) == []
