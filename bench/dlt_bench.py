@@ -84,9 +84,7 @@ def run_dlt(spec_file: str) -> None:
     )
     pipeline.run(source, loader_file_format="csv")
     trace = pipeline.last_trace
-    steps = {
-        s.step: (s.finished_at - s.started_at).total_seconds() for s in trace.steps if s.finished_at is not None
-    }
+    steps = {s.step: (s.finished_at - s.started_at).total_seconds() for s in trace.steps if s.finished_at is not None}
     tables = {r["table"] for r in spec["resources"]}
     # records extracted per table (normalize's row_counts over-count with the csv writer in dlt 1.31)
     ex = trace.last_extract_info
@@ -118,8 +116,7 @@ def ensure_venv() -> None:
     print(f"setting up {VENV.relative_to(BENCH.parent)} from {REQUIREMENTS.name} …", file=sys.stderr, flush=True)
     if not VENV_PY.exists():
         subprocess.run(["python3", "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(VENV / "bin" / "pip"), "install", "--isolated", "--quiet", "-r", str(REQUIREMENTS)],
-                   check=True)
+    subprocess.run([str(VENV / "bin" / "pip"), "install", "--isolated", "--quiet", "-r", str(REQUIREMENTS)], check=True)
     STAMP.write_text(want + "\n")
 
 
@@ -129,8 +126,9 @@ def count_rows(dsn: str, schema: str, tables: list[str]) -> dict[str, int]:
 
     with psycopg.connect(dsn) as conn:
         return {
-            t: conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(t)))
-            .fetchone()[0]  # type: ignore[index]
+            t: conn.execute(
+                sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(t))
+            ).fetchone()[0]  # type: ignore[index]
             for t in tables
         }
 
@@ -193,7 +191,9 @@ def bench_dlt(sb: Any, pg: Any) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("STSYNC_", "VIRTUAL_ENV", "PYTHON"))}
         env.update({"RUNTIME__DLTHUB_TELEMETRY": "false", "HOME": tmp})  # no ~/.dlt state, no telemetry
         before = len(sb.requests)
-        wall, rss, out = run_timed([str(VENV_PY), str(Path(__file__).resolve()), "--run-dlt", str(spec_file)], env, cwd=tmp)
+        wall, rss, out = run_timed(
+            [str(VENV_PY), str(Path(__file__).resolve()), "--run-dlt", str(spec_file)], env, cwd=tmp
+        )
     result = json.loads(out.decode().strip().splitlines()[-1])
     rows = count_rows(dsn, "servicetitan", [s.table for s in EXPORT_STREAMS])
     return {
@@ -234,7 +234,7 @@ def main() -> None:
             res[tool] = bench_stsync(sb, pg) if tool == "stsync" else bench_dlt(sb, pg)
 
     def cell(tool: str, key: str, fmt: str) -> str:
-        return format(res[tool][key], fmt) if tool in res else "–"
+        return format(res[tool][key], fmt) if tool in res else "-"
 
     for r in res.values():
         r["rate"] = r["records"] / r["wall"]
@@ -248,18 +248,22 @@ def main() -> None:
     ]
     rows = []
     for label, key, fmt in metrics:
-        ratio = "–"
+        ratio = "-"
         if "stsync" in res and "dlt" in res and res["stsync"][key]:
             ratio = f"{res['dlt'][key] / res['stsync'][key]:.2f}"
         rows.append([label, cell("stsync", key, fmt), cell("dlt", key, fmt), ratio])
-    print(f"\nscale {args.scale}, commit {git_commit()}, {os.cpu_count()} CPUs"
-          + (f", dlt {res['dlt']['version']}" if "dlt" in res else ""))
+    print(
+        f"\nscale {args.scale}, commit {git_commit()}, {os.cpu_count()} CPUs"
+        + (f", dlt {res['dlt']['version']}" if "dlt" in res else "")
+    )
     print_table(["metric", "stsync", "dlt", "ratio dlt/stsync"], rows)
     if "dlt" in res:
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in res["dlt"]["steps"].items())
         print(f"dlt phases: import {res['dlt']['import_s']:.1f} s, {steps}")
     if "stsync" in res:
-        print(f"stsync: {res['stsync']['records_all']:,} records incl. list endpoints, exit {res['stsync']['exit_code']}")
+        print(
+            f"stsync: {res['stsync']['records_all']:,} records incl. list endpoints, exit {res['stsync']['exit_code']}"
+        )
 
 
 if __name__ == "__main__":

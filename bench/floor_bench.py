@@ -31,11 +31,11 @@ import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import EXPORT_STREAMS, git_commit, print_table, start_sandbox  # noqa: E402
+from common import EXPORT_STREAMS, git_commit, print_table, start_sandbox
 
-from stsync.db.embedded import EmbeddedPostgres  # noqa: E402
-from stsync.db.migrations import migrate  # noqa: E402
-from stsync.sync.streams import ColType, Column  # noqa: E402
+from stsync.db.embedded import EmbeddedPostgres
+from stsync.db.migrations import migrate
+from stsync.sync.streams import ColType, Column
 
 _ESC = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 NULL = "\\N"
@@ -102,11 +102,21 @@ def prepare(world: dict[str, dict[Any, dict[str, Any]]]) -> tuple[list[tuple[str
             for parent in recs.values():
                 for item in parent.get(child.array_key) or []:
                     rows[int(item["id"])] = _row(
-                        int(item["id"]), [str(int(parent["id"]))], child.columns, item,
+                        int(item["id"]),
+                        [str(int(parent["id"]))],
+                        child.columns,
+                        item,
                         _active(item, _active(parent)),
                     )
-            names = ["st_id", child.parent_column, *(c.name for c in child.columns), "active", "st_created_on",
-                     "st_modified_on", "full_data"]
+            names = [
+                "st_id",
+                child.parent_column,
+                *(c.name for c in child.columns),
+                "active",
+                "st_created_on",
+                "st_modified_on",
+                "full_data",
+            ]
             out.append((child.table, names, "".join(rows.values()).encode(), len(rows)))
     return out, records
 
