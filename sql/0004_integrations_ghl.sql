@@ -28,7 +28,8 @@ CREATE TABLE integrations.ghl_contacts (
     last_pushed_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE UNIQUE INDEX ON integrations.ghl_contacts (location_id, ghl_contact_id);
+-- Not unique: two ServiceTitan customers sharing an email or phone are one GHL contact.
+CREATE INDEX ON integrations.ghl_contacts (location_id, ghl_contact_id);
 CREATE INDEX ON integrations.ghl_contacts (sync_status);
 
 -- One opportunity per (customer, pipeline): GHL's default is one opportunity per contact per pipeline
@@ -56,7 +57,7 @@ CREATE TABLE integrations.ghl_opportunities (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (st_customer_id, pipeline_id)
 );
-CREATE UNIQUE INDEX ON integrations.ghl_opportunities (location_id, ghl_opportunity_id);
+CREATE INDEX ON integrations.ghl_opportunities (location_id, ghl_opportunity_id);
 CREATE INDEX ON integrations.ghl_opportunities (st_job_id);
 CREATE INDEX ON integrations.ghl_opportunities (sync_status);
 

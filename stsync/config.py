@@ -103,7 +103,7 @@ class GhlConfig(_Section):
     api_base_url: str = "https://services.leadconnectorhq.com"
     location_id: str | None = None
     token: SecretStr | None = None  # the location's Private Integration Token
-    requests_per_10s: int = Field(default=90, gt=0, le=100)
+    requests_per_10s: int = Field(default=90, gt=0, le=100_000)  # GHL allows 100; more only for a sandbox
     daily_reserve: int = Field(default=1000, ge=0)  # stop (exit 75) when the daily budget left drops below
     protected_stages: tuple[str, ...] = ("Job Sold", "Estimate Lost")
     install_pipeline: str = "Install"  # pipelines of this name take their stage from the job status

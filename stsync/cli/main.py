@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from stsync.cli import config_cmd, demo_cmd, migrate_cmd, sandbox_cmd, sync_cmd
+from stsync.cli import bu_cmd, config_cmd, demo_cmd, ghl_cmd, jobs_cmd, migrate_cmd, sandbox_cmd, sync_cmd
 from stsync.cli.state import STATE
 from stsync.errors import ExitCode, StsyncError, exit_code_for
 
@@ -47,6 +47,9 @@ app.command("migrate")(migrate_cmd.migrate)
 app.command("sync")(sync_cmd.sync)
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.command("demo")(demo_cmd.demo)
+app.add_typer(ghl_cmd.app, name="ghl")
+app.add_typer(bu_cmd.app, name="bu")
+app.add_typer(jobs_cmd.app, name="jobs")
 
 
 def run() -> None:

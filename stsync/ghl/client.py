@@ -106,7 +106,9 @@ class GhlClient:
         if daily is not None and daily.strip().lstrip("-").isdigit():
             self.daily_remaining = int(daily)
         remaining = resp.headers.get("X-RateLimit-Remaining")
-        if remaining is not None and remaining.strip().isdigit() and int(remaining) <= 0:
+        burst = resp.headers.get("X-RateLimit-Max", "1")
+        # X-RateLimit-Max 0 means "no burst limit" (a sandbox with its limiter off), not "never send".
+        if remaining is not None and remaining.strip().isdigit() and int(remaining) <= 0 and burst.strip() != "0":
             self.limiter.pause(_interval(resp) or 10.0)
 
     async def request(
@@ -227,17 +229,17 @@ class GhlClient:
 
     # --- opportunities ---------------------------------------------------------------------------
 
-    async def create_opportunity(self, fields: dict[str, Any]) -> str:
-        """POST /opportunities/; OPPORTUNITY_NO_DUPLICATE yields the existing opportunity's id."""
+    async def create_opportunity(self, fields: dict[str, Any]) -> tuple[str, bool]:
+        """POST /opportunities/ → (id, created); OPPORTUNITY_NO_DUPLICATE yields (existing id, False)."""
         body = {"locationId": self.settings.location_id, **fields}
         try:
             _, doc = await self.request("POST", "/opportunities/", json=body)
         except GhlRequestError as exc:
             existing = _meta(exc.body, "existingId")
             if exc.status == 400 and existing and _code(exc.body) == "OPPORTUNITY_NO_DUPLICATE":
-                return existing
+                return existing, False
             raise
-        return str(doc["opportunity"]["id"])
+        return str(doc["opportunity"]["id"]), True
 
     async def update_opportunity(self, opportunity_id: str, fields: dict[str, Any]) -> None:
         await self.request("PUT", f"/opportunities/{opportunity_id}", json=fields)

@@ -97,11 +97,11 @@ def test_opportunity_no_duplicate_uses_existing_id() -> None:
         },
     )
 
-    async def go() -> str:
+    async def go() -> tuple[str, bool]:
         async with _client() as c:
             return await c.create_opportunity({"pipelineId": "p", "name": "x", "status": "open", "contactId": "c"})
 
-    assert run(go()) == "opp-9"
+    assert run(go()) == ("opp-9", False)
 
 
 @respx.mock

@@ -1,0 +1,137 @@
+"""`stsync ghl push|status|retry|pull`: drive GoHighLevel from the mirror."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import typer
+
+from stsync.cli.state import STATE
+
+app = typer.Typer(help="Push the mirror to GoHighLevel and inspect what was pushed.", no_args_is_help=True)
+
+WHAT_HELP = "What to push: contacts, opportunities (incl. webhook posts) or all."
+
+
+def _config() -> Any:
+    from stsync.cli.logs import setup as setup_logs
+    from stsync.config import load_config
+
+    config = load_config(STATE.config_path)
+    setup_logs(config.logging.level, config.logging.format, STATE.debug)
+    return config
+
+
+def push_line(result: Any) -> str:
+    parts = [f"ghl push {result.what}{' (dry run)' if result.dry_run else ''}: exit={int(result.exit_code)}"]
+    for kind, counts in result.counts.items():
+        if counts:
+            parts.append(f"{kind}[" + " ".join(f"{k}={v}" for k, v in sorted(counts.items())) + "]")
+    parts.append(f"planned={result.planned_total} requests={result.requests}")
+    return " ".join(parts)
+
+
+def _render(result: Any, json_out: bool) -> None:
+    if json_out:
+        doc = {
+            "what": result.what,
+            "dry_run": result.dry_run,
+            "exit_code": int(result.exit_code),
+            "counts": {k: dict(v) for k, v in result.counts.items()},
+            "planned_total": result.planned_total,
+            "planned": result.planned,
+            "dead_urls": result.dead_urls,
+            "requests": result.requests,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    if result.dry_run:
+        for line in result.planned:
+            typer.echo(f"  {line}")
+    for bu in result.dead_urls:
+        typer.echo(f"dead webhook URL: {bu} answered without an id; fix it with `stsync bu set`", err=True)
+    typer.echo(push_line(result))
+
+
+@app.command("push")
+def push(
+    what: Annotated[str, typer.Argument(help=WHAT_HELP)] = "all",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print counts and the first planned changes; write nothing.")
+    ] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Push at most N changes (dry run: list the first N, default 20)."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary.")] = False,
+) -> None:
+    """Push contacts and opportunities (and webhook posts) that differ from what GHL last accepted.
+
+    Exit codes: 0 ok, 1 some items failed or a webhook URL is dead, 69 GHL or database unavailable,
+    75 another push is running or the daily GHL budget is used up, 78 config error (token, stage).
+    """
+    from stsync.ghl.push import KINDS
+    from stsync.ghl.push import push as run
+
+    if what not in KINDS:
+        raise typer.BadParameter(f"expected one of {', '.join(KINDS)}", param_hint="WHAT")
+    result = asyncio.run(run(_config(), what, dry_run=dry_run, limit=limit))
+    _render(result, json_out)
+    raise typer.Exit(int(result.exit_code))
+
+
+@app.command("status")
+def status(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+    dead: Annotated[int, typer.Option("--dead", min=0, help="List up to N dead letters.")] = 20,
+) -> None:
+    """Counts of contacts, opportunities and webhook posts by sync status, and the dead letters."""
+    from stsync.ghl.store import statistics
+
+    stats, letters = asyncio.run(statistics(_config(), dead))
+    if json_out:
+        typer.echo(json.dumps({"statistics": stats, "dead_letters": letters}, indent=2, default=str))
+        return
+    if not stats:
+        typer.echo("nothing pushed yet")
+    for row in stats:
+        typer.echo(f"{row['kind']:<14} {row['status']:<8} {row['n']}")
+    for row in letters:
+        typer.echo(f"dead {row['kind']} {row['key']} attempts={row['attempts']}: {row['error']}")
+
+
+@app.command("retry")
+def retry(
+    dead: Annotated[bool, typer.Option("--dead", help="Also retry dead letters (attempts start over).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary.")] = False,
+) -> None:
+    """Make failed items due now (and dead ones with --dead), then push."""
+    from stsync.ghl.push import push as run
+    from stsync.ghl.store import requeue
+
+    config = _config()
+    counts = asyncio.run(requeue(config, dead))
+    if not json_out:
+        typer.echo("requeued " + " ".join(f"{k}={v}" for k, v in counts.items()))
+    result = asyncio.run(run(config, "all"))
+    _render(result, json_out)
+    raise typer.Exit(int(result.exit_code))
+
+
+@app.command("pull")
+def pull(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Link the location's existing GHL contacts and opportunities to ServiceTitan customers (email/phone).
+
+    Run it once before the first push into a location that already has contacts.
+    """
+    from stsync.ghl.pull import pull as run
+
+    counts = asyncio.run(run(_config()))
+    if json_out:
+        typer.echo(json.dumps(counts, indent=2))
+    else:
+        typer.echo("ghl pull: " + " ".join(f"{k}={v}" for k, v in counts.items()))

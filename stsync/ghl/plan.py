@@ -1,0 +1,224 @@
+"""Desired GHL state from mirror rows: contact fields, the opportunity stage rules, and change detection.
+
+Pure functions over rows (no I/O), so the rules are testable on their own.
+
+Stage rules (Sales-type pipelines), per job:
+  job → "Contacted"; job with an appointment → "Appointment Scheduled"; open estimate → "Proposal Sent"
+  (value = largest open estimate's subtotal + tax); a Sold estimate → "Job Sold", status won (value = sum of
+  sold estimates); only Dismissed estimates → "Estimate Lost", status lost.
+Install pipeline (``ghl.install_pipeline``): stage from the job status (Scheduled/Dispatched → Scheduled,
+InProgress, Hold, Completed → status won; Canceled → status abandoned).
+One opportunity per (customer, pipeline); in a Sales pipeline the customer's most advanced job drives it
+(latest on ties), in the Install pipeline the latest job. A protected stage is never left for an earlier one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+SALES_STAGES = (
+    "New Lead",
+    "Contacted",
+    "Appointment Scheduled",
+    "Proposal Sent",
+    "Estimate Follow-up",
+    "Job Sold",
+    "Estimate Lost",
+)
+INSTALL_STAGES = ("Scheduled", "InProgress", "Hold", "Completed")
+# How far a job has come in sales; decides which of a customer's jobs drives the opportunity.
+_SALES_RANK = {"Contacted": 1, "Appointment Scheduled": 2, "Proposal Sent": 3, "Estimate Lost": 4, "Job Sold": 5}
+_INSTALL_STAGE = {
+    "Scheduled": "Scheduled",
+    "Dispatched": "Scheduled",
+    "InProgress": "InProgress",
+    "Working": "InProgress",
+    "Hold": "Hold",
+    "Completed": "Completed",
+    "Canceled": "Scheduled",
+}
+
+
+def stage_order(pipeline_kind: str) -> tuple[str, ...]:
+    return INSTALL_STAGES if pipeline_kind == "install" else SALES_STAGES
+
+
+def digest(doc: Mapping[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:32]
+
+
+def e164(raw: str | None) -> str | None:
+    """A North-American phone as E.164 (+1XXXXXXXXXX); other digit strings as +digits; None if empty."""
+    if not raw:
+        return None
+    digits = re.sub(r"\D", "", raw)
+    if len(digits) == 10:
+        return "+1" + digits
+    if len(digits) == 11 and digits.startswith("1"):
+        return "+" + digits
+    return "+" + digits if len(digits) >= 7 else None
+
+
+def contact_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """GHL contact fields of one customer row (name, email, phone, address); None values dropped."""
+    name = " ".join(str(row.get("name") or "").split())
+    first, _, last = name.partition(" ")
+    fields = {
+        "name": name or None,
+        "firstName": first or None,
+        "lastName": last or None,
+        "email": (row.get("email") or "").strip().lower() or None,
+        "phone": e164(row.get("phone")),
+        "address1": row.get("street") or None,
+        "city": row.get("city") or None,
+        "state": row.get("state") or None,
+        "postalCode": row.get("zip") or None,
+        "source": "stsync",
+    }
+    if fields["address1"] or fields["city"]:
+        fields["country"] = "US"
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class JobState:
+    """Where one job stands: its stage, status and value."""
+
+    job_id: int
+    stage: str
+    status: str
+    value: Decimal | None
+    rank: int
+    technicians: str | None
+
+
+def job_state(row: Mapping[str, Any], kind: str) -> JobState:
+    techs = row.get("technicians") or None
+    if kind == "install":
+        status_text = str(row.get("job_status") or "Scheduled")
+        stage = _INSTALL_STAGE.get(status_text, "Scheduled")
+        status = "won" if status_text == "Completed" else "abandoned" if status_text == "Canceled" else "open"
+        return JobState(row["job_id"], stage, status, _money(row.get("sold_total")), 0, techs)
+    if row.get("n_sold"):
+        stage, status, value = "Job Sold", "won", row.get("sold_total")
+    elif row.get("n_open"):
+        stage, status, value = "Proposal Sent", "open", row.get("open_total")
+    elif row.get("n_dismissed"):
+        stage, status, value = "Estimate Lost", "lost", row.get("lost_total")
+    elif row.get("has_appointment"):
+        stage, status, value = "Appointment Scheduled", "open", None
+    else:
+        stage, status, value = "Contacted", "open", None
+    return JobState(row["job_id"], stage, status, _money(value), _SALES_RANK[stage], techs)
+
+
+def _money(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    return Decimal(value).quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class OpportunityWant:
+    """The desired opportunity of one customer in one pipeline."""
+
+    customer_id: int
+    customer_name: str
+    business_unit_id: int
+    pipeline: str  # the business unit's pipeline setting (name or id)
+    kind: str  # 'sales' | 'install'
+    job: JobState
+    job_ids: tuple[int, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.customer_name or f"ServiceTitan customer {self.customer_id}"
+
+    def doc(self, stage: str, status: str) -> dict[str, Any]:
+        """What is pushed; its hash decides whether anything changed."""
+        return {
+            "pipeline": self.pipeline,
+            "stage": stage,
+            "status": status,
+            "value": str(self.job.value) if self.job.value is not None else None,
+            "name": self.name,
+            "technicians": self.job.technicians,
+        }
+
+
+def opportunity_wants(
+    rows: Iterable[Mapping[str, Any]], install_pipeline: str, names: Mapping[int, str]
+) -> list[OpportunityWant]:
+    """Group job rows (ordered oldest first) by (customer, pipeline) and pick the job that drives each."""
+    groups: dict[tuple[int, str], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["customer_id"], row["pipeline"]), []).append(row)
+    wants = []
+    for (customer_id, pipeline), jobs in groups.items():
+        kind = "install" if _norm(pipeline) == _norm(install_pipeline) else "sales"
+        states = [(job_state(j, kind), j) for j in jobs]
+        # max() keeps the first of equals, so iterate newest first: latest job wins ties.
+        best, row = max(reversed(states), key=lambda s: s[0].rank)
+        wants.append(
+            OpportunityWant(
+                customer_id=customer_id,
+                customer_name=names.get(customer_id, ""),
+                business_unit_id=row["business_unit_id"],
+                pipeline=pipeline,
+                kind=kind,
+                job=best,
+                job_ids=tuple(j["job_id"] for j in jobs),
+            )
+        )
+    return wants
+
+
+def protect(
+    desired_stage: str,
+    desired_status: str,
+    current_stage: str | None,
+    current_status: str | None,
+    kind: str,
+    protected: Sequence[str],
+) -> tuple[str, str]:
+    """The stage/status to push: a protected current stage is never left for an earlier stage."""
+    if not current_stage or current_stage not in protected:
+        return desired_stage, desired_status
+    order = stage_order(kind)
+    cur = order.index(current_stage) if current_stage in order else -1
+    new = order.index(desired_stage) if desired_stage in order else -1
+    if new < cur:
+        return current_stage, current_status or desired_status
+    return desired_stage, desired_status
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def webhook_payload(
+    job: Mapping[str, Any], contact: Mapping[str, Any], state: JobState, bu_name: str
+) -> dict[str, Any]:
+    """The flat JSON posted to a webhook-trigger URL (no arrays: GHL cannot map them)."""
+    payload = {
+        "source": "stsync",
+        "stJobId": job["job_id"],
+        "jobNumber": job.get("job_number"),
+        "jobStatus": job.get("job_status"),
+        "businessUnitId": job["business_unit_id"],
+        "businessUnit": bu_name,
+        "stCustomerId": job["customer_id"],
+        "stage": state.stage,
+        "status": state.status,
+        "monetaryValue": float(state.value) if state.value is not None else None,
+        "technicians": state.technicians,
+        **contact,
+    }
+    return {k: v for k, v in payload.items() if v is not None}

@@ -1,0 +1,435 @@
+"""`stsync ghl push`: reconcile GHL with the desired state computed from the mirror.
+
+Contacts first, then opportunities (in stage order), then webhook posts. An item is pushed only when
+the hash of its desired fields differs from what GHL last accepted, or a failed attempt is due again.
+Crash safety: before creating anything we look it up (duplicate search by email/phone, opportunity
+search by contact + pipeline) and accept the ids GHL returns in duplicate errors, so a crash between
+GHL's success and our bookkeeping never creates a second contact or opportunity. Webhook posts are
+claimed in the database before the POST, so a job is never posted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from stsync.config import Config, required_secret
+from stsync.errors import ApiUnavailable, ConfigError, ExitCode
+from stsync.ghl import plan
+from stsync.ghl.client import GhlClient, GhlRequestError, GhlSettings
+from stsync.ghl.store import Store, open_store
+from stsync.retry import RetryPolicy
+
+log = logging.getLogger("stsync.ghl.push")
+
+KINDS = ("contacts", "opportunities", "all")
+
+
+@dataclass
+class PushResult:
+    what: str
+    dry_run: bool
+    counts: dict[str, Counter[str]] = field(
+        default_factory=lambda: {"contacts": Counter(), "opportunities": Counter(), "webhooks": Counter()}
+    )
+    planned: list[str] = field(default_factory=list)
+    planned_total: int = 0
+    dead_urls: list[str] = field(default_factory=list)
+    requests: int = 0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        bad = sum(c["failed"] + c["dead"] for c in self.counts.values())
+        return ExitCode.PARTIAL if bad or self.dead_urls else ExitCode.OK
+
+
+def make_client(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> GhlClient:
+    g = config.ghl
+    if not g.location_id:
+        raise ConfigError("missing required key 'ghl.location_id'")
+    settings = GhlSettings(
+        base_url=g.api_base_url,
+        location_id=g.location_id,
+        token=required_secret(g.token, "ghl.token"),
+        requests_per_10s=g.requests_per_10s,
+        daily_reserve=g.daily_reserve,
+        timeout_seconds=g.timeout_seconds,
+        retry=RetryPolicy(attempts=g.retry_attempts, max_seconds=g.retry_max_seconds),
+    )
+    return GhlClient(settings, transport)
+
+
+def due(row: Mapping[str, Any] | None, digest: str, now: datetime) -> str | None:
+    """Why an item must be pushed now ('new', 'changed', 'pending', 'retry'), or None."""
+    if row is None:
+        return "new"
+    status = row["sync_status"]
+    if status == "pending":
+        return "pending"
+    if status == "synced":
+        return None if row["pushed_hash"] == digest else "changed"
+    if row["attempted_hash"] != digest:
+        return "changed"
+    if status == "failed" and row["next_retry_at"] is not None and row["next_retry_at"] <= now:
+        return "retry"
+    return None
+
+
+def backoff(attempts: int) -> str:
+    """Wait before the next attempt after ``attempts`` failures: 2, 4, 8 … minutes, at most a day."""
+    return f"{min(2 ** max(attempts, 1) * 60, 86400)} seconds"
+
+
+async def push(
+    config: Config,
+    what: str = "all",
+    *,
+    dry_run: bool = False,
+    limit: int | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> PushResult:
+    """Push the differences between the mirror and GHL; ``dry_run`` computes them and writes nothing."""
+    result = PushResult(what, dry_run)
+    async with open_store(config, dry_run=dry_run, lock=True) as store:
+        client = None if dry_run else make_client(config, transport)
+        try:
+            run = _Run(config, store, client, result, limit)
+            if what in ("contacts", "all"):
+                await run.contacts()
+            if what in ("opportunities", "all"):
+                await run.opportunities()
+                await run.webhooks()
+        finally:
+            if client is not None:
+                result.requests = client.requests_sent
+                await client.__aexit__()
+    return result
+
+
+class _Run:
+    def __init__(
+        self, config: Config, store: Store, client: GhlClient | None, result: PushResult, limit: int | None
+    ) -> None:
+        self.config = config
+        self.g = config.ghl
+        self.store = store
+        self.client = client
+        self.result = result
+        self.limit = limit
+        self.pushed = 0
+        self.now = datetime.now(UTC)
+        self.location = self.g.location_id or ""
+
+    def _plan(self, line: str) -> bool:
+        """Note a planned change; False when the --limit is reached (stop pushing)."""
+        self.result.planned_total += 1
+        cap = self.limit if self.limit is not None else (20 if self.result.dry_run else None)
+        if cap is None or len(self.result.planned) < cap:
+            self.result.planned.append(line)
+        if self.result.dry_run:
+            return True
+        if self.limit is not None and self.pushed >= self.limit:
+            return False
+        self.pushed += 1
+        return True
+
+    # --- contacts ----------------------------------------------------------------------------------
+
+    async def contacts(self) -> None:
+        counts = self.result.counts["contacts"]
+        rows = {r["st_customer_id"]: r for r in await self.store.fetch("contact_rows")}
+        for cust in await self.store.fetch("desired_contacts", {"mode": "api"}):
+            cid = cust["customer_id"]
+            fields = plan.contact_fields(cust)
+            digest = plan.digest(fields)
+            row = rows.get(cid)
+            reason = due(row, digest, self.now)
+            if reason is None:
+                counts["unchanged" if row and row["sync_status"] == "synced" else "skipped"] += 1
+                continue
+            known = row["ghl_contact_id"] if row else None
+            if not self._plan(f"contact {'update' if known else 'create'} customer={cid} ({reason})"):
+                break
+            if self.client is None:
+                counts["planned"] += 1
+                continue
+            if not known and "email" not in fields and "phone" not in fields:
+                await self._contact_failed(
+                    cid, digest, row, "customer has no email or phone; GHL cannot match it", None
+                )
+                counts["no_email_or_phone"] += 1
+                continue
+            try:
+                gid, created = await self._push_contact(known, fields)
+            except GhlRequestError as exc:
+                await self._contact_failed(cid, digest, row, str(exc), backoff((row or {}).get("attempts", 0) + 1))
+                counts["dead" if (row or {}).get("attempts", 0) + 1 >= self.g.max_attempts else "failed"] += 1
+                continue
+            await self.store.write(
+                "contact_synced", {"customer_id": cid, "ghl_id": gid, "location_id": self.location, "hash": digest}
+            )
+            counts["created" if created else "updated"] += 1
+
+    async def _push_contact(self, known: str | None, fields: dict[str, Any]) -> tuple[str, bool]:
+        assert self.client is not None
+        if known:
+            try:
+                await self.client.update_contact(known, {k: v for k, v in fields.items() if k != "source"})
+                return known, False
+            except GhlRequestError as exc:
+                if exc.status not in (400, 404):
+                    raise
+                log.warning("GHL contact %s is gone (%s); looking it up again", known, exc)
+        found = await self.client.find_duplicate(fields.get("email"), fields.get("phone"))
+        if found:
+            await self.client.update_contact(found, {k: v for k, v in fields.items() if k != "source"})
+            return found, False
+        return await self.client.upsert_contact(fields), True
+
+    async def _contact_failed(
+        self, cid: int, digest: str, row: Mapping[str, Any] | None, error: str, retry_in: str | None
+    ) -> None:
+        await self.store.write(
+            "contact_failed",
+            {
+                "customer_id": cid,
+                "location_id": self.location,
+                "hash": digest,
+                "error": error[:1000],
+                "retry_in": retry_in,
+                "max_attempts": self.g.max_attempts,
+            },
+        )
+
+    # --- opportunities -----------------------------------------------------------------------------
+
+    async def opportunities(self) -> None:
+        counts = self.result.counts["opportunities"]
+        contacts = {r["st_customer_id"]: r for r in await self.store.fetch("contact_rows")}
+        names = {
+            r["customer_id"]: " ".join(str(r["name"] or "").split())
+            for r in await self.store.fetch("desired_contacts", {"mode": "api"})
+        }
+        jobs = await self.store.fetch("desired_jobs", {"mode": "api"})
+        wants = plan.opportunity_wants(jobs, self.g.install_pipeline, names)
+        rows = {(r["st_customer_id"], r["pipeline"]): r for r in await self.store.fetch("opportunity_rows")}
+        todo = []
+        for want in wants:
+            row = rows.get((want.customer_id, want.pipeline))
+            stage, status = plan.protect(
+                want.job.stage,
+                want.job.status,
+                row["stage_name"] if row else None,
+                row["status"] if row else None,
+                want.kind,
+                self.g.protected_stages,
+            )
+            doc = want.doc(stage, status)
+            digest = plan.digest(doc)
+            reason = due(row, digest, self.now)
+            if reason is None:
+                counts["unchanged" if row and row["sync_status"] == "synced" else "skipped"] += 1
+                continue
+            order = plan.stage_order(want.kind)
+            todo.append((order.index(stage) if stage in order else 99, want, row, stage, status, digest, reason))
+        todo.sort(key=lambda t: (t[0], t[1].customer_id))  # earlier stages first
+        for _, want, row, stage, status, digest, reason in todo:
+            line = (
+                f"opportunity {'update' if row and row['ghl_opportunity_id'] else 'create'} "
+                f"customer={want.customer_id} pipeline={want.pipeline} stage={stage!r} status={status}"
+                + (f" value={want.job.value}" if want.job.value is not None else "")
+                + f" ({reason})"
+            )
+            if not self._plan(line):
+                break
+            if self.client is None:
+                counts["planned"] += 1
+                continue
+            contact = contacts.get(want.customer_id)
+            if not contact or not contact["ghl_contact_id"] or contact["sync_status"] not in ("synced", "pending"):
+                counts["waiting_for_contact"] += 1
+                continue
+            await self._push_opportunity(want, row, stage, status, digest, contact["ghl_contact_id"], counts)
+
+    async def _push_opportunity(
+        self,
+        want: plan.OpportunityWant,
+        row: Mapping[str, Any] | None,
+        stage_name: str,
+        status: str,
+        digest: str,
+        contact_id: str,
+        counts: Counter[str],
+    ) -> None:
+        assert self.client is not None
+        stage = await self.client.stage(want.pipeline, stage_name)  # ConfigError when missing: stops the run
+        fields: dict[str, Any] = {
+            "pipelineId": stage.pipeline_id,
+            "pipelineStageId": stage.id,
+            "name": want.name,
+            "status": status,
+        }
+        if want.job.value is not None:
+            fields["monetaryValue"] = float(want.job.value)
+        if want.job.technicians:
+            techs = await self.client.custom_field(self.g.technicians_field, "opportunity")
+            fields["customFields"] = [{"id": techs["id"], "field_value": want.job.technicians}]
+        params = {
+            "customer_id": want.customer_id,
+            "pipeline_id": stage.pipeline_id,
+            "pipeline": want.pipeline,
+            "job_id": want.job.job_id,
+            "bu_id": want.business_unit_id,
+            "location_id": self.location,
+            "hash": digest,
+        }
+        try:
+            oid, created = await self._upsert_opportunity(row, fields, contact_id)
+            if status != "open" and (row is None or row["status"] != status):
+                await self.client.set_opportunity_status(oid, status)
+        except GhlRequestError as exc:
+            attempts = (row or {}).get("attempts", 0) + 1
+            await self.store.write(
+                "opportunity_failed",
+                {
+                    **params,
+                    "error": str(exc)[:1000],
+                    "retry_in": backoff(attempts),
+                    "max_attempts": self.g.max_attempts,
+                },
+            )
+            counts["dead" if attempts >= self.g.max_attempts else "failed"] += 1
+            return
+        await self.store.write(
+            "opportunity_synced",
+            {
+                **params,
+                "ghl_id": oid,
+                "stage_id": stage.id,
+                "stage_name": stage.name,
+                "status": status,
+                "value": want.job.value,
+            },
+        )
+        counts["created" if created else "updated"] += 1
+
+    async def _upsert_opportunity(
+        self, row: Mapping[str, Any] | None, fields: dict[str, Any], contact_id: str
+    ) -> tuple[str, bool]:
+        assert self.client is not None
+        known = row["ghl_opportunity_id"] if row and row["pipeline_id"] == fields["pipelineId"] else None
+        if known:
+            try:
+                await self.client.update_opportunity(known, fields)
+                return known, False
+            except GhlRequestError as exc:
+                if exc.status not in (400, 404):
+                    raise
+                log.warning("GHL opportunity %s is gone (%s); looking it up again", known, exc)
+        found = [
+            o
+            for o in await self.client.search_opportunities(contact_id=contact_id, pipeline_id=fields["pipelineId"])
+            if o.get("contactId") in (None, contact_id) and o.get("pipelineId") in (None, fields["pipelineId"])
+        ]
+        if found:
+            oid = str(found[0]["id"])
+            await self.client.update_opportunity(oid, fields)
+            return oid, False
+        oid, created = await self.client.create_opportunity({**fields, "contactId": contact_id})
+        if not created:
+            await self.client.update_opportunity(oid, fields)
+        return oid, created
+
+    # --- webhook mode ------------------------------------------------------------------------------
+
+    async def webhooks(self) -> None:
+        counts = self.result.counts["webhooks"]
+        jobs = await self.store.fetch("desired_jobs", {"mode": "webhook"})
+        if not jobs:
+            return
+        customers = {r["customer_id"]: r for r in await self.store.fetch("desired_contacts", {"mode": "webhook"})}
+        posts = {r["st_job_id"]: r for r in await self.store.fetch("webhook_rows")}
+        dead_urls: set[str] = set()
+        for job in jobs:
+            post = posts.get(job["job_id"])
+            if post is not None and (
+                post["status"] != "failed" or post["next_retry_at"] is None or post["next_retry_at"] > self.now
+            ):
+                counts[{"posted": "posted_before", "sending": "unknown_outcome"}.get(post["status"], "skipped")] += 1
+                continue
+            url = job["webhook_url"]
+            if url in dead_urls:
+                counts["skipped_dead_url"] += 1
+                continue
+            if not self._plan(f"webhook post job={job['job_id']} business_unit={job['business_unit']}"):
+                break
+            if self.client is None:
+                counts["planned"] += 1
+                continue
+            contact = plan.contact_fields(customers.get(job["customer_id"], {}))
+            outcome = await self._post_one(job, post, url, contact)
+            counts[outcome] += 1
+            if outcome == "dead":
+                dead_urls.add(url)
+                self.result.dead_urls.append(f"business unit {job['business_unit_id']} ({job['business_unit']})")
+
+    async def _post_one(
+        self, job: Mapping[str, Any], post: Mapping[str, Any] | None, url: str, contact: dict[str, Any]
+    ) -> str:
+        """Post one job (claimed first); returns posted | failed | dead | skipped."""
+        assert self.client is not None
+        params = {"job_id": job["job_id"], "bu_id": job["business_unit_id"], "url": url}
+        if "email" not in contact and "phone" not in contact:
+            await self.store.write(
+                "webhook_failed_unposted", {**params, "error": "job's customer has no email or phone"}
+            )
+            return "failed"
+        if not await self.store.write("webhook_claim", params):
+            return "skipped"
+        state = plan.job_state(job, "sales")
+        payload = plan.webhook_payload(job, contact, state, job["business_unit"])
+        done = {
+            "job_id": job["job_id"],
+            "max_attempts": self.g.max_attempts,
+            "retry_in": None,
+            "http_status": None,
+            "response": None,
+            "error": None,
+        }
+        try:
+            status, body = await self.client.post_webhook(url, payload)
+        except (GhlRequestError, ApiUnavailable) as exc:
+            attempts = (post or {}).get("attempts", 0) + 1
+            await self.store.write(
+                "webhook_done",
+                {
+                    **done,
+                    "status": "failed",
+                    "error": str(exc)[:1000],
+                    "retry_in": backoff(attempts),
+                    "http_status": getattr(exc, "status", None),
+                },
+            )
+            if isinstance(exc, ApiUnavailable):
+                raise
+            return "failed"
+        text = str(body)[:1000] if body is not None else None
+        if isinstance(body, dict) and body.get("id"):
+            await self.store.write(
+                "webhook_done", {**done, "status": "posted", "http_status": status, "response": text}
+            )
+            return "posted"
+        error = (
+            "webhook URL answered 200 without an id: the trigger is unknown or its workflow is a draft "
+            f"(business unit {job['business_unit_id']})"
+        )
+        await self.store.write(
+            "webhook_done", {**done, "status": "dead", "http_status": status, "response": text, "error": error}
+        )
+        return "dead"

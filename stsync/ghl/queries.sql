@@ -1,0 +1,224 @@
+-- Named queries of the GHL push, loaded by name with stsync.sqlfile.load("ghl").
+
+-- name: try_lock
+SELECT pg_try_advisory_lock(20260523, hashtext('stsync.ghl.push')) AS locked;
+
+-- name: seed_business_unit
+-- The config seeds business units once; `stsync bu set|enable|disable` owns them afterwards.
+INSERT INTO integrations.business_units (st_business_unit_id, name, sync_enabled, mode, pipeline, webhook_url)
+VALUES (%(id)s, %(name)s, %(sync_enabled)s, %(mode)s, %(pipeline)s, %(webhook_url)s)
+ON CONFLICT (st_business_unit_id) DO NOTHING;
+
+-- name: list_business_units
+SELECT bu.st_business_unit_id AS id, bu.name, bu.sync_enabled, bu.mode, bu.pipeline, bu.webhook_url, bu.updated_at,
+       (SELECT count(*) FROM servicetitan.st_jobs j WHERE j.business_unit_id = bu.st_business_unit_id AND j.active) AS jobs
+  FROM integrations.business_units bu
+ ORDER BY bu.st_business_unit_id;
+
+-- name: set_business_unit
+UPDATE integrations.business_units
+   SET name = coalesce(%(name)s, name),
+       sync_enabled = coalesce(%(sync_enabled)s, sync_enabled),
+       mode = coalesce(%(mode)s, mode),
+       pipeline = coalesce(%(pipeline)s, pipeline),
+       webhook_url = coalesce(%(webhook_url)s, webhook_url),
+       updated_at = now()
+ WHERE st_business_unit_id = %(id)s
+RETURNING st_business_unit_id;
+
+-- name: desired_contacts
+-- Customers with an active job in an enabled api-mode business unit, with their first email and phone.
+SELECT c.st_id AS customer_id, c.name, c.street, c.city, c.state, c.zip,
+       (SELECT cc.value FROM servicetitan.st_customer_contacts cc
+         WHERE cc.customer_id = c.st_id AND cc.active AND cc.type = 'Email' AND coalesce(cc.value, '') <> ''
+         ORDER BY cc.st_id LIMIT 1) AS email,
+       (SELECT cc.value FROM servicetitan.st_customer_contacts cc
+         WHERE cc.customer_id = c.st_id AND cc.active AND cc.type IN ('MobilePhone', 'Phone')
+           AND coalesce(cc.value, '') <> ''
+         ORDER BY (cc.type = 'MobilePhone') DESC, cc.st_id LIMIT 1) AS phone
+  FROM servicetitan.st_customers c
+ WHERE c.st_id IN (SELECT j.customer_id
+                     FROM servicetitan.st_jobs j
+                     JOIN integrations.business_units bu
+                       ON bu.st_business_unit_id = j.business_unit_id AND bu.sync_enabled AND bu.mode = %(mode)s
+                    WHERE j.active)
+ ORDER BY c.st_id;
+
+-- name: desired_jobs
+-- Active jobs of enabled business units of one mode, oldest first, with what decides their stage.
+SELECT j.st_id AS job_id, j.customer_id, j.business_unit_id, bu.name AS business_unit, bu.pipeline, bu.webhook_url,
+       j.job_number, j.job_status,
+       EXISTS (SELECT 1 FROM servicetitan.st_appointments a WHERE a.job_id = j.st_id AND a.active) AS has_appointment,
+       e.n_sold, e.n_open, e.n_dismissed, e.sold_total, e.open_total, e.lost_total,
+       t.technicians
+  FROM servicetitan.st_jobs j
+  JOIN integrations.business_units bu
+    ON bu.st_business_unit_id = j.business_unit_id AND bu.sync_enabled AND bu.mode = %(mode)s
+  LEFT JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE e.status = 'Sold') AS n_sold,
+               count(*) FILTER (WHERE e.status = 'Open') AS n_open,
+               count(*) FILTER (WHERE e.status = 'Dismissed') AS n_dismissed,
+               sum(coalesce(e.subtotal, 0) + coalesce(e.tax, 0)) FILTER (WHERE e.status = 'Sold') AS sold_total,
+               max(coalesce(e.subtotal, 0) + coalesce(e.tax, 0)) FILTER (WHERE e.status = 'Open') AS open_total,
+               max(coalesce(e.subtotal, 0) + coalesce(e.tax, 0)) FILTER (WHERE e.status = 'Dismissed') AS lost_total
+          FROM servicetitan.st_estimates e
+         WHERE e.job_id = j.st_id AND e.active) e ON true
+  LEFT JOIN LATERAL (
+        SELECT string_agg(DISTINCT aa.technician_name, ', ' ORDER BY aa.technician_name) AS technicians
+          FROM servicetitan.st_appointment_assignments aa
+         WHERE aa.job_id = j.st_id AND aa.active AND aa.technician_name IS NOT NULL) t ON true
+ WHERE j.active AND j.customer_id IS NOT NULL
+ ORDER BY j.customer_id, j.st_created_on NULLS FIRST, j.st_id;
+
+-- name: contact_rows
+SELECT st_customer_id, ghl_contact_id, pushed_hash, attempted_hash, sync_status, attempts, next_retry_at
+  FROM integrations.ghl_contacts;
+
+-- name: opportunity_rows
+SELECT st_customer_id, pipeline, pipeline_id, ghl_opportunity_id, stage_name, status, pushed_hash, attempted_hash,
+       sync_status, attempts, next_retry_at
+  FROM integrations.ghl_opportunities;
+
+-- name: contact_synced
+INSERT INTO integrations.ghl_contacts AS c
+       (st_customer_id, ghl_contact_id, location_id, pushed_hash, attempted_hash, sync_status, error, attempts,
+        next_retry_at, last_pushed_at)
+VALUES (%(customer_id)s, %(ghl_id)s, %(location_id)s, %(hash)s, %(hash)s, 'synced', NULL, 0, NULL, now())
+ON CONFLICT (st_customer_id) DO UPDATE
+   SET ghl_contact_id = EXCLUDED.ghl_contact_id, location_id = EXCLUDED.location_id,
+       pushed_hash = EXCLUDED.pushed_hash, attempted_hash = EXCLUDED.attempted_hash, sync_status = 'synced',
+       error = NULL, attempts = 0, next_retry_at = NULL, last_pushed_at = now(), updated_at = now();
+
+-- name: contact_failed
+-- attempts + 1; dead after max_attempts; %(retry_in)s NULL means "only when the data changes".
+INSERT INTO integrations.ghl_contacts AS c
+       (st_customer_id, location_id, attempted_hash, sync_status, error, attempts, next_retry_at)
+VALUES (%(customer_id)s, %(location_id)s, %(hash)s,
+        CASE WHEN 1 >= %(max_attempts)s THEN 'dead' ELSE 'failed' END, %(error)s, 1,
+        now() + %(retry_in)s::interval)
+ON CONFLICT (st_customer_id) DO UPDATE
+   SET attempted_hash = EXCLUDED.attempted_hash,
+       attempts = CASE WHEN c.attempted_hash IS DISTINCT FROM EXCLUDED.attempted_hash AND c.sync_status = 'dead'
+                       THEN 1 ELSE c.attempts + 1 END,
+       sync_status = CASE WHEN (CASE WHEN c.attempted_hash IS DISTINCT FROM EXCLUDED.attempted_hash
+                                          AND c.sync_status = 'dead' THEN 1 ELSE c.attempts + 1 END) >= %(max_attempts)s
+                          THEN 'dead' ELSE 'failed' END,
+       error = EXCLUDED.error, next_retry_at = EXCLUDED.next_retry_at, updated_at = now();
+
+-- name: opportunity_synced
+INSERT INTO integrations.ghl_opportunities AS o
+       (st_customer_id, pipeline_id, pipeline, st_job_id, st_business_unit_id, ghl_opportunity_id, location_id,
+        stage_id, stage_name, status, monetary_value, pushed_hash, attempted_hash, sync_status, error, attempts,
+        next_retry_at, last_pushed_at)
+VALUES (%(customer_id)s, %(pipeline_id)s, %(pipeline)s, %(job_id)s, %(bu_id)s, %(ghl_id)s, %(location_id)s,
+        %(stage_id)s, %(stage_name)s, %(status)s, %(value)s, %(hash)s, %(hash)s, 'synced', NULL, 0, NULL, now())
+ON CONFLICT (st_customer_id, pipeline_id) DO UPDATE
+   SET pipeline = EXCLUDED.pipeline, st_job_id = EXCLUDED.st_job_id, st_business_unit_id = EXCLUDED.st_business_unit_id,
+       ghl_opportunity_id = EXCLUDED.ghl_opportunity_id, location_id = EXCLUDED.location_id,
+       stage_id = EXCLUDED.stage_id, stage_name = EXCLUDED.stage_name, status = EXCLUDED.status,
+       monetary_value = EXCLUDED.monetary_value, pushed_hash = EXCLUDED.pushed_hash,
+       attempted_hash = EXCLUDED.attempted_hash, sync_status = 'synced', error = NULL, attempts = 0,
+       next_retry_at = NULL, last_pushed_at = now(), updated_at = now();
+
+-- name: opportunity_failed
+INSERT INTO integrations.ghl_opportunities AS o
+       (st_customer_id, pipeline_id, pipeline, st_job_id, st_business_unit_id, location_id, attempted_hash,
+        sync_status, error, attempts, next_retry_at)
+VALUES (%(customer_id)s, %(pipeline_id)s, %(pipeline)s, %(job_id)s, %(bu_id)s, %(location_id)s, %(hash)s,
+        CASE WHEN 1 >= %(max_attempts)s THEN 'dead' ELSE 'failed' END, %(error)s, 1,
+        now() + %(retry_in)s::interval)
+ON CONFLICT (st_customer_id, pipeline_id) DO UPDATE
+   SET attempted_hash = EXCLUDED.attempted_hash, st_job_id = EXCLUDED.st_job_id,
+       attempts = CASE WHEN o.attempted_hash IS DISTINCT FROM EXCLUDED.attempted_hash AND o.sync_status = 'dead'
+                       THEN 1 ELSE o.attempts + 1 END,
+       sync_status = CASE WHEN (CASE WHEN o.attempted_hash IS DISTINCT FROM EXCLUDED.attempted_hash
+                                          AND o.sync_status = 'dead' THEN 1 ELSE o.attempts + 1 END) >= %(max_attempts)s
+                          THEN 'dead' ELSE 'failed' END,
+       error = EXCLUDED.error, next_retry_at = EXCLUDED.next_retry_at, updated_at = now();
+
+-- name: webhook_rows
+SELECT st_job_id, status, attempts, next_retry_at FROM integrations.ghl_webhook_posts;
+
+-- name: webhook_claim
+-- Written and committed before the POST: a crash mid-post never leads to a second post.
+INSERT INTO integrations.ghl_webhook_posts AS w (st_job_id, st_business_unit_id, url, status, attempts)
+VALUES (%(job_id)s, %(bu_id)s, %(url)s, 'sending', 1)
+ON CONFLICT (st_job_id) DO UPDATE
+   SET status = 'sending', url = EXCLUDED.url, attempts = w.attempts + 1, posted_at = now()
+ WHERE w.status = 'failed'
+RETURNING st_job_id;
+
+-- name: webhook_done
+UPDATE integrations.ghl_webhook_posts
+   SET status = CASE WHEN %(status)s = 'failed' AND attempts >= %(max_attempts)s THEN 'dead' ELSE %(status)s END,
+       http_status = %(http_status)s, response = %(response)s, error = %(error)s,
+       next_retry_at = CASE WHEN %(status)s = 'failed' THEN now() + %(retry_in)s::interval END,
+       posted_at = now()
+ WHERE st_job_id = %(job_id)s;
+
+-- name: webhook_failed_unposted
+-- A job that cannot be posted at all (no email or phone): failed with the reason, retried only on request.
+INSERT INTO integrations.ghl_webhook_posts (st_job_id, st_business_unit_id, url, status, error, attempts, next_retry_at)
+VALUES (%(job_id)s, %(bu_id)s, %(url)s, 'failed', %(error)s, 0, NULL)
+ON CONFLICT (st_job_id) DO UPDATE SET error = EXCLUDED.error, next_retry_at = NULL;
+
+-- name: statistics
+SELECT kind, status, n, last_pushed_at FROM integrations.sync_statistics ORDER BY kind, status;
+
+-- name: dead_letters
+SELECT 'contact' AS kind, st_customer_id::text AS key, error, attempts, updated_at AS at
+  FROM integrations.ghl_contacts WHERE sync_status = 'dead'
+UNION ALL
+SELECT 'opportunity', st_customer_id::text || '/' || coalesce(pipeline, pipeline_id), error, attempts, updated_at
+  FROM integrations.ghl_opportunities WHERE sync_status = 'dead'
+UNION ALL
+SELECT 'webhook', st_job_id::text, error, attempts, posted_at
+  FROM integrations.ghl_webhook_posts WHERE status = 'dead'
+ORDER BY 1, 2
+LIMIT %(limit)s;
+
+-- name: requeue_failed
+WITH c AS (UPDATE integrations.ghl_contacts SET next_retry_at = now(), attempted_hash = NULL
+            WHERE sync_status = 'failed' OR (%(dead)s AND sync_status = 'dead') RETURNING 1),
+     o AS (UPDATE integrations.ghl_opportunities SET next_retry_at = now(), attempted_hash = NULL
+            WHERE sync_status = 'failed' OR (%(dead)s AND sync_status = 'dead') RETURNING 1),
+     w AS (UPDATE integrations.ghl_webhook_posts SET next_retry_at = now(), status = 'failed', attempts = 0
+            WHERE status = 'failed' OR (%(dead)s AND status = 'dead') RETURNING 1)
+SELECT (SELECT count(*) FROM c) AS contacts, (SELECT count(*) FROM o) AS opportunities,
+       (SELECT count(*) FROM w) AS webhook_posts;
+
+-- name: job_status
+SELECT j.st_id AS job_id, j.customer_id, j.business_unit_id, j.job_status, bu.name AS business_unit,
+       bu.sync_enabled, bu.mode, bu.pipeline,
+       c.ghl_contact_id, c.sync_status AS contact_status, c.error AS contact_error,
+       o.ghl_opportunity_id, o.st_job_id AS driving_job_id, o.stage_name, o.status AS opportunity_status,
+       o.monetary_value, o.sync_status AS opportunity_sync_status, o.error AS opportunity_error,
+       o.attempts AS opportunity_attempts, o.last_pushed_at,
+       w.status AS webhook_status, w.error AS webhook_error, w.posted_at
+  FROM servicetitan.st_jobs j
+  LEFT JOIN integrations.business_units bu ON bu.st_business_unit_id = j.business_unit_id
+  LEFT JOIN integrations.ghl_contacts c ON c.st_customer_id = j.customer_id
+  LEFT JOIN integrations.ghl_opportunities o ON o.st_customer_id = j.customer_id AND o.pipeline = bu.pipeline
+  LEFT JOIN integrations.ghl_webhook_posts w ON w.st_job_id = j.st_id
+ WHERE j.st_id = %(job_id)s;
+
+-- name: link_contact
+-- `stsync ghl pull`: a GHL contact matched to a customer by email or phone; pushed next run by its id.
+INSERT INTO integrations.ghl_contacts (st_customer_id, ghl_contact_id, location_id, sync_status)
+VALUES (%(customer_id)s, %(ghl_id)s, %(location_id)s, 'pending')
+ON CONFLICT (st_customer_id) DO UPDATE
+   SET ghl_contact_id = EXCLUDED.ghl_contact_id, updated_at = now()
+ WHERE integrations.ghl_contacts.ghl_contact_id IS NULL
+RETURNING st_customer_id;
+
+-- name: link_opportunity
+INSERT INTO integrations.ghl_opportunities
+       (st_customer_id, pipeline_id, pipeline, ghl_opportunity_id, location_id, stage_id, stage_name, status,
+        monetary_value, sync_status)
+VALUES (%(customer_id)s, %(pipeline_id)s, %(pipeline)s, %(ghl_id)s, %(location_id)s, %(stage_id)s, %(stage_name)s,
+        %(status)s, %(value)s, 'pending')
+ON CONFLICT (st_customer_id, pipeline_id) DO UPDATE
+   SET ghl_opportunity_id = EXCLUDED.ghl_opportunity_id, stage_id = EXCLUDED.stage_id,
+       stage_name = EXCLUDED.stage_name, status = EXCLUDED.status, updated_at = now()
+ WHERE integrations.ghl_opportunities.ghl_opportunity_id IS NULL
+RETURNING st_customer_id;

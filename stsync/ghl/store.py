@@ -1,0 +1,134 @@
+"""The GHL push's repository: the only GHL code that talks psycopg. Driver errors become stsync errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from stsync.config import Config, required_secret
+from stsync.errors import DatabaseUnavailable, LockedError, UsageError
+from stsync.sqlfile import load
+
+Q = load("ghl")
+
+
+def _db_error(exc: Exception, what: str) -> DatabaseUnavailable:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DatabaseUnavailable(f"database error while {what}: {text}")
+
+
+class Store:
+    """One connection; every write commits on its own so a killed push loses at most one item's bookkeeping."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], *, dry_run: bool = False) -> None:
+        self.conn = conn
+        self.dry_run = dry_run  # dry run: everything happens in one transaction that is rolled back
+
+    async def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        try:
+            async with self.conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(Q[name], params or {})
+                return list(await cur.fetchall()) if cur.description else []
+        except psycopg.Error as exc:
+            raise _db_error(exc, f"running {name}") from None
+
+    async def write(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = await self.fetch(name, params)
+        if not self.dry_run:
+            try:
+                await self.conn.commit()
+            except psycopg.Error as exc:
+                raise _db_error(exc, f"committing {name}") from None
+        return rows
+
+    async def seed_business_units(self, config: Config) -> None:
+        for bu in config.ghl.business_units:
+            await self.write(
+                "seed_business_unit",
+                {
+                    "id": bu.id,
+                    "name": bu.name,
+                    "sync_enabled": bu.sync_enabled,
+                    "mode": bu.mode,
+                    "pipeline": bu.pipeline,
+                    "webhook_url": bu.webhook_url,
+                },
+            )
+
+
+@contextlib.asynccontextmanager
+async def open_store(config: Config, *, dry_run: bool = False, lock: bool = False) -> AsyncIterator[Store]:
+    """A Store on a fresh connection (UTC); with ``lock`` the push's advisory lock is held on it."""
+    dsn = required_secret(config.database.url, "database.url")
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            dsn, connect_timeout=int(config.database.connect_timeout), options="-c TimeZone=UTC"
+        )
+    except psycopg.Error as exc:
+        raise _db_error(exc, "connecting") from None
+    try:
+        if lock:
+            # A session lock taken outside any transaction outlives the dry run's rollback.
+            await conn.set_autocommit(True)
+            cur = await conn.execute(Q["try_lock"])
+            row = await cur.fetchone()
+            if not row or not row[0]:
+                raise LockedError("another stsync ghl push is running; exiting without pushing")
+            await conn.set_autocommit(False)
+        store = Store(conn, dry_run=dry_run)
+        await store.seed_business_units(config)
+        yield store
+        if dry_run:
+            await conn.rollback()
+        else:
+            await conn.commit()
+    except psycopg.Error as exc:
+        raise _db_error(exc, "talking to the database") from None
+    finally:
+        await conn.close()  # also releases the advisory lock
+
+
+async def set_business_unit(config: Config, bu_id: int, **changes: Any) -> None:
+    """Change one business unit's routing; UsageError when it is unknown."""
+    params = {"id": bu_id, "name": None, "sync_enabled": None, "mode": None, "pipeline": None, "webhook_url": None}
+    params.update({k: v for k, v in changes.items() if v is not None})
+    async with open_store(config) as store:
+        try:
+            rows = await store.write("set_business_unit", params)
+        except DatabaseUnavailable as exc:
+            if "check constraint" in str(exc):
+                raise UsageError(
+                    f"business unit {bu_id}: webhook mode needs --webhook-url, api mode needs --pipeline"
+                ) from None
+            raise
+        if not rows:
+            raise UsageError(f"business unit {bu_id} is not configured; add it under ghl.business_units")
+
+
+async def list_business_units(config: Config) -> list[dict[str, Any]]:
+    async with open_store(config) as store:
+        return await store.fetch("list_business_units")
+
+
+async def statistics(config: Config, dead_limit: int = 20) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Counts by kind and status, and up to ``dead_limit`` dead letters."""
+    async with open_store(config) as store:
+        return await store.fetch("statistics"), await store.fetch("dead_letters", {"limit": dead_limit})
+
+
+async def job_status(config: Config, job_id: int) -> dict[str, Any]:
+    async with open_store(config) as store:
+        rows: Sequence[dict[str, Any]] = await store.fetch("job_status", {"job_id": job_id})
+    if not rows:
+        raise UsageError(f"job {job_id} is not in the mirror; run `stsync sync` first")
+    return rows[0]
+
+
+async def requeue(config: Config, dead: bool) -> dict[str, int]:
+    async with open_store(config) as store:
+        rows = await store.write("requeue_failed", {"dead": dead})
+    return {k: int(v) for k, v in rows[0].items()}
