@@ -3,50 +3,34 @@ no-change incremental run. Prints figures, not pass/fail.
 
     .venv/bin/python bench/sync_bench.py [--scales medium,large]
 
-Each world gets a fresh throwaway PostgreSQL; the sandbox runs in this process, `stsync` in a child
-process whose own peak RSS comes from wait4().
+Each world gets a fresh throwaway PostgreSQL; the sandbox runs in this process and is fully warmed
+before timing starts; `stsync` runs in a child process whose own peak RSS comes from wait4().
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import run_timed, start_sandbox
 from stsync.db.embedded import EmbeddedPostgres
 from stsync.db.migrations import migrate
-from stsync.sandbox import Sandbox, SandboxOptions
 from tests.e2e.harness import STSYNC, cli_env
 
 
 def run(args: list[str], env: dict[str, str]) -> tuple[float, float, dict]:  # type: ignore[type-arg]
     """Run `stsync ARGS --json`; return wall seconds, the child's own peak RSS (MB), and its summary."""
-    started = time.monotonic()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([STSYNC, *args, "--json"], env=env, stdout=subprocess.PIPE, stderr=err)
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        # wait4 on this pid alone: RUSAGE_CHILDREN would mix in the sandbox's worker processes.
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - started
-        code = os.waitstatus_to_exitcode(status)
-        proc.returncode = code
-        if code not in (0, 1):
-            err.seek(0)
-            raise SystemExit(f"stsync {' '.join(args)} exited {code}: {err.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, json.loads(out)
+    wall, rss, out = run_timed([STSYNC, *args, "--json"], env, ok=(0, 1))
+    return wall, rss, json.loads(out)
 
 
 def bench(scale: str) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    with EmbeddedPostgres() as pg, Sandbox.start(SandboxOptions(scale=scale, seed=42)) as sb:
+    with EmbeddedPostgres() as pg, start_sandbox(scale) as sb:
         migrate(pg.dsn)
         env = cli_env(sb.url, pg.dsn)
         env.pop("STSYNC_RETRY_NO_WAIT", None)
