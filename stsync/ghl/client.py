@@ -219,12 +219,12 @@ class GhlClient:
                 return str(contact["id"])
         return None
 
-    async def search_contacts(self, page: int, page_limit: int = 100) -> list[dict[str, Any]]:
-        _, doc = await self.request(
-            "POST",
-            "/contacts/search",
-            json={"locationId": self.settings.location_id, "page": page, "pageLimit": page_limit},
-        )
+    async def search_contacts(self, page: int, page_limit: int = 100, query: str | None = None) -> list[dict[str, Any]]:
+        """One page of POST /contacts/search, optionally narrowed by a free-text ``query`` (name, email, phone)."""
+        body: dict[str, Any] = {"locationId": self.settings.location_id, "page": page, "pageLimit": page_limit}
+        if query:
+            body["query"] = query
+        _, doc = await self.request("POST", "/contacts/search", json=body)
         return list((doc or {}).get("contacts") or [])
 
     # --- opportunities ---------------------------------------------------------------------------
@@ -302,8 +302,11 @@ class GhlClient:
                     return Stage(pipeline_id, str(p.get("name")), stage_id, str(s["name"]), int(s.get("position", i)))
         return None
 
-    async def custom_field(self, name: str, model: str = "opportunity") -> dict[str, Any]:
-        """A custom field definition by name (or fieldKey); ConfigError naming it when absent."""
+    async def custom_field(
+        self, name: str, model: str = "opportunity", key: str = "ghl.technicians_field"
+    ) -> dict[str, Any]:
+        """A custom field definition by name (or fieldKey); ConfigError naming it (and its config ``key``)
+        when absent."""
         if model not in self._fields:
             _, doc = await self.request(
                 "GET", f"/locations/{self.settings.location_id}/customFields", params={"model": model}
@@ -318,8 +321,7 @@ class GhlClient:
         found = self._fields[model].get(norm(name))
         if found is None:
             raise ConfigError(
-                f"GHL {model} custom field '{name}' (ghl.technicians_field) not found in location "
-                f"{self.settings.location_id}"
+                f"GHL {model} custom field '{name}' ({key}) not found in location {self.settings.location_id}"
             )
         return found
 

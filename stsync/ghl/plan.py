@@ -33,6 +33,8 @@ SALES_STAGES = (
     "Estimate Lost",
 )
 INSTALL_STAGES = ("Scheduled", "InProgress", "Hold", "Completed")
+# Contact custom field that carries the ServiceTitan customer id (finds contacts without email or phone).
+CUSTOMER_ID_FIELD = "ServiceTitan Customer ID"
 # How far a job has come in sales; decides which of a customer's jobs drives the opportunity.
 _SALES_RANK = {"Contacted": 1, "Appointment Scheduled": 2, "Proposal Sent": 3, "Estimate Lost": 4, "Job Sold": 5}
 _INSTALL_STAGE = {

@@ -144,10 +144,14 @@ class _Run:
     async def contacts(self) -> None:
         counts = self.result.counts["contacts"]
         rows = {r["st_customer_id"]: r for r in await self.store.fetch("contact_rows")}
+        id_field: str | None = None  # the customer-id custom field, resolved on first use
+        resolved = False
         for cust in await self.store.fetch("desired_contacts", {"mode": "api"}):
             cid = cust["customer_id"]
             fields = plan.contact_fields(cust)
-            digest = plan.digest(fields)
+            # The customer id goes into a custom field whose id is only known once GHL is asked, so
+            # the hash (also computed by a dry run) covers the id, not the resolved field.
+            digest = plan.digest({**fields, "stCustomerId": cid})
             row = rows.get(cid)
             reason = due(row, digest, self.now)
             if reason is None:
@@ -159,14 +163,23 @@ class _Run:
             if self.client is None:
                 counts["planned"] += 1
                 continue
-            if not known and "email" not in fields and "phone" not in fields:
+            if not resolved:
+                id_field, resolved = await self._customer_id_field(), True
+            if id_field:
+                fields["customFields"] = [{"id": id_field, "field_value": str(cid)}]
+            if not known and "email" not in fields and "phone" not in fields and not (id_field and "name" in fields):
                 await self._contact_failed(
-                    cid, digest, row, "customer has no email or phone; GHL cannot match it", None
+                    cid,
+                    digest,
+                    row,
+                    "customer has no email or phone, and without a name and the contact custom field "
+                    f"'{plan.CUSTOMER_ID_FIELD}' GHL cannot find it again",
+                    None,
                 )
                 counts["no_email_or_phone"] += 1
                 continue
             try:
-                gid, created = await self._push_contact(known, fields)
+                gid, created = await self._push_contact(known, fields, cid, id_field)
             except GhlRequestError as exc:
                 await self._contact_failed(cid, digest, row, str(exc), backoff((row or {}).get("attempts", 0) + 1))
                 counts["dead" if (row or {}).get("attempts", 0) + 1 >= self.g.max_attempts else "failed"] += 1
@@ -176,21 +189,53 @@ class _Run:
             )
             counts["created" if created else "updated"] += 1
 
-    async def _push_contact(self, known: str | None, fields: dict[str, Any]) -> tuple[str, bool]:
+    async def _customer_id_field(self) -> str | None:
+        """Id of the contact custom field holding the ServiceTitan customer id; None when the location has none."""
         assert self.client is not None
+        try:
+            found = await self.client.custom_field(plan.CUSTOMER_ID_FIELD, "contact", "the ServiceTitan customer id")
+        except ConfigError:
+            log.warning(
+                "GHL contact custom field %r not found; contacts will not carry the customer id", plan.CUSTOMER_ID_FIELD
+            )
+            return None
+        return str(found["id"])
+
+    async def _push_contact(
+        self, known: str | None, fields: dict[str, Any], customer_id: int, id_field: str | None
+    ) -> tuple[str, bool]:
+        """Update the known contact, else the one GHL already has for this customer, else create it."""
+        assert self.client is not None
+        update = {k: v for k, v in fields.items() if k != "source"}
         if known:
             try:
-                await self.client.update_contact(known, {k: v for k, v in fields.items() if k != "source"})
+                await self.client.update_contact(known, update)
                 return known, False
             except GhlRequestError as exc:
                 if exc.status not in (400, 404):
                     raise
                 log.warning("GHL contact %s is gone (%s); looking it up again", known, exc)
-        found = await self.client.find_duplicate(fields.get("email"), fields.get("phone"))
+        # Look up before creating: a crash after GHL created the contact but before we recorded it
+        # must not create a second one.
+        if "email" in fields or "phone" in fields:
+            found = await self.client.find_duplicate(fields.get("email"), fields.get("phone"))
+        else:
+            found = await self._find_by_customer_id(fields["name"], customer_id, id_field)
         if found:
-            await self.client.update_contact(found, {k: v for k, v in fields.items() if k != "source"})
+            await self.client.update_contact(found, update)
             return found, False
         return await self.client.upsert_contact(fields), True
+
+    async def _find_by_customer_id(self, name: str, customer_id: int, id_field: str | None) -> str | None:
+        """A contact without email or phone: the one named ``name`` carrying our customer id."""
+        assert self.client is not None
+        if not id_field:
+            return None
+        for c in await self.client.search_contacts(1, 100, query=name):
+            for f in c.get("customFields") or []:
+                if isinstance(f, dict) and f.get("id") == id_field and str(f.get("value")) == str(customer_id):
+                    return str(c["id"])
+        return None
 
     async def _contact_failed(
         self, cid: int, digest: str, row: Mapping[str, Any] | None, error: str, retry_in: str | None

@@ -27,15 +27,27 @@ UPDATE integrations.business_units
 RETURNING st_business_unit_id;
 
 -- name: desired_contacts
--- Customers with an active job in an enabled api-mode business unit, with their first email and phone.
+-- Customers with an active job in an enabled business unit of one mode, with their first email and phone;
+-- when the customer has none of its own, the first of its service locations' contacts.
 SELECT c.st_id AS customer_id, c.name, c.street, c.city, c.state, c.zip,
-       (SELECT cc.value FROM servicetitan.st_customer_contacts cc
-         WHERE cc.customer_id = c.st_id AND cc.active AND cc.type = 'Email' AND coalesce(cc.value, '') <> ''
-         ORDER BY cc.st_id LIMIT 1) AS email,
-       (SELECT cc.value FROM servicetitan.st_customer_contacts cc
-         WHERE cc.customer_id = c.st_id AND cc.active AND cc.type IN ('MobilePhone', 'Phone')
-           AND coalesce(cc.value, '') <> ''
-         ORDER BY (cc.type = 'MobilePhone') DESC, cc.st_id LIMIT 1) AS phone
+       coalesce(
+         (SELECT cc.value FROM servicetitan.st_customer_contacts cc
+           WHERE cc.customer_id = c.st_id AND cc.active AND cc.type = 'Email' AND coalesce(cc.value, '') <> ''
+           ORDER BY cc.st_id LIMIT 1),
+         (SELECT lc.value FROM servicetitan.st_location_contacts lc
+            JOIN servicetitan.st_locations l ON l.st_id = lc.location_id AND l.active
+           WHERE l.customer_id = c.st_id AND lc.active AND lc.type = 'Email' AND coalesce(lc.value, '') <> ''
+           ORDER BY l.st_id, lc.st_id LIMIT 1)) AS email,
+       coalesce(
+         (SELECT cc.value FROM servicetitan.st_customer_contacts cc
+           WHERE cc.customer_id = c.st_id AND cc.active AND cc.type IN ('MobilePhone', 'Phone')
+             AND coalesce(cc.value, '') <> ''
+           ORDER BY (cc.type = 'MobilePhone') DESC, cc.st_id LIMIT 1),
+         (SELECT lc.value FROM servicetitan.st_location_contacts lc
+            JOIN servicetitan.st_locations l ON l.st_id = lc.location_id AND l.active
+           WHERE l.customer_id = c.st_id AND lc.active AND lc.type IN ('MobilePhone', 'Phone')
+             AND coalesce(lc.value, '') <> ''
+           ORDER BY (lc.type = 'MobilePhone') DESC, l.st_id, lc.st_id LIMIT 1)) AS phone
   FROM servicetitan.st_customers c
  WHERE c.st_id IN (SELECT j.customer_id
                      FROM servicetitan.st_jobs j

@@ -1,0 +1,150 @@
+"""End to end: ServiceTitan sandbox → `stsync sync` → `stsync ghl push` → GHL sandbox, all over loopback
+with the real CLI; expectations are computed from the mirror with SQL (tests/ghl/scenario.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stsync.sandbox import Sandbox, SandboxOptions
+from tests.ghl.conftest import INSTALL, PLUMBING, SALES, write_config
+from tests.ghl.scenario import (
+    cli,
+    contact_customer,
+    duplicates,
+    env_for,
+    expected_customers,
+    expected_opportunities,
+    field_names,
+    normalized,
+    opportunity_view,
+    push_json,
+    rows,
+    write_requests,
+)
+
+ADVANCE_MINUTES = 240
+
+
+@pytest.fixture
+def st() -> Iterator[Any]:
+    with Sandbox.start(SandboxOptions(scale="small", seed=7)) as sb:
+        yield sb
+
+
+def check_against_mirror(dsn: str, dump: dict[str, Any]) -> dict[tuple[int, str], dict[str, Any]]:
+    """Item 1: one contact per expected customer, each opportunity in the right pipeline/stage/status/value.
+
+    Returns GHL's opportunities by (customer, pipeline name)."""
+    assert duplicates(dump) == []
+    fields = field_names(dump)
+    want_customers = expected_customers(dsn)
+    by_customer = {int(contact_customer(c, fields) or 0): cid for cid, c in dump["contacts"].items()}
+    assert set(by_customer) == want_customers
+    assert len(dump["contacts"]) == len(want_customers)
+    recorded = dict(rows(dsn, "SELECT st_customer_id, ghl_contact_id FROM integrations.ghl_contacts"))
+    assert {k: recorded.get(k) for k in by_customer} == by_customer
+
+    opps = opportunity_view(dump)
+    got = {}
+    for o in opps.values():
+        customer = [k for k, v in by_customer.items() if v == o["contactId"]]
+        assert len(customer) == 1
+        got[(customer[0], o["pipeline"])] = o
+    assert len(got) == len(opps)
+    want = expected_opportunities(dsn)
+    assert set(got) == set(want)
+    wrong = {}
+    for k, w in want.items():
+        g = got[k]
+        have = (
+            g["stage"],
+            g["status"],
+            g["value"] if w["value"] is not None else None,
+            g["custom"].get("opportunity:Technicians"),
+        )
+        if have != (w["stage"], w["status"], w["value"], w["techs"]):
+            wrong[k] = (have, w)
+    assert wrong == {}
+    return got
+
+
+def test_push_then_advance_moves_stages_and_leaves_disabled_units_alone(
+    st: Any, ghl: Any, db_dsn: str, tmp_path: Path
+) -> None:
+    """Acceptance 1, 2 and 4: after sync + push every expected customer has exactly one contact and every
+    (customer, pipeline) its opportunity in the right stage; after `advance` (estimates sold, jobs
+    completed, install jobs created) + incremental sync + push the stages follow, a protected stage never
+    moves backward, a disabled business unit is left untouched; no request is ever rejected."""
+    config = write_config(tmp_path, db_dsn, ghl.url)
+    env = env_for(st.url, db_dsn, config)
+    assert cli(["sync", "full"], env).returncode == 0
+    code, doc = push_json(env)
+    assert code == 0, doc
+    assert [r for r in ghl.requests if r["status"] >= 400] == []
+    before = check_against_mirror(db_dsn, ghl.dump())
+    assert doc["counts"]["contacts"]["created"] == len(expected_customers(db_dsn))
+
+    # a second push with nothing changed sends no write
+    ghl.clear_requests()
+    code, doc = push_json(env)
+    assert code == 0
+    assert write_requests(ghl.requests) == []
+    assert doc["counts"]["opportunities"].get("unchanged") == len(before)
+
+    # Install is switched off before ServiceTitan moves on: its opportunities must not change.
+    assert cli(["bu", "disable", str(INSTALL)], env).returncode == 0
+    install_before = {k: v for k, v in before.items() if k[1] == "Install"}
+    summary = st.advance(ADVANCE_MINUTES)
+    sold = [
+        e
+        for e in summary["updated"].get("estimates", [])
+        if st.world.dump()["estimates"][e]["status"]["name"] == "Sold"
+    ]
+    jobs = st.world.dump()["jobs"]
+    completed = [j for j in summary["updated"].get("jobs", []) if jobs[j]["jobStatus"] == "Completed"]
+    install_new = [j for j in summary["created"].get("jobs", []) if jobs[j]["businessUnitId"] == INSTALL]
+    assert sold and completed and install_new, summary["counts"]
+    assert cli(["sync", "incremental"], env).returncode == 0
+    ghl.clear_requests()
+    code, doc = push_json(env)
+    assert code == 0, doc
+    assert [r for r in ghl.requests if r["status"] >= 400] == []
+
+    after_dump = ghl.dump()
+    assert duplicates(after_dump) == []
+    after = {}
+    fields = field_names(after_dump)
+    by_contact = {cid: int(contact_customer(c, fields) or 0) for cid, c in after_dump["contacts"].items()}
+    for o in opportunity_view(after_dump).values():
+        after[(by_contact[o["contactId"]], o["pipeline"])] = o
+    assert {k: v for k, v in after.items() if k[1] == "Install"} == install_before
+
+    want = expected_opportunities(db_dsn, [SALES])
+    moved = 0
+    for k, w in want.items():
+        g = after[k]
+        old = before.get(k)
+        if old is not None and old["stage"] in ("Job Sold", "Estimate Lost") and w["stage"] != old["stage"]:
+            # protected: only Estimate Lost → Job Sold is forward
+            assert (g["stage"], g["status"]) in {(old["stage"], old["status"]), ("Job Sold", "won")}, (k, g, w)
+            continue
+        assert (g["stage"], g["status"]) == (w["stage"], w["status"]), (k, g, w)
+        moved += old is not None and old["stage"] != g["stage"]
+    assert moved > 0
+    # the estimates sold in ServiceTitan are Job Sold/won in GHL when their job is in Sales & Service
+    est = st.world.dump()["estimates"]
+    sold_sales = {jobs[est[e]["jobId"]]["customerId"] for e in sold if jobs[est[e]["jobId"]]["businessUnitId"] == SALES}
+    for cid in sold_sales:
+        assert (after[(cid, "Sales")]["stage"], after[(cid, "Sales")]["status"]) == ("Job Sold", "won")
+    # nothing of the disabled business units in the push's record
+    assert rows(
+        db_dsn,
+        "SELECT count(*) FROM integrations.ghl_opportunities WHERE st_business_unit_id = ANY(%s)",
+        ([PLUMBING, INSTALL],),
+    )[0][0] == len(install_before)
+    # a full clean push from the same mirror ends in the same GHL state
+    assert normalized(after_dump)["opportunities"]
