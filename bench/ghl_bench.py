@@ -88,7 +88,7 @@ class Row:
             f"{self.requests:,}",
             f"{self.wall:.1f}",
             f"{self.span:.1f}",
-            f"{self.rps:.2f}",
+            f"{self.rps:.2f}" if self.span >= WINDOW_S else "-",  # within one burst: no rate to speak of
             str(self.peak),
             str(self.n429),
             str(self.n429_steady),
