@@ -9,7 +9,8 @@ Stage rules (Sales-type pipelines), per job:
 Install pipeline (``ghl.install_pipeline``): stage from the job status (Scheduled/Dispatched → Scheduled,
 InProgress, Hold, Completed → status won; Canceled → status abandoned).
 One opportunity per (customer, pipeline); in a Sales pipeline the customer's most advanced job drives it
-(latest on ties), in the Install pipeline the latest job. A protected stage is never left for an earlier one.
+(latest on ties), in the Install pipeline the latest job. A protected stage is never left for a less advanced
+one (Estimate Lost may still become Job Sold; Job Sold never becomes Estimate Lost).
 """
 
 from __future__ import annotations
@@ -182,6 +183,25 @@ def opportunity_wants(
     return wants
 
 
+# How far an opportunity has come, for "never backward": a lost estimate can still be won later, a sale
+# is never lost again, and neither goes back to an earlier sales stage.
+_PROGRESS = {
+    "New Lead": 0,
+    "Contacted": 1,
+    "Appointment Scheduled": 2,
+    "Proposal Sent": 3,
+    "Estimate Follow-up": 4,
+    "Estimate Lost": 5,
+    "Job Sold": 6,
+}
+
+
+def progress(stage: str, kind: str) -> int:
+    if kind == "install":
+        return INSTALL_STAGES.index(stage) if stage in INSTALL_STAGES else -1
+    return _PROGRESS.get(stage, -1)
+
+
 def protect(
     desired_stage: str,
     desired_status: str,
@@ -190,13 +210,10 @@ def protect(
     kind: str,
     protected: Sequence[str],
 ) -> tuple[str, str]:
-    """The stage/status to push: a protected current stage is never left for an earlier stage."""
+    """The stage/status to push: a protected current stage is never left for a less advanced one."""
     if not current_stage or current_stage not in protected:
         return desired_stage, desired_status
-    order = stage_order(kind)
-    cur = order.index(current_stage) if current_stage in order else -1
-    new = order.index(desired_stage) if desired_stage in order else -1
-    if new < cur:
+    if progress(desired_stage, kind) < progress(current_stage, kind):
         return current_stage, current_status or desired_status
     return desired_stage, desired_status
 
