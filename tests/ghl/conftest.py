@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,21 +106,40 @@ def mirror_template(pg_server: Any, postgresql_noproc: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def mirror_dsn(pg_server: Any, mirror_template: str) -> Iterator[str]:
+def mirror_copies(pg_server: Any, mirror_template: str) -> Iterator[Callable[[], str]]:
+    """Make fresh copies of the synced mirror (each call one more database); dropped after the test."""
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"ghl_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(mirror_template))
+            )
+        names.append(name)
+        return str(pg_server.dsn_for(name))
+
+    yield make
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def mirror_dsn(mirror_copies: Callable[[], str]) -> str:
     """A fresh copy of the synced mirror for one test."""
-    name = f"ghl_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(mirror_template))
-        )
-    yield pg_server.dsn_for(name)
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return mirror_copies()
+
+
+def ghl_options(**kw: Any) -> Any:
+    from stsync.sandbox.ghl import GhlOptions
+
+    return GhlOptions(**{"seed": 42, "locations": {LOCATION: TOKEN}, "rate_limit": 0, **kw})
 
 
 @pytest.fixture
 def ghl() -> Iterator[Any]:
-    from stsync.sandbox.ghl import GhlOptions, GhlSandbox
+    from stsync.sandbox.ghl import GhlSandbox
 
-    with GhlSandbox.start(GhlOptions(seed=42, locations={LOCATION: TOKEN}, rate_limit=0)) as g:
+    with GhlSandbox.start(ghl_options()) as g:
         yield g

@@ -1,0 +1,100 @@
+"""Crashes: `stsync ghl push` killed with SIGKILL at many points, then rerun until done, never duplicates
+a contact or an opportunity, and ends in the same GHL state as a clean run (modulo ids and timestamps).
+
+Kill points are counted in GHL requests the sandbox has seen from the running push; a small latency
+fault on every GHL call makes a push last long enough to be caught between any two requests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stsync.sandbox.ghl import GhlSandbox
+from tests.e2e.harness import STSYNC, wait_for
+from tests.ghl.conftest import ghl_options, write_config
+from tests.ghl.scenario import duplicates, env_for, normalized, push_json, write_requests
+
+LATENCY = {"latency": {"ms": 3}}
+
+
+@pytest.fixture
+def sandboxes() -> Iterator[Callable[..., GhlSandbox]]:
+    started: list[GhlSandbox] = []
+
+    def start(**kw: Any) -> GhlSandbox:
+        g = GhlSandbox.start(ghl_options(**kw))
+        started.append(g)
+        return g
+
+    yield start
+    for g in started:
+        g.stop()
+
+
+def clean_run(dsn: str, g: GhlSandbox, tmp_path: Path) -> dict[str, Any]:
+    env = env_for("http://127.0.0.1:9", dsn, write_config(tmp_path, dsn, g.url))
+    code, doc = push_json(env)
+    assert code == 0, doc
+    return normalized(g.dump())
+
+
+def kill_at(env: dict[str, str], g: GhlSandbox, after: int) -> bool:
+    """Start a push and SIGKILL it once the sandbox has seen `after` more requests; False if it finished first."""
+    base = len(g.requests)
+    proc = subprocess.Popen([STSYNC, "ghl", "push"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: len(g.requests) >= base + after or proc.poll() is not None, 120, f"{after} requests")
+        if proc.poll() is not None:
+            assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+            return False
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        return True
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def crash_until_done(dsn: str, g: GhlSandbox, tmp_path: Path, points: list[int]) -> int:
+    """Kill a push at each point (requests into that run), then finish it; the number of kills that hit."""
+    env = env_for("http://127.0.0.1:9", dsn, write_config(tmp_path, dsn, g.url))
+    hits = sum(kill_at(env, g, n) for n in points)
+    assert duplicates(g.dump()) == []
+    code, doc = push_json(env)
+    assert code == 0, doc
+    g.clear_requests()
+    code, doc = push_json(env)
+    assert code == 0 and write_requests(g.requests) == [], doc
+    return hits
+
+
+def test_sigkill_at_ten_points_then_rerun_equals_a_clean_run(
+    mirror_copies: Callable[[], str], sandboxes: Callable[..., GhlSandbox], tmp_path: Path
+) -> None:
+    """Ten kills in a row, each some requests into a new run (the first inside the pipeline/field lookups,
+    then through contacts and opportunities), then a run to the end: no duplicates, same state as clean."""
+    want = clean_run(mirror_copies(), sandboxes(), tmp_path)
+    g = sandboxes(faults=LATENCY)
+    hits = crash_until_done(mirror_copies(), g, tmp_path, [1, 2, 4, 10, 20, 30, 40, 50, 40, 30])
+    assert hits == 10
+    assert normalized(g.dump()) == want
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", [2, 10, 30, 55, 80, 110, 140, 170, 210, 250])
+def test_one_sigkill_then_rerun_equals_a_clean_run(
+    point: int, mirror_copies: Callable[[], str], sandboxes: Callable[..., GhlSandbox], tmp_path: Path
+) -> None:
+    """One kill at each of ten points spread over a whole first push, each on a fresh mirror and GHL."""
+    want = clean_run(mirror_copies(), sandboxes(), tmp_path)
+    g = sandboxes(faults=LATENCY)
+    crash_until_done(mirror_copies(), g, tmp_path, [point])
+    assert normalized(g.dump()) == want
