@@ -1,13 +1,55 @@
-"""A client-side rate limiter shared by every concurrent feed of one run.
+"""Client-side rate limiters shared by every concurrent request of one run.
 
-A token bucket refilled at ``rate`` per second with a burst of ``burst``. A 429 pauses the whole
-bucket for its Retry-After, so concurrent feeds back off together instead of each earning a 429.
+``WindowLimiter`` allows at most ``limit`` requests in any window of ``per`` seconds: the shape in which
+ServiceTitan states its limit (60 calls per second per app and tenant). A short run such as a no-change
+incremental sends its couple of dozen requests at once instead of trickling them out of a small burst.
+``RateLimiter`` is a token bucket refilled at ``rate`` per second with a burst of ``burst``.
+With either, a 429 pauses every caller for its Retry-After, so concurrent feeds back off together
+instead of each earning a 429.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
+
+
+class WindowLimiter:
+    """At most ``limit`` requests in any ``per``-second sliding window."""
+
+    def __init__(self, limit: int, per: float = 1.0) -> None:
+        if limit < 1 or per <= 0:
+            raise ValueError("limit must be >= 1 and per > 0")
+        self.limit = limit
+        self.per = per
+        self._sent: collections.deque[float] = collections.deque()  # send times inside the window
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def per_second(cls, rate: float) -> WindowLimiter:
+        """``rate`` requests per second: ``int(rate)`` per second, or one per ``1/rate`` seconds below 1."""
+        return cls(int(rate), 1.0) if rate >= 1 else cls(1, 1.0 / rate)
+
+    async def acquire(self) -> None:
+        """Wait until one request may be sent."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                if now < self._paused_until:
+                    await asyncio.sleep(self._paused_until - now)
+                    continue
+                while self._sent and self._sent[0] <= now - self.per:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return
+                await asyncio.sleep(self._sent[0] + self.per - now)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` (the server said Retry-After)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
 
 class RateLimiter:

@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from stsync.errors import ApiUnavailable, AuthError, StsyncError
-from stsync.ratelimit import RateLimiter
+from stsync.ratelimit import WindowLimiter
 from stsync.retry import RetryableStatus, RetryPolicy, parse_retry_after, retrying
 
 log = logging.getLogger("stsync.servicetitan")
@@ -64,7 +64,7 @@ class Page:
 class ServiceTitanClient:
     def __init__(self, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
-        self.limiter = RateLimiter(settings.requests_per_second)
+        self.limiter = WindowLimiter.per_second(settings.requests_per_second)
         self.requests_sent = 0
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)),
