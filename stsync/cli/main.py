@@ -32,7 +32,8 @@ def main(
             "--config",
             "-c",
             envvar="STSYNC_CONFIG",
-            help="YAML config file (default: $STSYNC_CONFIG; environment variables STSYNC_<SECTION>__<KEY> override it).",
+            help="YAML config file (default: $STSYNC_CONFIG; environment variables "
+            "STSYNC_<SECTION>__<KEY> override it).",
             dir_okay=False,
         ),
     ] = None,
