@@ -250,9 +250,7 @@ def _env_layer(env: Mapping[str, str]) -> _Layer:
         value: Any = env[name]
         if section in SECTIONS and key in ("streams_exclude", "protected_stages"):
             value = [s.strip() for s in str(value).split(",") if s.strip()]
-        _resolve_key(
-            section, key, value, where=f"environment variable {name}", source=f"env {name}", layer=layer
-        )
+        _resolve_key(section, key, value, where=f"environment variable {name}", source=f"env {name}", layer=layer)
     return layer
 
 
@@ -359,7 +357,7 @@ def required_secret(value: SecretStr | None, key: str) -> str:
 
 def check_database(config: Config) -> Check:
     """Connect to the configured database and run ``SELECT 1``."""
-    from stsync.db.migrations import _where, connect  # noqa: PLC0415 - keep config import light
+    from stsync.db.migrations import _where, connect
 
     try:
         dsn = required_secret(config.database.url, "database.url")
@@ -373,7 +371,7 @@ def check_database(config: Config) -> Check:
 
 def check_servicetitan(config: Config) -> Check:
     """Request an OAuth token with the configured client credentials (no API call is made)."""
-    import httpx  # noqa: PLC0415 - keep config import light
+    import httpx
 
     st = config.servicetitan
     url = f"{st.auth_base()}/connect/token"

@@ -35,9 +35,7 @@ class PgServer:
     def dsn_for(self, dbname: str) -> str:
         if self.password is None:
             return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
-        return make_conninfo(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname
-        )
+        return make_conninfo(host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname)
 
     @property
     def dsn(self) -> str:
@@ -61,9 +59,7 @@ def pg_server() -> Iterator[PgServer]:
         yield PgServer(host=pg.host, port=pg.port, user=pg.user)
 
 
-def apply_migrations(
-    host: str, port: int | str, user: str, dbname: str, password: str | None, **_: Any
-) -> None:
+def apply_migrations(host: str, port: int | str, user: str, dbname: str, password: str | None, **_: Any) -> None:
     """pytest-postgresql loader: build the schema into the template database with sql/ migrations."""
     migrate(make_conninfo(host=host, port=port, user=user, password=password, dbname=dbname))
 

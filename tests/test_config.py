@@ -53,9 +53,7 @@ def test_integration_environment_and_url_overrides(tmp_path: Path) -> None:
     config = load_config(None, env={"STSYNC_SERVICETITAN__ENVIRONMENT": "integration"})
     assert config.servicetitan.api_base() == "https://api-integration.servicetitan.io"
     assert config.servicetitan.auth_base() == "https://auth-integration.servicetitan.io"
-    path = _yaml(
-        tmp_path, "servicetitan:\n  api_base_url: http://127.0.0.1:8765/\n  auth_url: http://127.0.0.1:8765\n"
-    )
+    path = _yaml(tmp_path, "servicetitan:\n  api_base_url: http://127.0.0.1:8765/\n  auth_url: http://127.0.0.1:8765\n")
     config = load_config(path, env={})
     assert config.servicetitan.api_base() == "http://127.0.0.1:8765"
     assert config.servicetitan.auth_base() == "http://127.0.0.1:8765"
@@ -73,9 +71,7 @@ def test_unknown_key_in_yaml_is_named_with_the_file(tmp_path: Path) -> None:
 
 def test_unknown_key_in_environment_is_named() -> None:
     """A misspelt STSYNC_<SECTION>__<KEY> variable is an error naming the key and the variable."""
-    with pytest.raises(
-        ConfigError, match=r"unknown key 'database\.uri' in environment variable STSYNC_DATABASE__URI"
-    ):
+    with pytest.raises(ConfigError, match=r"unknown key 'database\.uri' in environment variable STSYNC_DATABASE__URI"):
         load_config(None, env={"STSYNC_DATABASE__URI": "postgresql://x"})
     with pytest.raises(ConfigError, match="unknown section 'databse'"):
         load_config(None, env={"STSYNC_DATABSE__URL": "postgresql://x"})
@@ -177,9 +173,7 @@ def test_secrets_from_systemd_credentials_directory(tmp_path: Path) -> None:
     assert sources["servicetitan.client_secret"] == "credential servicetitan.client_secret"
     assert config.database.url is not None
     assert config.database.url.get_secret_value() == "postgresql://u:pw@db/stsync"
-    config = load_config(
-        None, env={"CREDENTIALS_DIRECTORY": str(tmp_path), "STSYNC_DATABASE__URL": "postgresql://x"}
-    )
+    config = load_config(None, env={"CREDENTIALS_DIRECTORY": str(tmp_path), "STSYNC_DATABASE__URL": "postgresql://x"})
     assert config.database.url is not None
     assert config.database.url.get_secret_value() == "postgresql://x"
 
@@ -243,15 +237,12 @@ def test_cli_unknown_key_exits_78(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 78
-    assert (
-        proc.stderr.strip()
-        == f"stsync: error: config error: unknown key 'servicetitan.client_secrte' in {path}"
-    )
+    assert proc.stderr.strip() == f"stsync: error: config error: unknown key 'servicetitan.client_secrte' in {path}"
 
 
 @pytest.fixture
 def sandbox() -> Iterator[Any]:
-    from stsync.sandbox import Sandbox, SandboxOptions  # noqa: PLC0415
+    from stsync.sandbox import Sandbox, SandboxOptions
 
     with Sandbox.start(SandboxOptions(scale="small")) as sb:
         yield sb
@@ -316,9 +307,7 @@ def test_check_unreachable_services_exit_69() -> None:
     }
     result = runner.invoke(app, ["config", "check"], env=env)
     assert result.exit_code == 69, result.output
-    assert (
-        "database: failed: cannot connect to PostgreSQL at 127.0.0.1:1: Connection refused" in result.output
-    )
+    assert "database: failed: cannot connect to PostgreSQL at 127.0.0.1:1: Connection refused" in result.output
     assert "servicetitan token: failed: cannot reach http://127.0.0.1:1/connect/token" in result.output
     assert SECRET not in result.output
 
@@ -340,7 +329,7 @@ def test_check_missing_secret_names_it_and_its_sources() -> None:
 
 def test_example_config_documents_every_key_and_loads(tmp_path: Path) -> None:
     """config.example.yaml names every key of every section (commented or not) and is itself valid."""
-    from stsync.config import SECRET_KEYS, SECTIONS  # noqa: PLC0415
+    from stsync.config import SECRET_KEYS, SECTIONS
 
     example = Path(__file__).resolve().parents[1] / "config.example.yaml"
     text = example.read_text()

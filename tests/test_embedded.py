@@ -60,7 +60,5 @@ def test_an_unreachable_base_dir_is_refused_with_a_reason(tmp_path: Path) -> Non
 def test_missing_binaries_name_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without server binaries the error says what to install, and nothing is started."""
     monkeypatch.setattr("stsync.db.embedded._has_server", lambda _: False)
-    with pytest.raises(
-        DatabaseUnavailable, match=r"apt-get install -y postgresql.*brew install postgresql@16"
-    ):
+    with pytest.raises(DatabaseUnavailable, match=r"apt-get install -y postgresql.*brew install postgresql@16"):
         EmbeddedPostgres().start()

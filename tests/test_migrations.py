@@ -42,9 +42,7 @@ def _schemas(dsn: str) -> set[str]:
 
 def _recorded(dsn: str) -> list[str]:
     with psycopg.connect(dsn) as conn:
-        return [
-            r[0] for r in conn.execute("SELECT name FROM public.stsync_migrations ORDER BY name").fetchall()
-        ]
+        return [r[0] for r in conn.execute("SELECT name FROM public.stsync_migrations ORDER BY name").fetchall()]
 
 
 def test_files_are_discovered_in_order() -> None:
@@ -98,9 +96,7 @@ def test_applied_file_missing_on_disk_is_refused(empty_dsn: str, migrations_copy
 
 def test_failing_file_rolls_back_alone_and_is_named(empty_dsn: str, migrations_copy: Path) -> None:
     """A broken file is rolled back and named; the files before it stay applied."""
-    (migrations_copy / "9999_broken.sql").write_text(
-        "CREATE TABLE servicetitan.ok (id int);\nSELECT nonsense(;\n"
-    )
+    (migrations_copy / "9999_broken.sql").write_text("CREATE TABLE servicetitan.ok (id int);\nSELECT nonsense(;\n")
     with pytest.raises(MigrationError, match=r"9999_broken\.sql"):
         migrate(empty_dsn, directory=migrations_copy)
     assert "9999_broken.sql" not in _recorded(empty_dsn)

@@ -28,7 +28,7 @@ def show(
 
     Values come from defaults, the YAML file, systemd credentials and STSYNC_<SECTION>__<KEY> variables.
     """
-    from stsync.config import effective_values, explain_config  # noqa: PLC0415 - keep `stsync --help` fast
+    from stsync.config import effective_values, explain_config
 
     config, origin = explain_config(STATE.config_path)
     for section, values in effective_values(config).items():
@@ -46,7 +46,7 @@ def check(
 
     Exit codes: 0 all ok, 69 a service is unreachable, 78 invalid config or refused credentials.
     """
-    from stsync.config import check_config, load_config  # noqa: PLC0415
+    from stsync.config import check_config, load_config
 
     config = load_config(STATE.config_path)
     checks = check_config(config)

@@ -12,14 +12,10 @@ from stsync.cli.state import STATE
 
 
 def migrate(
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would be applied; change nothing.")
-    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be applied; change nothing.")] = False,
     list_: Annotated[
         bool,
-        typer.Option(
-            "--list", help="List every migration as applied (with its time) or pending; change nothing."
-        ),
+        typer.Option("--list", help="List every migration as applied (with its time) or pending; change nothing."),
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
@@ -28,23 +24,17 @@ def migrate(
     Exit codes: 0 ok, 65 an applied file was edited or removed or a file failed, 69 database unreachable,
     78 config error.
     """
-    from stsync.config import load_config, required_secret  # noqa: PLC0415 - keep `stsync --help` fast
-    from stsync.db import migrations  # noqa: PLC0415
+    from stsync.config import load_config, required_secret
+    from stsync.db import migrations
 
     config = load_config(STATE.config_path)
     dsn = required_secret(config.database.url, "database.url")
     timeout = config.database.connect_timeout
     if list_:
         statuses = migrations.status(dsn, connect_timeout=timeout)
-        rows = [
-            (s.name, "pending" if s.pending else f"applied {s.applied_at:%Y-%m-%d %H:%M:%S%z}")
-            for s in statuses
-        ]
+        rows = [(s.name, "pending" if s.pending else f"applied {s.applied_at:%Y-%m-%d %H:%M:%S%z}") for s in statuses]
         if json_out:
-            doc = [
-                {"name": s.name, "applied_at": s.applied_at.isoformat() if s.applied_at else None}
-                for s in statuses
-            ]
+            doc = [{"name": s.name, "applied_at": s.applied_at.isoformat() if s.applied_at else None} for s in statuses]
             typer.echo(json.dumps({"migrations": doc}, indent=2))
         else:
             _render(rows, "Migrations")
@@ -52,16 +42,11 @@ def migrate(
     result = migrations.migrate(dsn, dry_run=dry_run, connect_timeout=timeout)
     if json_out:
         typer.echo(
-            json.dumps(
-                {"dry_run": dry_run, "applied": result.applied, "durations_ms": result.durations_ms}, indent=2
-            )
+            json.dumps({"dry_run": dry_run, "applied": result.applied, "durations_ms": result.durations_ms}, indent=2)
         )
         return
     verb = "would apply" if dry_run else "applied"
-    rows = [
-        (name, verb if dry_run else f"applied in {result.durations_ms.get(name, 0)} ms")
-        for name in result.applied
-    ]
+    rows = [(name, verb if dry_run else f"applied in {result.durations_ms.get(name, 0)} ms") for name in result.applied]
     if rows:
         _render(rows, "Pending migrations" if dry_run else "Applied migrations")
     if not result.applied:
@@ -72,8 +57,8 @@ def migrate(
 
 def _render(rows: list[tuple[str, str]], title: str) -> None:
     if sys.stdout.isatty():
-        from rich.console import Console  # noqa: PLC0415 - Rich only when a person watches
-        from rich.table import Table  # noqa: PLC0415
+        from rich.console import Console
+        from rich.table import Table
 
         table = Table(title=title)
         table.add_column("migration")

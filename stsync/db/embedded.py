@@ -53,9 +53,7 @@ def find_bindir() -> Path:
         candidates.append(Path(env_dir))
     if pg_config := shutil.which("pg_config"):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
-            )
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10)
             candidates.append(Path(out.stdout.strip()))
     if initdb := shutil.which("initdb"):
         candidates += [Path(initdb).parent, Path(initdb).resolve().parent]
@@ -65,9 +63,7 @@ def find_bindir() -> Path:
         "/opt/homebrew/opt/postgresql@*/bin",
         "/usr/local/opt/postgresql@*/bin",
     ):
-        candidates += [
-            Path(p) for p in sorted(Path("/").glob(pattern.lstrip("/")), key=_version_key, reverse=True)
-        ]
+        candidates += [Path(p) for p in sorted(Path("/").glob(pattern.lstrip("/")), key=_version_key, reverse=True)]
     candidates += [Path("/usr/local/pgsql/bin"), Path("/opt/homebrew/bin"), Path("/usr/local/bin")]
     for bindir in candidates:
         if _has_server(bindir):
@@ -296,9 +292,7 @@ class EmbeddedPostgres:
         """Stop the server (fast shutdown) and remove its files, unless ``keep`` was set."""
         if self.running and self._bindir is not None:
             with contextlib.suppress(DatabaseUnavailable, subprocess.SubprocessError):
-                self._run(
-                    self._argv("pg_ctl", "-D", str(self.data_dir), "stop", "-m", "fast", "-w"), "pg_ctl stop"
-                )
+                self._run(self._argv("pg_ctl", "-D", str(self.data_dir), "stop", "-m", "fast", "-w"), "pg_ctl stop")
             self.running = False
         if self.keep or self.base_dir == Path():
             return

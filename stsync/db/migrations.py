@@ -111,9 +111,7 @@ def connect(dsn: str, connect_timeout: float = 10) -> psycopg.Connection[Any]:
     except psycopg.Error as exc:
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         # libpq: 'connection failed: connection to server at "h", port 5432 failed: <reason>'
-        reason = (
-            re.sub(r"^(connection failed: )?connection to server .*? failed: ", "", lines[0]) if lines else ""
-        )
+        reason = re.sub(r"^(connection failed: )?connection to server .*? failed: ", "", lines[0]) if lines else ""
         reason = reason.replace("FATAL:  ", "") or type(exc).__name__
         # libpq messages carry host and user, never the password; strip any URL anyway.
         reason = re.sub(r"postgres(?:ql)?://\S+", "<url>", reason)
@@ -124,9 +122,7 @@ def _applied(conn: psycopg.Connection[Any]) -> dict[str, tuple[str, datetime, in
     row = conn.execute("SELECT to_regclass('public.stsync_migrations') IS NOT NULL").fetchone()
     if not row or not row[0]:
         return {}
-    rows = conn.execute(
-        "SELECT name, checksum, applied_at, duration_ms FROM public.stsync_migrations"
-    ).fetchall()
+    rows = conn.execute("SELECT name, checksum, applied_at, duration_ms FROM public.stsync_migrations").fetchall()
     return {name: (checksum, at, ms) for name, checksum, at, ms in rows}
 
 
@@ -142,9 +138,7 @@ def _verify(files: list[MigrationFile], applied: dict[str, tuple[str, datetime, 
             )
 
 
-def _statuses(
-    files: list[MigrationFile], applied: dict[str, tuple[str, datetime, int]]
-) -> list[MigrationStatus]:
+def _statuses(files: list[MigrationFile], applied: dict[str, tuple[str, datetime, int]]) -> list[MigrationStatus]:
     return [
         MigrationStatus(f.name, applied[f.name][1], applied[f.name][2])
         if f.name in applied

@@ -146,7 +146,6 @@ class StreamRepository:
         """Hand the connection back; a stream never leaves a transaction open behind it."""
         await self._rollback()
 
-
     async def read_state(self) -> dict[str, str]:
         """This stream's checkpoints: {'continue_from': …, 'high_water': …, 'walk': …}."""
         prefix = f"{self.stream.name}."
