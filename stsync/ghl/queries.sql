@@ -210,7 +210,9 @@ SELECT j.st_id AS job_id, j.customer_id, j.business_unit_id, j.job_status, bu.na
   FROM servicetitan.st_jobs j
   LEFT JOIN integrations.business_units bu ON bu.st_business_unit_id = j.business_unit_id
   LEFT JOIN integrations.ghl_contacts c ON c.st_customer_id = j.customer_id
-  LEFT JOIN integrations.ghl_opportunities o ON o.st_customer_id = j.customer_id AND o.pipeline = bu.pipeline
+  -- a job of a disabled or webhook-mode unit has no opportunity, even if its customer has one in that pipeline
+  LEFT JOIN integrations.ghl_opportunities o
+         ON o.st_customer_id = j.customer_id AND o.pipeline = bu.pipeline AND bu.sync_enabled AND bu.mode = 'api'
   LEFT JOIN integrations.ghl_webhook_posts w ON w.st_job_id = j.st_id
  WHERE j.st_id = %(job_id)s;
 

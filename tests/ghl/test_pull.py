@@ -1,0 +1,87 @@
+"""`stsync ghl pull` links a location's existing contacts and opportunities (from the old system) to
+ServiceTitan customers by email or phone, so the first push updates them instead of duplicating."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from stsync.ghl import plan
+from stsync.ghl.push import make_client
+from tests.ghl.conftest import config_at, write_config
+from tests.ghl.scenario import cli, duplicates, env_for, expected_customers, push_json, rows
+
+# Expected customers with their own email, and with only a phone (no email anywhere).
+WITH_EMAIL = """
+SELECT c.customer_id, min(c.value) FROM servicetitan.st_customer_contacts c
+ WHERE c.type = 'Email' AND c.active AND c.customer_id = ANY(%s) GROUP BY 1 ORDER BY 1 LIMIT 2
+"""
+PHONE_ONLY = """
+SELECT c.customer_id, min(c.value) FROM servicetitan.st_customer_contacts c
+ WHERE c.type IN ('Phone', 'MobilePhone') AND c.active AND c.customer_id = ANY(%s)
+   AND NOT EXISTS (SELECT 1 FROM servicetitan.st_customer_contacts e WHERE e.customer_id = c.customer_id
+                    AND e.type = 'Email' AND e.active)
+ GROUP BY 1 ORDER BY 1 LIMIT 1
+"""
+
+
+def test_pull_links_old_contacts_and_opportunities_so_push_does_not_duplicate(
+    mirror_dsn: str, ghl: Any, tmp_path: Path
+) -> None:
+    path = write_config(tmp_path, mirror_dsn, ghl.url)
+    config = config_at(path)
+    customers = sorted(expected_customers(mirror_dsn))
+    by_email = rows(mirror_dsn, WITH_EMAIL, (customers,))
+    by_phone = rows(mirror_dsn, PHONE_ONLY, (customers,))
+    assert len(by_email) == 2 and len(by_phone) == 1
+
+    async def old_system() -> dict[int, str]:
+        """What the old webhook flow left: contacts under other names, one opportunity in Sales."""
+        ids = {}
+        async with make_client(config) as client:
+            for cid, email in by_email:
+                ids[cid] = await client.upsert_contact({"email": email.upper(), "firstName": "Old"})
+            for cid, phone in by_phone:
+                ids[cid] = await client.upsert_contact({"phone": plan.e164(phone), "firstName": "Old"})
+            stage = await client.stage("Sales", "New Lead")
+            await client.create_opportunity(
+                {
+                    "pipelineId": stage.pipeline_id,
+                    "pipelineStageId": stage.id,
+                    "name": "old",
+                    "status": "open",
+                    "contactId": ids[by_email[0][0]],
+                }
+            )
+        return ids
+
+    old = asyncio.run(old_system())
+    old_opportunity = next(iter(ghl.dump()["opportunities"]))
+    env = env_for("http://127.0.0.1:9", mirror_dsn, path)
+    proc = cli(["ghl", "pull", "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    counts = json.loads(proc.stdout)
+    assert counts["ghl_contacts"] == 3 and counts["contacts_linked"] == 3
+    assert counts["opportunities_linked"] == 1
+    linked = dict(rows(mirror_dsn, "SELECT st_customer_id, ghl_contact_id FROM integrations.ghl_contacts"))
+    assert linked == old
+    assert cli(["ghl", "pull", "--json"], env).stdout.count('"contacts_already_linked": 3') == 1
+
+    code, doc = push_json(env)
+    assert code == 0, doc
+    assert doc["counts"]["contacts"]["updated"] == 3
+    assert doc["counts"]["contacts"]["created"] == len(customers) - 3
+    dump = ghl.dump()
+    assert duplicates(dump) == []
+    assert len(dump["contacts"]) == len(customers)
+    for gid in old.values():
+        assert dump["contacts"][gid]["firstName"] != "Old"  # now the ServiceTitan customer's data
+    o = dump["opportunities"][old_opportunity]
+    assert o["name"] != "old" and o["contactId"] == old[by_email[0][0]]
+    assert rows(
+        mirror_dsn,
+        "SELECT ghl_opportunity_id FROM integrations.ghl_opportunities WHERE st_customer_id = %s AND pipeline = 'Sales'",
+        (by_email[0][0],),
+    ) == [(old_opportunity,)]
