@@ -1,3 +1,3 @@
-from stsync.cli.main import run
+from stsync.cli.entry import run
 
 run()

@@ -85,6 +85,9 @@ class ApiUnavailable(UnavailableError):
     """An HTTP API kept failing (5xx, 429, timeouts, resets) beyond the retry budget."""
 
 
+LOCKED_MESSAGE = "another stsync sync is running for this tenant; exiting without syncing"
+
+
 class LockedError(StsyncError):
     """Another run holds the advisory lock; this run did nothing."""
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from stsync.errors import DatabaseUnavailable, LockedError
+from stsync.errors import LOCKED_MESSAGE, DatabaseUnavailable, LockedError
 from stsync.sqlfile import load
 from stsync.sync.merge import child_merge, page_merge
 from stsync.sync.streams import Stream
@@ -92,7 +92,7 @@ class RunLock:
             row = await cur.fetchone()
             if not row or not row[0]:
                 await self.conn.close()
-                raise LockedError("another stsync sync is running for this tenant; exiting without syncing")
+                raise LockedError(LOCKED_MESSAGE)
             await self.conn.execute(Q["mark_dead_runs"])
         except psycopg.Error as exc:
             await self.conn.close()

@@ -80,3 +80,30 @@ def test_overlapping_runs_exit_75(db_dsn: str) -> None:
         losers = [err for code, err in results if code == 75]
         assert all("another stsync sync is running" in err for err in losers)
         assert all(len(err.strip().splitlines()) == 1 for err in losers)
+
+
+def _holds_run_lock(db_dsn: str) -> bool:
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()
+    return bool(row and row[0])
+
+
+def test_the_advisory_lock_refuses_a_run_the_local_fast_path_lets_through(db_dsn: str) -> None:
+    """Runs with different settings for one tenant do not share the host-local flock; PostgreSQL's
+    advisory lock still lets only one of them sync, and the crashed winner's lock dies with it."""
+    with Sandbox.start(SandboxOptions(scale="small", seed=12)) as sb:
+        sb.faults.set({"latency": {"ms": 300, "jitter_ms": 0}})  # the winner is killed, not awaited
+        env = cli_env(sb.url, db_dsn)
+        winner = subprocess.Popen([STSYNC, "sync", "full"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: _holds_run_lock(db_dsn), 60, "the first run to take the advisory lock")
+            other = run_cli(["sync", "incremental"], {**env, "STSYNC_LOGGING__LEVEL": "warning"})
+            assert other.returncode == 75, other.stderr
+            assert other.stderr.strip() == "stsync: error: another stsync sync is running for this tenant; " + (
+                "exiting without syncing"
+            )
+        finally:
+            winner.kill()
+            winner.wait()
+        again = run_cli(["sync", "incremental"], env)
+        assert again.returncode == 0, again.stderr[-2000:]

@@ -1,0 +1,85 @@
+"""The `stsync` console script: a host-local fast path for overlapping sync runs, then the CLI.
+
+Cron and timers start `stsync sync` while the previous run may still hold the tenant's PostgreSQL
+advisory lock. Such a run must exit 75 at once, but reaching the advisory lock costs the interpreter
+~0.3 s of imports (typer, pydantic, psycopg), and ten of them starting together on two cores queue
+for seconds. So, before importing anything heavy, a sync run takes an flock on a file keyed by its
+invocation: the config path and every STSYNC_* variable. Two runs with the same key read the same
+settings, so they target the same tenant and the advisory lock would refuse the second one anyway;
+the flock only refuses it sooner. Any other pair of runs falls through to the advisory lock, which
+stays the authority (across hosts too). The kernel drops the flock when its process dies, so a
+crashed run never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+
+from stsync.errors import LOCKED_MESSAGE, ExitCode
+
+_held: list[int] = []  # the flock's descriptor, open for the life of the process
+
+
+def sync_config_path(argv: list[str]) -> str | None:
+    """The config path ('' when none) if ``argv`` runs `stsync sync` for real (not --help); else None."""
+    config = os.environ.get("STSYNC_CONFIG", "")
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--config", "-c"):
+            if i + 1 >= len(argv):
+                return None
+            config, i = argv[i + 1], i + 2
+        elif arg.startswith("--config="):
+            config, i = arg.split("=", 1)[1], i + 1
+        elif arg == "--debug":
+            i += 1
+        else:
+            break
+    if i >= len(argv) or argv[i] != "sync" or any(a in ("-h", "--help") for a in argv[i + 1 :]):
+        return None
+    return config
+
+
+def lock_path(config: str, environ: dict[str, str] | os._Environ[str]) -> str:
+    settings = sorted((k, v) for k, v in environ.items() if k.startswith("STSYNC_") and k != "STSYNC_CONFIG")
+    key = repr((os.path.realpath(config) if config else "", settings)).encode()
+    # The file holds nothing and is opened with O_NOFOLLOW: a shared /tmp is fine for a lock.
+    directory = environ.get("XDG_RUNTIME_DIR") or environ.get("TMPDIR") or "/tmp"  # noqa: S108
+    return f"{directory.rstrip('/')}/stsync-sync-{hashlib.sha256(key).hexdigest()[:20]}.lock"
+
+
+def another_sync_running(argv: list[str]) -> bool:
+    """True when a run with the same invocation holds the flock; otherwise this process now holds it."""
+    config = sync_config_path(argv)
+    if config is None:
+        return False
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the advisory lock alone decides
+        return False
+    try:
+        fd = os.open(lock_path(config, os.environ), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError:  # unwritable directory, another user's file: the advisory lock alone decides
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return True
+    except OSError:
+        os.close(fd)
+        return False
+    _held.append(fd)
+    return False
+
+
+def run() -> None:
+    if another_sync_running(sys.argv[1:]):
+        print(f"stsync: error: {LOCKED_MESSAGE}", file=sys.stderr)
+        sys.exit(int(ExitCode.TEMPFAIL))
+    from stsync.cli.main import run as main
+
+    main()
