@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -51,25 +50,40 @@ def start_sandbox(scale: str, seed: int = 42, warm_timeout: float = 900) -> Sand
     return sb
 
 
+# Forks the measured command from a small, fresh interpreter and reports its wall time and peak RSS.
+# ru_maxrss survives exec: a child forked straight from a benchmark process that holds a large sandbox
+# world starts with that process's resident set, and its "peak RSS" was the benchmark's, not stsync's.
+_LAUNCHER = """
+import os, subprocess, sys, time
+started = time.monotonic()
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.monotonic() - started
+with open(sys.argv[1], "w") as f:
+    f.write(f"{wall} {usage.ru_maxrss}")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 def run_timed(
     argv: Sequence[str], env: dict[str, str], ok: Sequence[int] = (0,), cwd: str | None = None
 ) -> tuple[float, float, bytes]:
-    """Run ARGV; return wall seconds, the child's own peak RSS in MB (wait4 on its pid alone, so the
-    sandbox's worker processes are not mixed in) and its stdout. Exits with the child's stderr tail on
-    an exit code not in OK."""
-    started = time.monotonic()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(list(argv), env=env, stdout=subprocess.PIPE, stderr=err, cwd=cwd)
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - started
-        code = os.waitstatus_to_exitcode(status)
-        proc.returncode = code
-        if code not in ok:
+    """Run ARGV; return its wall seconds, its own peak RSS in MB and its stdout. ARGV is started by a small
+    launcher process (see _LAUNCHER), so neither this process's memory nor the sandbox's workers are
+    counted. Exits with the child's stderr tail on an exit code not in OK."""
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r", suffix=".rss") as figures:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, figures.name, *argv], env=env, stdout=subprocess.PIPE, stderr=err, cwd=cwd
+        )
+        out, _ = proc.communicate()
+        if proc.returncode not in ok:
             err.seek(0)
-            raise SystemExit(f"{' '.join(argv[:3])} … exited {code}: {err.read().decode(errors='replace')[-3000:]}")
-    return wall, usage.ru_maxrss / 1024, out
+            raise SystemExit(
+                f"{' '.join(argv[:3])} … exited {proc.returncode}: {err.read().decode(errors='replace')[-3000:]}"
+            )
+        wall, maxrss_kb = figures.read().split()
+    return float(wall), int(maxrss_kb) / 1024, out
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
