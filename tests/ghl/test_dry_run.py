@@ -67,3 +67,13 @@ def test_dry_run_lists_changes_and_writes_nothing(mirror_dsn: str, ghl: Any, tmp
     assert dry["counts"]["contacts"]["planned"] == renamed
     assert ghl.requests == [] and ghl.dump() == before_ghl and snapshot(mirror_dsn) == before_db
     assert json.loads(cli(["ghl", "status", "--json"], env).stdout)["statistics"]
+
+
+def test_limit_pushes_at_most_n_changes_and_the_next_run_goes_on(mirror_dsn: str, ghl: Any, tmp_path: Path) -> None:
+    env = env_for("http://127.0.0.1:9", mirror_dsn, write_config(tmp_path, mirror_dsn, ghl.url))
+    code, doc = push_json(env, "--limit", "7")
+    assert code == 0 and doc["counts"]["contacts"] == {"created": 7}, doc
+    assert len(ghl.dump()["contacts"]) == 7
+    code, doc = push_json(env, "contacts")
+    assert code == 0 and doc["counts"]["contacts"]["unchanged"] == 7
+    assert len(ghl.dump()["contacts"]) == 7 + doc["counts"]["contacts"]["created"]

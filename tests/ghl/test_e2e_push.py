@@ -19,7 +19,6 @@ from tests.ghl.scenario import (
     expected_customers,
     expected_opportunities,
     field_names,
-    normalized,
     opportunity_view,
     push_json,
     rows,
@@ -98,6 +97,8 @@ def test_push_then_advance_moves_stages_and_leaves_disabled_units_alone(
     # Install is switched off before ServiceTitan moves on: its opportunities must not change.
     assert cli(["bu", "disable", str(INSTALL)], env).returncode == 0
     install_before = {k: v for k, v in before.items() if k[1] == "Install"}
+    before_customers = {k[0] for k in before}
+    install_pipeline = next(p["id"] for p in ghl.dump()["pipelines"] if p["name"] == "Install")
     summary = st.advance(ADVANCE_MINUTES)
     sold = [
         e
@@ -146,5 +147,8 @@ def test_push_then_advance_moves_stages_and_leaves_disabled_units_alone(
         "SELECT count(*) FROM integrations.ghl_opportunities WHERE st_business_unit_id = ANY(%s)",
         ([PLUMBING, INSTALL],),
     )[0][0] == len(install_before)
-    # a full clean push from the same mirror ends in the same GHL state
-    assert normalized(after_dump)["opportunities"]
+    # contacts: the earlier ones stay, new customers only for the enabled unit
+    assert set(by_contact.values()) == set(before_customers) | expected_customers(db_dsn, [SALES])
+    assert len(after_dump["contacts"]) == len(by_contact)
+    install_ids = {o["id"] for o in after_dump["opportunities"].values() if o["pipelineId"] == install_pipeline}
+    assert not [r for r in write_requests(ghl.requests) if any(i in r["path"] for i in install_ids)]

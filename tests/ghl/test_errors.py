@@ -83,3 +83,12 @@ def test_missing_stage_exits_78_naming_it_and_keeps_earlier_stages(mirror_dsn: s
         "Contacted",
         "Appointment Scheduled",
     }
+
+
+def test_a_second_push_at_the_same_time_exits_75(mirror_dsn: str, ghl: Any, tmp_path: Path) -> None:
+    """Pushes cannot overlap: while one holds the advisory lock another does nothing and says so."""
+    env = env_for("http://127.0.0.1:9", mirror_dsn, write_config(tmp_path, mirror_dsn, ghl.url))
+    with psycopg.connect(mirror_dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(20260523, hashtext('stsync.ghl.push'))")
+        one_line_error(cli(["ghl", "push"], env), 75, "another stsync ghl push is running")
+    assert ghl.requests == [] and rows(mirror_dsn, CONTACTS) == []
