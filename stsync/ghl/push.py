@@ -2,7 +2,9 @@
 
 Contacts first, then opportunities (in stage order), then webhook posts. An item is pushed only when
 the hash of its desired fields differs from what GHL last accepted, or a failed attempt is due again.
-Crash safety: before creating anything we look it up (duplicate search by email/phone, opportunity
+Every contact carries the ServiceTitan customer id in the contact custom field ``plan.CUSTOMER_ID_FIELD``
+(when the location has it). Crash safety: before creating anything we look it up (duplicate search by
+email/phone; for a customer with neither, a search by name checked against that custom field; opportunity
 search by contact + pipeline) and accept the ids GHL returns in duplicate errors, so a crash between
 GHL's success and our bookkeeping never creates a second contact or opportunity. Webhook posts are
 claimed in the database before the POST, so a job is never posted twice.
