@@ -1,6 +1,7 @@
 """Desired GHL state from mirror rows: contact fields, the opportunity stage rules, and change detection.
 
-Pure functions over rows (no I/O), so the rules are testable on their own.
+Pure functions over rows (no I/O), so the rules are testable on their own; also when an item is due
+(``due``) and how long a failed one waits (``backoff``).
 
 Stage rules (Sales-type pipelines), per job:
   job → "Contacted"; job with an appointment → "Appointment Scheduled"; open estimate → "Proposal Sent"
@@ -19,6 +20,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -241,3 +243,24 @@ def webhook_payload(
         **contact,
     }
     return {k: v for k, v in payload.items() if v is not None}
+
+
+def due(row: Mapping[str, Any] | None, digest: str, now: datetime) -> str | None:
+    """Why an item must be pushed now ('new', 'changed', 'pending', 'retry'), or None."""
+    if row is None:
+        return "new"
+    status = row["sync_status"]
+    if status == "pending":
+        return "pending"
+    if status == "synced":
+        return None if row["pushed_hash"] == digest else "changed"
+    if row["attempted_hash"] != digest:
+        return "changed"
+    if status == "failed" and row["next_retry_at"] is not None and row["next_retry_at"] <= now:
+        return "retry"
+    return None
+
+
+def backoff(attempts: int) -> str:
+    """Wait before the next attempt after ``attempts`` failures: 2, 4, 8 … minutes, at most a day."""
+    return f"{min(2 ** max(attempts, 1) * 60, 86400)} seconds"

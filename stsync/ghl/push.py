@@ -22,10 +22,12 @@ from typing import Any
 import httpx
 
 from stsync.config import Config, required_secret
-from stsync.errors import ApiUnavailable, ConfigError, ExitCode
+from stsync.errors import ConfigError, ExitCode
 from stsync.ghl import plan
 from stsync.ghl.client import GhlClient, GhlRequestError, GhlSettings
+from stsync.ghl.plan import backoff, due
 from stsync.ghl.store import Store, open_store
+from stsync.ghl.webhooks import post_jobs
 from stsync.retry import RetryPolicy
 
 log = logging.getLogger("stsync.ghl.push")
@@ -67,27 +69,6 @@ def make_client(config: Config, transport: httpx.AsyncBaseTransport | None = Non
     return GhlClient(settings, transport)
 
 
-def due(row: Mapping[str, Any] | None, digest: str, now: datetime) -> str | None:
-    """Why an item must be pushed now ('new', 'changed', 'pending', 'retry'), or None."""
-    if row is None:
-        return "new"
-    status = row["sync_status"]
-    if status == "pending":
-        return "pending"
-    if status == "synced":
-        return None if row["pushed_hash"] == digest else "changed"
-    if row["attempted_hash"] != digest:
-        return "changed"
-    if status == "failed" and row["next_retry_at"] is not None and row["next_retry_at"] <= now:
-        return "retry"
-    return None
-
-
-def backoff(attempts: int) -> str:
-    """Wait before the next attempt after ``attempts`` failures: 2, 4, 8 … minutes, at most a day."""
-    return f"{min(2 ** max(attempts, 1) * 60, 86400)} seconds"
-
-
 async def push(
     config: Config,
     what: str = "all",
@@ -101,12 +82,12 @@ async def push(
     async with open_store(config, dry_run=dry_run, lock=True) as store:
         client = None if dry_run else make_client(config, transport)
         try:
-            run = _Run(config, store, client, result, limit)
+            run = Run(config, store, client, result, limit)
             if what in ("contacts", "all"):
                 await run.contacts()
             if what in ("opportunities", "all"):
                 await run.opportunities()
-                await run.webhooks()
+                await post_jobs(run)
         finally:
             if client is not None:
                 result.requests = client.requests_sent
@@ -114,7 +95,9 @@ async def push(
     return result
 
 
-class _Run:
+class Run:
+    """One push: configuration, record, client, result, and the --limit budget."""
+
     def __init__(
         self, config: Config, store: Store, client: GhlClient | None, result: PushResult, limit: int | None
     ) -> None:
@@ -128,7 +111,7 @@ class _Run:
         self.now = datetime.now(UTC)
         self.location = self.g.location_id or ""
 
-    def _plan(self, line: str) -> bool:
+    def plan_change(self, line: str) -> bool:
         """Note a planned change; False when the --limit is reached (stop pushing)."""
         self.result.planned_total += 1
         cap = self.limit if self.limit is not None else (20 if self.result.dry_run else None)
@@ -160,7 +143,7 @@ class _Run:
                 counts["unchanged" if row and row["sync_status"] == "synced" else "skipped"] += 1
                 continue
             known = row["ghl_contact_id"] if row else None
-            if not self._plan(f"contact {'update' if known else 'create'} customer={cid} ({reason})"):
+            if not self.plan_change(f"contact {'update' if known else 'create'} customer={cid} ({reason})"):
                 break
             if self.client is None:
                 counts["planned"] += 1
@@ -293,7 +276,7 @@ class _Run:
                 + (f" value={want.job.value}" if want.job.value is not None else "")
                 + f" ({reason})"
             )
-            if not self._plan(line):
+            if not self.plan_change(line):
                 break
             if self.client is None:
                 counts["planned"] += 1
@@ -392,91 +375,3 @@ class _Run:
         if not created:
             await self.client.update_opportunity(oid, fields)
         return oid, created
-
-    # --- webhook mode ------------------------------------------------------------------------------
-
-    async def webhooks(self) -> None:
-        counts = self.result.counts["webhooks"]
-        jobs = await self.store.fetch("desired_jobs", {"mode": "webhook"})
-        if not jobs:
-            return
-        customers = {r["customer_id"]: r for r in await self.store.fetch("desired_contacts", {"mode": "webhook"})}
-        posts = {r["st_job_id"]: r for r in await self.store.fetch("webhook_rows")}
-        dead_urls: set[str] = set()
-        for job in jobs:
-            post = posts.get(job["job_id"])
-            if post is not None and (
-                post["status"] != "failed" or post["next_retry_at"] is None or post["next_retry_at"] > self.now
-            ):
-                counts[{"posted": "posted_before", "sending": "unknown_outcome"}.get(post["status"], "skipped")] += 1
-                continue
-            url = job["webhook_url"]
-            if url in dead_urls:
-                counts["skipped_dead_url"] += 1
-                continue
-            if not self._plan(f"webhook post job={job['job_id']} business_unit={job['business_unit']}"):
-                break
-            if self.client is None:
-                counts["planned"] += 1
-                continue
-            contact = plan.contact_fields(customers.get(job["customer_id"], {}))
-            outcome = await self._post_one(job, post, url, contact)
-            counts[outcome] += 1
-            if outcome == "dead":
-                dead_urls.add(url)
-                self.result.dead_urls.append(f"business unit {job['business_unit_id']} ({job['business_unit']})")
-
-    async def _post_one(
-        self, job: Mapping[str, Any], post: Mapping[str, Any] | None, url: str, contact: dict[str, Any]
-    ) -> str:
-        """Post one job (claimed first); returns posted | failed | dead | skipped."""
-        assert self.client is not None
-        params = {"job_id": job["job_id"], "bu_id": job["business_unit_id"], "url": url}
-        if "email" not in contact and "phone" not in contact:
-            await self.store.write(
-                "webhook_failed_unposted", {**params, "error": "job's customer has no email or phone"}
-            )
-            return "failed"
-        if not await self.store.write("webhook_claim", params):
-            return "skipped"
-        state = plan.job_state(job, "sales")
-        payload = plan.webhook_payload(job, contact, state, job["business_unit"])
-        done = {
-            "job_id": job["job_id"],
-            "max_attempts": self.g.max_attempts,
-            "retry_in": None,
-            "http_status": None,
-            "response": None,
-            "error": None,
-        }
-        try:
-            status, body = await self.client.post_webhook(url, payload)
-        except (GhlRequestError, ApiUnavailable) as exc:
-            attempts = (post or {}).get("attempts", 0) + 1
-            await self.store.write(
-                "webhook_done",
-                {
-                    **done,
-                    "status": "failed",
-                    "error": str(exc)[:1000],
-                    "retry_in": backoff(attempts),
-                    "http_status": getattr(exc, "status", None),
-                },
-            )
-            if isinstance(exc, ApiUnavailable):
-                raise
-            return "failed"
-        text = str(body)[:1000] if body is not None else None
-        if isinstance(body, dict) and body.get("id"):
-            await self.store.write(
-                "webhook_done", {**done, "status": "posted", "http_status": status, "response": text}
-            )
-            return "posted"
-        error = (
-            "webhook URL answered 200 without an id: the trigger is unknown or its workflow is a draft "
-            f"(business unit {job['business_unit_id']})"
-        )
-        await self.store.write(
-            "webhook_done", {**done, "status": "dead", "http_status": status, "response": text, "error": error}
-        )
-        return "dead"
