@@ -1,68 +1,157 @@
-"""Benchmark `stsync sync` against the sandbox: full sync of the medium and large worlds, then a
-no-change incremental run. Prints figures, not pass/fail.
+"""Benchmark `stsync sync` against the sandbox and print a table of metric, stsync, target and ratio.
+Figures, not pass/fail; absolute times hold only for the machine they were measured on.
 
-    .venv/bin/python bench/sync_bench.py [--scales medium,large]
+    .venv/bin/python bench/sync_bench.py [--scales medium,large] [--latency-ms 200]
 
-Each world gets a fresh throwaway PostgreSQL; the sandbox runs in this process and is fully warmed
-before timing starts; `stsync` runs in a child process whose own peak RSS comes from wait4().
+Per scale, on a fresh throwaway PostgreSQL and a fully warmed in-process sandbox:
+- full sync: records/s, requests, peak RSS;
+- no-change incremental: wall time from process start to exit, requests (one per export feed is the target).
+On the medium world also:
+- incremental after about 1 % of the records changed;
+- the seed's job-sync metric: about 100 new jobs (with their customers and locations) at 200 ms API latency;
+- a full sync at 200 ms latency per request, against 1.15 x (pages of the longest feed x latency).
+Each `stsync` runs in a child process started by a small launcher (bench/common.py run_timed), so its
+peak RSS is its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import uuid
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import run_timed, start_sandbox
+from bench.common import EXPORT_STREAMS, git_commit, print_table, run_timed, start_sandbox
 from stsync.db.embedded import EmbeddedPostgres
 from stsync.db.migrations import migrate
 from tests.e2e.harness import STSYNC, cli_env
 
+Row = tuple[str, str, str, str]
 
-def run(args: list[str], env: dict[str, str]) -> tuple[float, float, dict]:  # type: ignore[type-arg]
+
+def run(args: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, Any]]:
     """Run `stsync ARGS --json`; return wall seconds, the child's own peak RSS (MB), and its summary."""
     wall, rss, out = run_timed([STSYNC, *args, "--json"], env, ok=(0, 1))
     return wall, rss, json.loads(out)
 
 
-def bench(scale: str) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
+def changed(summary: dict[str, Any]) -> int:
+    return int(summary["totals"]["created"]) + int(summary["totals"]["updated"])
+
+
+def fresh_database(pg: EmbeddedPostgres) -> str:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = pg.dsn.rsplit("/", 1)[0] + f"/{name}"
+    migrate(dsn)
+    return dsn
+
+
+def advance_until(sb: Any, records: int, step_minutes: int) -> int:
+    """Advance the sandbox until at least ``records`` records changed, then 15 quiet minutes so the export
+    feeds (which hide the last 15 minutes) show all of them. Returns the number of changed records."""
+    total = 0
+    while total < records:
+        total += sum(sb.advance(step_minutes)["counts"].values())
+    sb.advance(15, changes=False)
+    return total
+
+
+def bench(scale: str, latency_ms: int) -> list[Row]:
+    rows: list[Row] = []
+    latency = latency_ms / 1000
     with EmbeddedPostgres() as pg, start_sandbox(scale) as sb:
         migrate(pg.dsn)
         env = cli_env(sb.url, pg.dsn)
         env.pop("STSYNC_RETRY_NO_WAIT", None)
+
         before = len(sb.requests)
         wall, rss, full = run(["sync", "full"], env)
         records = full["totals"]["fetched"]
+        longest = max(s["pages"] for s in full["streams"])
         rows += [
-            (f"{scale}: full sync records", f"{records:,}"),
-            (f"{scale}: full sync wall", f"{wall:.2f} s"),
-            (f"{scale}: full sync records/s", f"{records / wall:,.0f}"),
-            (f"{scale}: full sync requests", f"{len(sb.requests) - before}"),
-            (f"{scale}: full sync peak RSS", f"{rss:.0f} MB"),
+            (f"{scale}: full sync records", f"{records:,}", "", ""),
+            (f"{scale}: full sync wall", f"{wall:.2f} s", "", ""),
+            (f"{scale}: full sync records/s", f"{records / wall:,.0f}", "≥ 25,000", f"{records / wall / 25000:.2f}x"),
+            (f"{scale}: full sync requests", f"{len(sb.requests) - before}", "", ""),
+            (f"{scale}: full sync peak RSS", f"{rss:.0f} MB", "≤ 150 MB", f"{rss / 150:.2f}x"),
         ]
+
         before = len(sb.requests)
         wall, _rss, inc = run(["sync", "incremental"], env)
         rows += [
-            (f"{scale}: no-change incremental wall", f"{wall:.2f} s"),
-            (f"{scale}: no-change incremental requests", f"{len(sb.requests) - before}"),
-            (f"{scale}: no-change incremental changed", f"{inc['totals']['created'] + inc['totals']['updated']}"),
+            (f"{scale}: no-change incremental wall", f"{wall:.2f} s", "≤ 0.5 s", f"{wall / 0.5:.2f}x"),
+            (
+                f"{scale}: no-change incremental requests",
+                f"{len(sb.requests) - before}",
+                f"{len(EXPORT_STREAMS)} export feeds + lists + token",
+                "",
+            ),
+            (f"{scale}: no-change incremental changed", f"{changed(inc)}", "0", ""),
         ]
+        if scale != "medium":
+            return rows
+
+        target = math.ceil(records / 100)
+        touched = advance_until(sb, target, 60)
+        wall, _rss, inc = run(["sync", "incremental"], env)
+        rows.append(
+            (
+                f"{scale}: incremental, {touched:,} records changed (1 %)",
+                f"{wall:.2f} s ({changed(inc):,} written)",
+                "≤ 2 s",
+                f"{wall / 2:.2f}x",
+            )
+        )
+
+        new_jobs = 0
+        while new_jobs < 100:
+            new_jobs += len(sb.advance(30)["created"].get("jobs", []))
+        sb.advance(15, changes=False)
+        sb.faults.set({"latency": {"ms": latency_ms, "jitter_ms": 0}})
+        wall, _rss, inc = run(["sync", "incremental"], env)
+        jobs = next(s for s in inc["streams"] if s["name"] == "jobs")
+        rows.append(
+            (
+                f"{scale}: {new_jobs} new jobs at {latency_ms} ms latency",
+                f"{wall:.2f} s ({jobs['created']} jobs created)",
+                "≤ 2 s",
+                f"{wall / 2:.2f}x",
+            )
+        )
+
+        bound = 1.15 * longest * latency
+        wall, _rss, _full = run(["sync", "full"], {**env, "STSYNC_DATABASE__URL": fresh_database(pg)})
+        sb.faults.set({})
+        rows.append(
+            (
+                f"{scale}: full sync at {latency_ms} ms latency ({longest} pages in the longest feed)",
+                f"{wall:.2f} s",
+                f"≤ {bound:.2f} s",
+                f"{wall / bound:.2f}x",
+            )
+        )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="medium,large", help="comma-separated sandbox scales")
+    parser.add_argument("--latency-ms", type=int, default=200, help="API latency for the latency rows")
     args = parser.parse_args()
-    rows: list[tuple[str, str]] = []
+    rows: list[Row] = []
     for scale in args.scales.split(","):
-        rows += bench(scale.strip())
-        width = max(len(r[0]) for r in rows)
-        print("\n".join(f"{name:<{width}}  {value}" for name, value in rows[-8:]), flush=True)
+        rows += bench(scale.strip(), args.latency_ms)
+    print(f"\nstsync sync benchmark at commit {git_commit()}\n")
+    print_table(("metric", "stsync", "target", "ratio to target"), rows)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,9 @@ class ServiceTitanConfig(_Section):
     page_size: int = Field(default=5000, ge=1, le=5000)
     timeout_seconds: float = Field(default=100, gt=0)
     include_recent_changes: bool = False
-    max_concurrency: int = Field(default=4, ge=1, le=64)
+    max_concurrency: int = Field(default=8, ge=1, le=64)
+    # Page bodies held in memory at once, downloading or waiting to be written, over every stream.
+    page_memory_mb: int = Field(default=48, ge=1, le=4096)
     retry_attempts: int = Field(default=8, ge=1, le=100)
     retry_max_seconds: float = Field(default=300, gt=0)
 

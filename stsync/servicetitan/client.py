@@ -11,6 +11,7 @@ Pages are returned with their raw body, which the repository bulk-loads as it is
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import orjson
 
+from stsync.budget import ByteBudget
 from stsync.errors import ApiUnavailable, AuthError, StsyncError
 from stsync.ratelimit import WindowLimiter
 from stsync.retry import RetryableStatus, RetryPolicy, parse_retry_after, retrying
@@ -49,6 +51,7 @@ class ClientSettings:
     requests_per_second: float = 50.0
     timeout_seconds: float = 100.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    page_memory_bytes: int = 48 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,14 @@ class Page:
     count: int  # -1 when not counted client-side (the merge statement counts the records)
     has_more: bool
     continue_from: str | None  # export feeds only
+    reserved: int = 0  # bytes held in the client's page budget until ``ServiceTitanClient.release``
 
 
 class ServiceTitanClient:
     def __init__(self, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.limiter = WindowLimiter.per_second(settings.requests_per_second)
+        self.budget = ByteBudget(settings.page_memory_bytes)
         self.requests_sent = 0
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)),
@@ -150,11 +155,19 @@ class ServiceTitanClient:
                     token = await self._access_token()  # re-signed on every attempt
                     await self.limiter.acquire()
                     self.requests_sent += 1
-                    resp = await self._http.get(
+                    request = self._http.build_request(
+                        "GET",
                         url,
                         params=params,
                         headers={"Authorization": f"Bearer {token}", "ST-App-Key": self.settings.app_key},
                     )
+                    resp = await self._http.send(request, stream=True)
+                    try:
+                        if resp.status_code == 200:
+                            return await self._read_page(resp, url)
+                        await resp.aread()
+                    finally:
+                        await resp.aclose()
                     status = resp.status_code
                     if status == 401 and not refreshed:
                         # The token expired or was revoked early: fetch a new one, once.
@@ -166,15 +179,29 @@ class ServiceTitanClient:
                         if status == 429 and retry_after is not None:
                             self.limiter.pause(retry_after)
                         raise RetryableStatus(status, url, retry_after)
-                    if status == 200:
-                        page = _page(resp.content)
-                        if page is None:
-                            raise RetryableStatus(200, url, None)
-                        return page
                     return self._raise_for(resp, url, params)
         except (httpx.TransportError, RetryableStatus) as exc:
             raise ApiUnavailable(f"ServiceTitan {url} kept failing: {_describe(exc)}") from None
         raise AssertionError("unreachable")  # pragma: no cover - the retry loop returns or raises
+
+    async def _read_page(self, resp: httpx.Response, url: str) -> Page:
+        """Reserve the body's size in the page budget, then read it. A 200 whose body is cut short or is
+        not the documented envelope gives its reservation back and is retried like a reset."""
+        size = int(resp.headers.get("Content-Length") or 0)
+        await self.budget.acquire(size)
+        try:
+            page = _page(await resp.aread())
+        except BaseException:
+            self.budget.release(size)
+            raise
+        if page is None:
+            self.budget.release(size)
+            raise RetryableStatus(200, url, None)
+        return dataclasses.replace(page, reserved=size)
+
+    def release(self, page: Page) -> None:
+        """The page is written (or dropped): give its bytes back to the budget."""
+        self.budget.release(page.reserved)
 
     def _raise_for(self, resp: httpx.Response, url: str, params: Mapping[str, Any]) -> Any:
         status = resp.status_code

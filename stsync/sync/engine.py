@@ -110,7 +110,7 @@ class SyncOptions:
     include_recent_changes: bool = False
     since: str | None = None
     dry_run: bool = False
-    max_concurrency: int = 4
+    max_concurrency: int = 8
     connect_timeout: float = 10
 
 
@@ -232,14 +232,24 @@ async def _run_stream(
     return result
 
 
-async def _pipelined(fetch_pages: Callable[[], AsyncIterator[Page]]) -> AsyncIterator[Page]:
-    """Yield pages while the next one is already downloading (one page of read-ahead)."""
+async def _pipelined(
+    fetch_pages: Callable[[], AsyncIterator[Page]], release: Callable[[Page], None]
+) -> AsyncIterator[Page]:
+    """Yield pages while the next one is already downloading (one page of read-ahead).
+
+    The consumer releases each page it was given (see ``ServiceTitanClient.release``); pages fetched
+    but never handed over, because the walk stopped early, are released here.
+    """
     queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue(maxsize=1)
 
     async def produce() -> None:
         try:
             async for page in fetch_pages():
-                await queue.put(page)
+                try:
+                    await queue.put(page)
+                except BaseException:
+                    release(page)
+                    raise
             await queue.put(None)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             await queue.put(exc)
@@ -257,6 +267,10 @@ async def _pipelined(fetch_pages: Callable[[], AsyncIterator[Page]]) -> AsyncIte
         producer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):  # already reported via the queue
             await producer
+        while not queue.empty():
+            left = queue.get_nowait()
+            if isinstance(left, Page):
+                release(left)
 
 
 async def _write(
@@ -326,7 +340,7 @@ async def _walk_export(
 
     async def walk_from(first: str | None) -> None:
         nonlocal high_water
-        async for page in _pipelined(lambda: pages_from(first)):
+        async for page in _pipelined(lambda: pages_from(first), client.release):
             checkpoint: dict[str, str | None] = {
                 "continue_from": page.continue_from,
                 "walk": walk if page.has_more else "done",
@@ -334,7 +348,10 @@ async def _walk_export(
             }
             if generation is not None:
                 checkpoint["generation"] = generation
-            counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
+            try:
+                counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
+            finally:
+                client.release(page)
             high_water = later(high_water, counts.max_modified_on)
 
     try:
@@ -372,11 +389,14 @@ async def _walk_list(
             number += 1
 
     high_water = state.get("high_water")
-    async for page in _pipelined(pages):
+    async for page in _pipelined(pages, client.release):
         # Pages come in id order, so the high-water mark may only move with the last page;
         # until then the newest modifiedOn seen is carried in memory.
         checkpoint: dict[str, str | None] = {} if page.has_more else {"high_water": high_water, "walk": "done"}
         if generation is not None and not page.has_more:
             checkpoint["generation"] = generation
-        counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
+        try:
+            counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
+        finally:
+            client.release(page)
         high_water = later(high_water, counts.max_modified_on)

@@ -39,6 +39,7 @@ def client_settings(config: Any) -> ClientSettings:
         client_secret=_secret(st.client_secret, "servicetitan.client_secret"),
         app_key=_secret(st.app_key, "servicetitan.app_key"),
         requests_per_second=float(st.requests_per_second),
+        page_memory_bytes=int(st.page_memory_mb) * 1024 * 1024,
         timeout_seconds=float(st.timeout_seconds),
         retry=RetryPolicy(
             attempts=int(getattr(st, "retry_attempts", 8)),

@@ -31,6 +31,7 @@ def medium_sandbox() -> Iterator[Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.faults
 def test_sigkill_during_full_sync_then_rerun_converges(medium_sandbox: Any, db_dsn: str) -> None:
     """Kill -9 at several points of a full sync of a medium world; reruns finish it, refetch no page
     that was committed before a kill, and the mirror equals the ground truth."""
@@ -63,6 +64,7 @@ def test_sigkill_during_full_sync_then_rerun_converges(medium_sandbox: Any, db_d
         assert mirror_differences(conn, sb.world.dump()) == []
 
 
+@pytest.mark.faults
 def test_overlapping_runs_exit_75(db_dsn: str) -> None:
     """Five concurrent `sync incremental` runs: exactly one syncs, the others exit 75 at once."""
     with Sandbox.start(SandboxOptions(scale="small", seed=11)) as sb:
@@ -88,6 +90,7 @@ def _holds_run_lock(db_dsn: str) -> bool:
     return bool(row and row[0])
 
 
+@pytest.mark.faults
 def test_the_advisory_lock_refuses_a_run_the_local_fast_path_lets_through(db_dsn: str) -> None:
     """Runs with different settings for one tenant do not share the host-local flock; PostgreSQL's
     advisory lock still lets only one of them sync, and the crashed winner's lock dies with it."""

@@ -24,6 +24,7 @@ def _wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.faults
 def test_database_restart_mid_sync() -> None:
     with EmbeddedPostgres() as pg, Sandbox.start(SandboxOptions(scale="small", seed=9, export_batch_size=50)) as sb:
         migrate(pg.dsn)

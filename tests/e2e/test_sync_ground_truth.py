@@ -72,6 +72,7 @@ def test_recent_changes_repeats_are_idempotent(sandbox: Any, db_dsn: str) -> Non
     _assert_mirror_equals_world(db_dsn, sandbox)
 
 
+@pytest.mark.faults
 def test_faults_do_not_change_the_result(sandbox: Any, db_dsn: str) -> None:
     """429 storms, 5xx bursts, latency, resets, truncated bodies and a revoked token: same mirror."""
     env = cli_env(sandbox.url, db_dsn)
@@ -100,6 +101,7 @@ def test_faults_do_not_change_the_result(sandbox: Any, db_dsn: str) -> None:
     assert 429 in statuses and 503 in statuses and 502 in statuses
 
 
+@pytest.mark.faults
 def test_token_revoked_mid_run(sandbox: Any, db_dsn: str) -> None:
     """The sandbox revokes every token after the first committed page; the run re-authenticates once
     and finishes with the same mirror."""
