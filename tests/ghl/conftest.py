@@ -4,7 +4,6 @@ and a config pointing at both."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,20 +77,6 @@ def write_config(tmp_path: Path, dsn: str, ghl_url: str, units: list[dict[str, A
 
 def config_at(path: Path) -> Config:
     return load_config(path, {})
-
-
-HERE = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow GHL variants (ten separate crash scenarios, ~45 s) run only when asked for: with a `-m`
-    expression naming `slow`, or STSYNC_RUN_SLOW=1. The default run keeps the fast ten-kill scenario."""
-    if "slow" in (config.getoption("markexpr") or "") or os.environ.get("STSYNC_RUN_SLOW") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow GHL variant: run with -m slow or STSYNC_RUN_SLOW=1")
-    for item in items:
-        if "slow" in item.keywords and HERE in Path(str(item.fspath)).parents:
-            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
