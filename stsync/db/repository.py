@@ -30,12 +30,12 @@ _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _COPY_TRAILER = struct.pack("!h", -1)
 
 
-def _copy_frame(body: bytes) -> tuple[bytes, bytes, bytes]:
+def _copy_frame(body: bytes | bytearray) -> tuple[bytes, bytes | bytearray, bytes]:
     """The COPY stream for one page, in parts, so the (multi-megabyte) body is never copied."""
     return _COPY_HEADER + struct.pack("!hi", 1, len(body) + 1) + b"\x01", body, _COPY_TRAILER
 
 
-def _clean(body: bytes) -> bytes:
+def _clean(body: bytes | bytearray) -> bytes | bytearray:
     # jsonb cannot store U+0000; ServiceTitan free-text fields occasionally carry it.
     return body.replace(b"\\u0000", b"") if b"\\u0000" in body else body
 
@@ -176,7 +176,7 @@ class StreamRepository:
         except psycopg.Error as exc:
             raise _db_error(exc, f"finishing the sync log of {self.stream.name}") from None
 
-    async def write_page(self, body: bytes, log_id: int, checkpoint: dict[str, str | None]) -> PageCounts:
+    async def write_page(self, body: bytes | bytearray, log_id: int, checkpoint: dict[str, str | None]) -> PageCounts:
         """COPY + merge one page, record its counts and its checkpoint, and commit — all or nothing."""
         try:
             async with self.conn.cursor() as cur:

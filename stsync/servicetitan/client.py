@@ -58,7 +58,7 @@ class ClientSettings:
 class Page:
     """One page of a feed: the raw body, the number of records, and where to continue."""
 
-    body: bytes
+    body: bytes | bytearray  # as received; never parsed on the hot path
     count: int  # -1 when not counted client-side (the merge statement counts the records)
     has_more: bool
     continue_from: str | None  # export feeds only
@@ -190,7 +190,7 @@ class ServiceTitanClient:
         size = int(resp.headers.get("Content-Length") or 0)
         await self.budget.acquire(size)
         try:
-            page = _page(await resp.aread())
+            page = _page(await _read_body(resp, size))
         except BaseException:
             self.budget.release(size)
             raise
@@ -230,9 +230,29 @@ class ServiceTitanClient:
         return await self.get(module, path, query)
 
 
-def _page(body: bytes) -> Page | None:
+async def _read_body(resp: httpx.Response, size: int) -> bytes | bytearray:
+    """The body, read into one buffer of its announced size: ``aread`` would hold every chunk and their
+    join at once, twice the page. A compressed body, or one without a length, is read the usual way."""
+    if not size or resp.headers.get("Content-Encoding"):
+        return await resp.aread()
+    body = bytearray(size)
+    view = memoryview(body)
+    filled = 0
+    async for chunk in resp.aiter_raw():
+        end = filled + len(chunk)
+        if end > size:  # h11 frames by Content-Length, so this means a broken peer: retried like a reset
+            view.release()
+            raise httpx.RemoteProtocolError("body longer than its Content-Length", request=resp.request)
+        view[filled:end] = chunk
+        filled = end
+    view.release()
+    # h11 raises on a body shorter than its Content-Length; this is a second line of defence.
+    return body if filled == size else body[:filled]
+
+
+def _page(body: bytes | bytearray) -> Page | None:
     """The page in ``body``, or None when the body is not a complete envelope (cut short, not JSON)."""
-    if not body.rstrip().endswith(b"}"):
+    if not body[-64:].rstrip().endswith(b"}"):
         return None
     envelope = read_envelope(body)
     if envelope is not None:
@@ -249,7 +269,7 @@ _CONTINUE_FROM = re.compile(rb'"continueFrom"\s*:\s*(?:"((?:[^"\\]|\\.)*)"|null)
 _DATA_KEY = re.compile(rb'"data"\s*:\s*\[')
 
 
-def read_envelope(body: bytes) -> tuple[bool, str | None] | None:
+def read_envelope(body: bytes | bytearray) -> tuple[bool, str | None] | None:
     """``(hasMore, continueFrom)`` read from the envelope around ``data`` without parsing the records.
 
     Parsing a 5000-record page only to learn two envelope fields costs more CPU and memory than the

@@ -250,6 +250,7 @@ async def _pipelined(
                 except BaseException:
                     release(page)
                     raise
+                del page  # do not keep the body alive while the next page downloads
             await queue.put(None)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             await queue.put(exc)
@@ -263,6 +264,7 @@ async def _pipelined(
             if isinstance(item, BaseException):
                 raise item
             yield item
+            del item  # the consumer is done with it; do not hold it while waiting for the next
     finally:
         producer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):  # already reported via the queue
@@ -333,10 +335,11 @@ async def _walk_export(
                 options.include_recent_changes,
                 stream.export_params,
             )
+            more, cursor = page.has_more, page.continue_from
             yield page
-            if not page.has_more:
+            del page  # keep no page body alive across the next download
+            if not more:
                 return
-            cursor = page.continue_from
 
     async def walk_from(first: str | None) -> None:
         nonlocal high_water
@@ -352,6 +355,7 @@ async def _walk_export(
                 counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
             finally:
                 client.release(page)
+                del page  # the loop variable would hold the body until the next page arrives
             high_water = later(high_water, counts.max_modified_on)
 
     try:
@@ -383,8 +387,10 @@ async def _walk_list(
         number = 1
         while True:
             page = await client.list_page(stream.module, stream.list_path, number, page_size, params)
+            more = page.has_more
             yield page
-            if not page.has_more:
+            del page  # keep no page body alive across the next download
+            if not more:
                 return
             number += 1
 
@@ -399,4 +405,5 @@ async def _walk_list(
             counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
         finally:
             client.release(page)
+            del page  # the loop variable would hold the body until the next page arrives
         high_water = later(high_water, counts.max_modified_on)
