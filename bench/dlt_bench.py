@@ -1,7 +1,10 @@
 """Side by side: `stsync sync full` and a dlt `rest_api` pipeline mirroring the same sandbox export feeds
 into the same PostgreSQL server. Prints figures, not pass/fail.
 
-    .venv/bin/python bench/dlt_bench.py [--scale medium|large] [--tools stsync,dlt]
+    .venv/bin/python bench/dlt_bench.py [--scale medium|large] [--tools stsync,dlt,floor]
+
+With `floor` (the default includes it) the same run also measures the floor of bench/floor_bench.py:
+PostgreSQL alone COPYing the same rows into the same tables, and the table gains stsync/floor.
 
 One sandbox (in this process, prewarm cache complete before anything is timed) serves both tools the same
 world (seed 42); one throwaway PostgreSQL server holds a fresh database per tool. Both tools run as child
@@ -209,10 +212,23 @@ def bench_dlt(sb: Any, pg: Any) -> dict[str, Any]:
     }
 
 
+def bench_floor(sb: Any, pg: Any) -> dict[str, Any]:
+    """The COPY floor of floor_bench.py on the same world (only the database work is timed)."""
+    from floor_bench import migrate, prepare, run_copy
+
+    tables, records = prepare(sb.world.dump())
+    dsn = pg.create_database("floor_copy")
+    migrate(dsn)
+    seconds = run_copy(dsn, tables)
+    return {"records": records, "rows": sum(t[3] for t in tables), "wall": seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="medium", choices=["small", "medium", "large"])
-    parser.add_argument("--tools", default="stsync,dlt", help="comma-separated: stsync, dlt (default both)")
+    parser.add_argument(
+        "--tools", default="stsync,dlt,floor", help="comma-separated: stsync, dlt, floor (default all three)"
+    )
     parser.add_argument("--run-dlt", metavar="SPEC", help=argparse.SUPPRESS)  # the runner, inside .venv-dlt
     args = parser.parse_args()
     if args.run_dlt:
@@ -231,32 +247,44 @@ def main() -> None:
     with EmbeddedPostgres() as pg, start_sandbox(args.scale) as sb:
         for tool in tools:
             print(f"running {tool} …", file=sys.stderr, flush=True)
-            res[tool] = bench_stsync(sb, pg) if tool == "stsync" else bench_dlt(sb, pg)
+            runner = {"stsync": bench_stsync, "dlt": bench_dlt, "floor": bench_floor}[tool]
+            res[tool] = runner(sb, pg)
 
     def cell(tool: str, key: str, fmt: str) -> str:
-        return format(res[tool][key], fmt) if tool in res else "-"
+        return format(res[tool][key], fmt) if tool in res and key in res[tool] else "-"
+
+    def ratio(a: str, b: str, key: str) -> str:
+        if a in res and b in res and res[a].get(key) and res[b].get(key):
+            return f"{res[a][key] / res[b][key]:.2f}"
+        return "-"
 
     for r in res.values():
         r["rate"] = r["records"] / r["wall"]
     metrics = [
-        ("records (export feeds)", "records", ",d"),
-        ("rows in mirror tables", "rows", ",d"),
-        ("wall seconds", "wall", ".2f"),
-        ("records/s", "rate", ",.0f"),
-        ("peak RSS MB", "rss", ".0f"),
-        ("HTTP requests (all)", "requests", "d"),
+        ("records (export feeds)", "records", ",d", ""),
+        ("rows in mirror tables", "rows", ",d", ""),
+        ("wall seconds", "wall", ".2f", "dlt/stsync ≥ 3, stsync/floor ≤ 1.5"),
+        ("records/s", "rate", ",.0f", "stsync ≥ 25,000"),
+        ("peak RSS MB", "rss", ".0f", "stsync ≤ 150"),
+        ("HTTP requests (all)", "requests", "d", ""),
     ]
-    rows = []
-    for label, key, fmt in metrics:
-        ratio = "-"
-        if "stsync" in res and "dlt" in res and res["stsync"][key]:
-            ratio = f"{res['dlt'][key] / res['stsync'][key]:.2f}"
-        rows.append([label, cell("stsync", key, fmt), cell("dlt", key, fmt), ratio])
+    rows = [
+        [
+            label,
+            cell("stsync", key, fmt),
+            cell("dlt", key, fmt),
+            cell("floor", key, fmt),
+            target,
+            ratio("dlt", "stsync", key),
+            ratio("stsync", "floor", key) if key == "wall" else "-",
+        ]
+        for label, key, fmt, target in metrics
+    ]
     print(
         f"\nscale {args.scale}, commit {git_commit()}, {os.cpu_count()} CPUs"
         + (f", dlt {res['dlt']['version']}" if "dlt" in res else "")
     )
-    print_table(["metric", "stsync", "dlt", "ratio dlt/stsync"], rows)
+    print_table(["metric", "stsync", "dlt", "floor (COPY)", "target", "dlt/stsync", "stsync/floor"], rows)
     if "dlt" in res:
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in res["dlt"]["steps"].items())
         print(f"dlt phases: import {res['dlt']['import_s']:.1f} s, {steps}")
