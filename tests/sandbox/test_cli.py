@@ -35,3 +35,32 @@ def test_serve_refuses_remote_host() -> None:
     """A non-loopback --host without --allow-remote is a configuration error."""
     result = runner.invoke(app, ["sandbox", "serve", "--host", "0.0.0.0", "--port", "0"])
     assert isinstance(result.exception, ConfigError)
+
+
+def test_ghl_serve_refuses_remote_host() -> None:
+    result = runner.invoke(app, ["sandbox", "ghl-serve", "--host", "0.0.0.0", "--port", "0"])
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_ghl_hook_prints_a_trigger_url_that_records_payloads() -> None:
+    """`ghl-hook NAME --url U` creates an inbound webhook on a running GHL sandbox; posting to it is recorded."""
+    import httpx
+
+    from stsync.sandbox.ghl import GhlOptions, GhlSandbox
+
+    with GhlSandbox.start(GhlOptions(port=0, locations={"loc-1": "pit-1"})) as ghl:
+        result = runner.invoke(app, ["sandbox", "ghl-hook", "pool", "--url", ghl.url, "--location", "loc-1"])
+        assert result.exit_code == 0, result.output
+        url = result.output.strip()
+        assert url.startswith(f"{ghl.url}/hooks/loc-1/webhook-trigger/"), url
+        again = runner.invoke(app, ["sandbox", "ghl-hook", "pool", "--url", ghl.url, "--location", "loc-1"])
+        assert again.output.strip() == url, "the same name gives the same URL"
+        assert httpx.post(url, json={"email": "a@example.com"}).status_code == 200
+        assert ghl.dump()["webhooks"]["pool"] == [{"email": "a@example.com"}]
+
+
+def test_ghl_hook_against_nothing_is_unavailable() -> None:
+    from stsync.errors import ApiUnavailable
+
+    result = runner.invoke(app, ["sandbox", "ghl-hook", "pool", "--url", "http://127.0.0.1:9"])
+    assert isinstance(result.exception, ApiUnavailable)
