@@ -8,6 +8,7 @@ a killed process loses nothing and never double-counts. Driver errors become sts
 from __future__ import annotations
 
 import contextlib
+import re
 import struct
 import uuid
 from dataclasses import dataclass
@@ -33,6 +34,14 @@ _COPY_TRAILER = struct.pack("!h", -1)
 def _copy_frame(body: bytes | bytearray) -> tuple[bytes, bytes | bytearray, bytes]:
     """The COPY stream for one page, in parts, so the (multi-megabyte) body is never copied."""
     return _COPY_HEADER + struct.pack("!hi", 1, len(body) + 1) + b"\x01", body, _COPY_TRAILER
+
+
+_EMPTY_DATA = re.compile(rb'"data"\s*:\s*\[\s*\]')
+
+
+def _no_records(body: bytes | bytearray) -> bool:
+    """A page whose data array is empty (the usual answer of a feed with nothing new): nothing to merge."""
+    return len(body) < 4096 and _EMPTY_DATA.search(body) is not None
 
 
 def _clean(body: bytes | bytearray) -> bytes | bytearray:
@@ -180,14 +189,17 @@ class StreamRepository:
         """COPY + merge one page, record its counts and its checkpoint, and commit — all or nothing."""
         try:
             async with self.conn.cursor() as cur:
-                async with cur.copy("COPY stsync_stage (body) FROM STDIN (FORMAT BINARY)") as copy:
-                    for part in _copy_frame(_clean(body)):
-                        await copy.write(part)
-                row = await self._execute(cur, self._merge)
-                assert row is not None
+                if _no_records(body):
+                    row = (0, 0, 0, 0, 0, 0, None)
+                else:
+                    async with cur.copy("COPY stsync_stage (body) FROM STDIN (FORMAT BINARY)") as copy:
+                        for part in _copy_frame(_clean(body)):
+                            await copy.write(part)
+                    row = await self._execute(cur, self._merge)
+                    assert row is not None
+                    for statements in self._children:
+                        await self._execute(cur, statements)
                 fetched, created, updated, unchanged, quarantined, _resolved, max_modified = row
-                for statements in self._children:
-                    await self._execute(cur, statements)
                 counts = PageCounts(
                     fetched,
                     created,
