@@ -192,6 +192,8 @@ class StreamRepository:
                 if _no_records(body):
                     row = (0, 0, 0, 0, 0, 0, None)
                 else:
+                    # The session's staging table, made on first use (a run where nothing changed needs none).
+                    await cur.execute(Q["create_stage"])
                     async with cur.copy("COPY stsync_stage (body) FROM STDIN (FORMAT BINARY)") as copy:
                         for part in _copy_frame(_clean(body)):
                             await copy.write(part)
@@ -270,8 +272,8 @@ class StreamRepository:
 class ConnectionPool:
     """The run's database connections, one per concurrently running stream, reused across streams.
 
-    Each connection is prepared once (UTC, the staging table), so a stream that has nothing new
-    costs its queries, not a connection set-up.
+    A stream that has nothing new costs its queries, not a connection set-up; the staging table is
+    made in a connection's session by its first page that has records.
     """
 
     def __init__(self, dsn: str, connect_timeout: float = 10) -> None:
@@ -291,12 +293,6 @@ class ConnectionPool:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conn = await connect(self.dsn, self.connect_timeout)
-        try:
-            await conn.execute(Q["create_stage"])
-            await conn.commit()
-        except psycopg.Error as exc:
-            await conn.close()
-            raise _db_error(exc, "preparing the staging table") from None
         self._all.append(conn)
         return conn
 
