@@ -71,8 +71,9 @@ def demo(
                 inc_u += s.updated
             by_table[tbl] = (full_c, inc_c, inc_u)
     for tbl, (rows, active) in result.table_counts.items():
-        full_c, inc_c, inc_u = by_table.get(tbl, (0, 0, 0))
-        table.add_row(tbl, f"{rows:,}", f"{active:,}", f"{full_c:,}", f"{inc_c:,}", f"{inc_u:,}")
+        # A child table (estimate items) has no stream of its own: its rows are counted with the parent's.
+        counts = [f"{n:,}" for n in by_table[tbl]] if tbl in by_table else ["(with parent)"] * 3
+        table.add_row(tbl, f"{rows:,}", f"{active:,}", *counts)
     console.print(table)
     console.print(run_line(result.full), highlight=False, soft_wrap=True)
     console.print(run_line(result.incremental), highlight=False, soft_wrap=True)
