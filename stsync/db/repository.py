@@ -36,12 +36,18 @@ def _copy_frame(body: bytes | bytearray) -> tuple[bytes, bytes | bytearray, byte
     return _COPY_HEADER + struct.pack("!hi", 1, len(body) + 1) + b"\x01", body, _COPY_TRAILER
 
 
-_EMPTY_DATA = re.compile(rb'"data"\s*:\s*\[\s*\]')
+_DATA_ARRAY = re.compile(rb'"data"\s*:\s*\[\s*(\]?)')
 
 
 def _no_records(body: bytes | bytearray) -> bool:
-    """A page whose data array is empty (the usual answer of a feed with nothing new): nothing to merge."""
-    return len(body) < 4096 and _EMPTY_DATA.search(body) is not None
+    """A page whose data array is empty (the usual answer of a feed with nothing new): nothing to merge.
+
+    Only the first "data" key counts, the envelope's: a record's own nested "data": [] must not make a
+    page look empty."""
+    if len(body) >= 4096:
+        return False
+    first = _DATA_ARRAY.search(body)
+    return first is not None and first.group(1) == b"]"
 
 
 def _clean(body: bytes | bytearray) -> bytes | bytearray:
