@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import sys
 
 from stsync.errors import LOCKED_MESSAGE, ExitCode
@@ -76,7 +77,15 @@ def another_sync_running(argv: list[str]) -> bool:
     return False
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    # SIGTERM (systemd stop, kill) unwinds like Ctrl-C instead of killing the interpreter outright, so
+    # context managers run: the demo stops its throwaway PostgreSQL and sandboxes, a sync rolls back the
+    # page it was writing (its committed checkpoints stand).
+    raise SystemExit(128 + signum)
+
+
 def run() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     if another_sync_running(sys.argv[1:]):
         print(f"stsync: error: {LOCKED_MESSAGE}", file=sys.stderr)
         sys.exit(int(ExitCode.TEMPFAIL))

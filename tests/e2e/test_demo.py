@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+from typing import Any
 
-from tests.e2e.harness import run_cli
+import psycopg
+import pytest
+
+from tests.e2e.harness import STSYNC, run_cli
 
 # One row of the distribution table as Rich draws it when stdout is not a terminal.
 ROW = re.compile(r"^│ (Sales|Install)\s+│ ([\w -]+?)\s+│ (\w+)\s+│\s+([\d,]+) │\s+([\d,]+) │$", re.MULTILINE)
@@ -42,3 +48,28 @@ def test_demo_pushes_to_the_ghl_sandbox_and_prints_the_pipeline_distribution() -
     assert pushes["first"][2] == pushes["second"][2] == 0
     assert re.search(r"webhook payloads received pool=[1-9]", out), out
     assert "ghl push again" in out  # its timing is reported
+
+
+def test_sigterm_mid_demo_stops_its_postgresql(tmp_path: Any) -> None:
+    """systemd stop or kill (SIGTERM) unwinds the demo like Ctrl-C: exit 143, and the throwaway PostgreSQL it
+    started is stopped and removed instead of being left running."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STSYNC_")}
+    env["COLUMNS"] = "400"  # one progress message per line
+    proc = subprocess.Popen([STSYNC, "demo"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    dsn = None
+    seen: list[str] = []
+    for line in proc.stderr:
+        seen.append(line)
+        found = re.search(r"PostgreSQL ready at (\S+)", line)
+        dsn = dsn or (found.group(1) if found else None)
+        if "full sync" in line:
+            break
+    assert dsn is not None, seen
+    with psycopg.connect(dsn, connect_timeout=5) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 143, "".join(seen) + rest
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(dsn, connect_timeout=5)
