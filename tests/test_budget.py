@@ -62,3 +62,49 @@ def test_a_sync_under_a_tight_budget_and_faults_returns_every_byte(db_dsn: str) 
     assert result.totals()["fetched"] == sum(len(v) for v in sb.world.dump().values())
     assert held == 0
     assert peak > 1
+
+
+def test_a_failed_write_with_a_page_read_ahead_leaks_nothing(db_dsn: str, monkeypatch: Any) -> None:
+    """One stream's write fails while its next page waits in the read-ahead queue and the page after is
+    downloading: that stream fails alone, every other stream completes, and the budget ends at zero (a leaked
+    reservation would stall every later page)."""
+    from stsync.db import repository
+    from stsync.errors import DatabaseUnavailable
+
+    failing = "invoice_items"  # 400 items in 100-record pages: four pages
+    real_write, real_export = repository.StreamRepository.write_page, ServiceTitanClient.export_page
+    asked: list[str] = []
+    third_asked = asyncio.Event()
+
+    async def export_page(self: Any, module: str, path: str, *args: Any) -> Any:
+        if path.endswith("invoice-items"):
+            asked.append(path)
+            if len(asked) == 3:  # page 2 is queued; the producer is on page 3
+                third_asked.set()
+        return await real_export(self, module, path, *args)
+
+    async def write_page(self: Any, body: Any, log_id: int, checkpoint: Any) -> Any:
+        if self.stream.name == failing:
+            await third_asked.wait()
+            raise DatabaseUnavailable("database error while writing a page: injected")
+        return await real_write(self, body, log_id, checkpoint)
+
+    monkeypatch.setattr(ServiceTitanClient, "export_page", export_page)
+    monkeypatch.setattr(repository.StreamRepository, "write_page", write_page)
+    with Sandbox.start(SandboxOptions(scale="small", seed=5, export_batch_size=100)) as sb:
+        config = load_config(None, cli_env(sb.url, db_dsn))
+        settings = client_settings(config)
+        options = SyncOptions(sync_type="full", dsn=db_dsn, tenant_id=settings.tenant_id, max_concurrency=8)
+
+        async def go() -> tuple[Any, int]:
+            async with ServiceTitanClient(settings) as client:
+                # A leaked reservation would stall the run: fail after a generous bound instead of hanging.
+                result = await asyncio.wait_for(run_sync(client, list(STREAMS), options), timeout=300)
+                return result, client.budget.held
+
+        result, held = asyncio.run(go())
+    statuses = {s.name: s.status for s in result.streams}
+    assert statuses.pop(failing) == "failed"
+    assert set(statuses.values()) == {"completed"}
+    assert held == 0
+    assert len(asked) >= 3

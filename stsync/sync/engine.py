@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -232,13 +232,15 @@ async def _run_stream(
     return result
 
 
+@contextlib.asynccontextmanager
 async def _pipelined(
     fetch_pages: Callable[[], AsyncIterator[Page]], release: Callable[[Page], None]
-) -> AsyncIterator[Page]:
-    """Yield pages while the next one is already downloading (one page of read-ahead).
+) -> AsyncIterator[AsyncIterator[Page]]:
+    """Pages while the next one is already downloading (one page of read-ahead).
 
-    The consumer releases each page it was given (see ``ServiceTitanClient.release``); pages fetched
-    but never handed over, because the walk stopped early, are released here.
+    The consumer releases each page it was given (see ``ServiceTitanClient.release``). Leaving the
+    context, however the walk ended, stops the download and releases every page fetched but not handed
+    over, within the stream's own task: a failed write must not leave page bytes held in the budget.
     """
     queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue(maxsize=1)
 
@@ -252,11 +254,18 @@ async def _pipelined(
                     raise
                 del page  # do not keep the body alive while the next page downloads
             await queue.put(None)
+        except asyncio.CancelledError:
+            raise  # the consumer is gone: nobody reads the queue any more
         except BaseException as exc:  # handed to the consumer, which re-raises it
             await queue.put(exc)
 
-    producer = asyncio.create_task(produce())
-    try:
+    def drain() -> None:
+        while not queue.empty():
+            left = queue.get_nowait()
+            if isinstance(left, Page):
+                release(left)
+
+    async def pages() -> AsyncGenerator[Page, None]:
         while True:
             item = await queue.get()
             if item is None:
@@ -265,14 +274,18 @@ async def _pipelined(
                 raise item
             yield item
             del item  # the consumer is done with it; do not hold it while waiting for the next
+
+    producer = asyncio.create_task(produce())
+    handed = pages()
+    try:
+        yield handed
     finally:
+        await handed.aclose()  # drops the page it may still refer to
         producer.cancel()
+        drain()  # frees the queue's slot, so a producer blocked on put() can see its cancellation
         with contextlib.suppress(asyncio.CancelledError, Exception):  # already reported via the queue
             await producer
-        while not queue.empty():
-            left = queue.get_nowait()
-            if isinstance(left, Page):
-                release(left)
+        drain()
 
 
 async def _write(
@@ -343,20 +356,21 @@ async def _walk_export(
 
     async def walk_from(first: str | None) -> None:
         nonlocal high_water
-        async for page in _pipelined(lambda: pages_from(first), client.release):
-            checkpoint: dict[str, str | None] = {
-                "continue_from": page.continue_from,
-                "walk": walk if page.has_more else "done",
-                "high_water": high_water,  # the repository raises it to the page's newest modifiedOn
-            }
-            if generation is not None:
-                checkpoint["generation"] = generation
-            try:
-                counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
-            finally:
-                client.release(page)
-                del page  # the loop variable would hold the body until the next page arrives
-            high_water = later(high_water, counts.max_modified_on)
+        async with _pipelined(lambda: pages_from(first), client.release) as pages:
+            async for page in pages:
+                checkpoint: dict[str, str | None] = {
+                    "continue_from": page.continue_from,
+                    "walk": walk if page.has_more else "done",
+                    "high_water": high_water,  # the repository raises it to the page's newest modifiedOn
+                }
+                if generation is not None:
+                    checkpoint["generation"] = generation
+                try:
+                    counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
+                finally:
+                    client.release(page)
+                    del page  # the loop variable would hold the body until the next page arrives
+                high_water = later(high_water, counts.max_modified_on)
 
     try:
         await walk_from(start)
@@ -383,7 +397,7 @@ async def _walk_list(
         params["modifiedOnOrAfter"] = since
     page_size = options.page_size
 
-    async def pages() -> AsyncIterator[Page]:
+    async def pages() -> AsyncGenerator[Page, None]:
         number = 1
         while True:
             page = await client.list_page(stream.module, stream.list_path, number, page_size, params)
@@ -395,15 +409,16 @@ async def _walk_list(
             number += 1
 
     high_water = state.get("high_water")
-    async for page in _pipelined(pages, client.release):
-        # Pages come in id order, so the high-water mark may only move with the last page;
-        # until then the newest modifiedOn seen is carried in memory.
-        checkpoint: dict[str, str | None] = {} if page.has_more else {"high_water": high_water, "walk": "done"}
-        if generation is not None and not page.has_more:
-            checkpoint["generation"] = generation
-        try:
-            counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
-        finally:
-            client.release(page)
-            del page  # the loop variable would hold the body until the next page arrives
-        high_water = later(high_water, counts.max_modified_on)
+    async with _pipelined(pages, client.release) as walk:
+        async for page in walk:
+            # Pages come in id order, so the high-water mark may only move with the last page;
+            # until then the newest modifiedOn seen is carried in memory.
+            checkpoint: dict[str, str | None] = {} if page.has_more else {"high_water": high_water, "walk": "done"}
+            if generation is not None and not page.has_more:
+                checkpoint["generation"] = generation
+            try:
+                counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
+            finally:
+                client.release(page)
+                del page  # the loop variable would hold the body until the next page arrives
+            high_water = later(high_water, counts.max_modified_on)
