@@ -82,7 +82,11 @@ def run_timed(
             raise SystemExit(
                 f"{' '.join(argv[:3])} … exited {proc.returncode}: {err.read().decode(errors='replace')[-3000:]}"
             )
-        wall, maxrss_kb = figures.read().split()
+        measured = figures.read().split()
+        if len(measured) != 2:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(argv[:3])} … gave no figures: {err.read().decode(errors='replace')[-3000:]}")
+        wall, maxrss_kb = measured
     return float(wall), int(maxrss_kb) / 1024, out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fractions
 import time
 
 
@@ -29,8 +30,10 @@ class WindowLimiter:
 
     @classmethod
     def per_second(cls, rate: float) -> WindowLimiter:
-        """``rate`` requests per second: ``int(rate)`` per second, or one per ``1/rate`` seconds below 1."""
-        return cls(int(rate), 1.0) if rate >= 1 else cls(1, 1.0 / rate)
+        """``rate`` requests per second as a whole number per whole seconds: 50 -> 50 per 1 s,
+        1.5 -> 3 per 2 s, 0.5 -> 1 per 2 s."""
+        ratio = fractions.Fraction(rate).limit_denominator(10)
+        return cls(max(1, ratio.numerator), float(ratio.denominator))
 
     async def acquire(self) -> None:
         """Wait until one request may be sent."""

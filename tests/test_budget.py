@@ -108,3 +108,32 @@ def test_a_failed_write_with_a_page_read_ahead_leaks_nothing(db_dsn: str, monkey
     assert set(statuses.values()) == {"completed"}
     assert held == 0
     assert len(asked) >= 3
+
+
+def test_waiters_are_served_in_order_and_a_cancelled_one_steps_aside() -> None:
+    """A small request that would fit does not overtake a larger one already waiting; a waiter that is
+    cancelled leaves the line without holding anything."""
+
+    async def go() -> tuple[list[str], int]:
+        budget = ByteBudget(100)
+        order: list[str] = []
+        await budget.acquire(60)
+
+        async def take(name: str, size: int) -> None:
+            await budget.acquire(size)
+            order.append(name)
+
+        big = asyncio.create_task(take("big", 50))
+        await asyncio.sleep(0)
+        small = asyncio.create_task(take("small", 10))
+        gone = asyncio.create_task(take("gone", 30))
+        await asyncio.sleep(0)
+        assert order == [], "the small one must wait behind the big one"
+        gone.cancel()
+        budget.release(60)
+        await asyncio.gather(big, small, return_exceptions=True)
+        return order, budget.held
+
+    order, held = asyncio.run(go())
+    assert order == ["big", "small"]
+    assert held == 60

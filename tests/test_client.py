@@ -144,3 +144,32 @@ def test_envelope_is_read_without_parsing_records() -> None:
     assert read_envelope(b'{"page": 1, "hasMore": false, "data": []}') == (False, None)
     # A record that itself carries the keys, with the envelope on the same side: fall back to parsing.
     assert read_envelope(b'{"hasMore": true, "data": [], "x": {"hasMore": false}}') is None
+
+
+@respx.mock
+def test_a_compressed_page_is_counted_at_its_decompressed_size() -> None:
+    """The budget reserves the announced (compressed) length before reading, then counts what the body
+    really occupies once decompressed; releasing the page gives all of it back."""
+    import gzip
+
+    import orjson
+
+    plain = orjson.dumps(
+        {"hasMore": False, "continueFrom": "t", "data": [{"id": i, "name": "x" * 50} for i in range(500)]}
+    )
+    packed = gzip.compress(plain)
+    _token_route(respx)
+    respx.get(EXPORT).mock(return_value=httpx.Response(200, content=packed, headers={"Content-Encoding": "gzip"}))
+    client = _client()
+
+    async def go() -> tuple[int, int, int]:
+        async with client:
+            page = await client.export_page("crm", "export/customers", None, False, {})
+            held = client.budget.held
+            client.release(page)
+            return page.reserved, held, client.budget.held
+
+    reserved, held, after = asyncio.run(go())
+    assert len(packed) < len(plain)
+    assert reserved == held == len(plain)
+    assert after == 0

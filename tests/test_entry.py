@@ -33,13 +33,16 @@ def test_only_real_sync_runs_take_the_flock(
     assert entry.sync_config_path(argv) == expected
 
 
-def test_the_key_is_the_config_and_every_stsync_variable(tmp_path: Path) -> None:
+def test_the_key_is_everything_that_picks_the_tenant_and_database(tmp_path: Path) -> None:
     base = {"TMPDIR": str(tmp_path), "STSYNC_DATABASE__URL": "postgresql://db/a", "HOME": "/root"}
-    same = entry.lock_path("", {**base, "HOME": "/elsewhere"})
-    assert entry.lock_path("", base) == same, "unrelated variables must not split the key"
-    assert entry.lock_path("", {**base, "STSYNC_DATABASE__URL": "postgresql://db/b"}) != same
-    assert entry.lock_path("x.yaml", base) != same
-    assert entry.lock_path("", base).startswith(str(tmp_path) + "/stsync-sync-")
+    same = entry.lock_path("", {**base, "HOME": "/elsewhere"}, cwd="/srv")
+    assert entry.lock_path("", base, cwd="/srv") == same, "unrelated variables must not split the key"
+    assert entry.lock_path("", {**base, "STSYNC_DATABASE__URL": "postgresql://db/b"}, cwd="/srv") != same
+    assert entry.lock_path("x.yaml", base, cwd="/srv") != same
+    assert entry.lock_path("", {**base, "PGDATABASE": "staging"}, cwd="/srv") != same
+    assert entry.lock_path("", {**base, "CREDENTIALS_DIRECTORY": "/run/credentials/b"}, cwd="/srv") != same
+    assert entry.lock_path("", base, cwd="/elsewhere") != same, "relative secret-file paths start from here"
+    assert same.startswith(str(tmp_path) + "/stsync-sync-")
 
 
 def test_a_second_holder_is_refused_and_a_dead_one_is_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,3 +57,14 @@ def test_a_second_holder_is_refused_and_a_dead_one_is_not(tmp_path: Path, monkey
     os.close(held)
     assert entry.another_sync_running(["sync"]) is False
     os.close(entry._held[-1])
+
+
+def test_a_lock_file_owned_by_someone_else_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another local user could pre-create the file in a shared /tmp and hold it: the fast path then steps
+    aside (the advisory lock decides) instead of refusing every run."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(entry, "_held", [])
+    monkeypatch.setattr(entry.os, "geteuid", lambda: os.getuid() + 1)
+    assert entry.another_sync_running(["sync"]) is False
+    assert entry._held == []

@@ -62,7 +62,9 @@ def test_a_429_pauses_every_caller(clock: FakeClock) -> None:
     assert send_times(limiter, clock, 1) == [3.0]
 
 
-def test_rates_below_one_per_second() -> None:
-    limiter = WindowLimiter.per_second(0.5)
-    assert (limiter.limit, limiter.per) == (1, 2.0)
-    assert (WindowLimiter.per_second(50.0).limit, WindowLimiter.per_second(50.0).per) == (50, 1.0)
+@pytest.mark.parametrize(
+    ("rate", "limit", "per"), [(50.0, 50, 1.0), (60, 60, 1.0), (0.5, 1, 2.0), (1.5, 3, 2.0), (10.9, 109, 10.0)]
+)
+def test_fractional_rates_keep_their_value(rate: float, limit: int, per: float) -> None:
+    limiter = WindowLimiter.per_second(rate)
+    assert (limiter.limit, limiter.per) == (limit, per)

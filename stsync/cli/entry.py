@@ -4,9 +4,10 @@ Cron and timers start `stsync sync` while the previous run may still hold the te
 advisory lock. Such a run must exit 75 at once, but reaching the advisory lock costs the interpreter
 ~0.3 s of imports (typer, pydantic, psycopg), and ten of them starting together on two cores queue
 for seconds. So, before importing anything heavy, a sync run takes an flock on a file keyed by its
-invocation: the config path and every STSYNC_* variable. Two runs with the same key read the same
-settings, so they target the same tenant and the advisory lock would refuse the second one anyway;
-the flock only refuses it sooner. Any other pair of runs falls through to the advisory lock, which
+invocation: the config path, the working directory, every STSYNC_* and PG* variable and
+$CREDENTIALS_DIRECTORY. Two runs with the same key read the same settings, so they target the same
+tenant and database and the advisory lock would refuse the second one anyway; the flock only refuses
+it sooner. Any other pair of runs falls through to the advisory lock, which
 stays the authority (across hosts too). The kernel drops the flock when its process dies, so a
 crashed run never blocks the next one.
 """
@@ -44,12 +45,36 @@ def sync_config_path(argv: list[str]) -> str | None:
     return config
 
 
-def lock_path(config: str, environ: dict[str, str] | os._Environ[str]) -> str:
-    settings = sorted((k, v) for k, v in environ.items() if k.startswith("STSYNC_") and k != "STSYNC_CONFIG")
-    key = repr((os.path.realpath(config) if config else "", settings)).encode()
+# Everything else that can change which tenant or database a run syncs: systemd credentials, libpq's own
+# variables (a partial database.url is completed from them), and the directory relative paths start from.
+_SETTINGS_PREFIXES = ("STSYNC_", "PG")
+_SETTINGS_KEYS = ("CREDENTIALS_DIRECTORY",)
+
+
+def lock_path(config: str, environ: dict[str, str] | os._Environ[str], cwd: str | None = None) -> str:
+    settings = sorted(
+        (k, v)
+        for k, v in environ.items()
+        if (k.startswith(_SETTINGS_PREFIXES) or k in _SETTINGS_KEYS) and k != "STSYNC_CONFIG"
+    )
+    where = cwd if cwd is not None else os.getcwd()  # noqa: PTH109 - the fast path avoids importing pathlib
+    key = repr((os.path.realpath(config) if config else "", where, settings)).encode()
     # The file holds nothing and is opened with O_NOFOLLOW: a shared /tmp is fine for a lock.
     directory = environ.get("XDG_RUNTIME_DIR") or environ.get("TMPDIR") or "/tmp"  # noqa: S108
     return f"{directory.rstrip('/')}/stsync-sync-{hashlib.sha256(key).hexdigest()[:20]}.lock"
+
+
+def _open_lock_file(path: str) -> int | None:
+    """The lock file's descriptor, or None when it cannot be trusted or opened (then the advisory lock
+    alone decides): an unwritable directory, or a file owned by another user in a shared directory."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError:
+        return None
+    if os.fstat(fd).st_uid != os.geteuid():
+        os.close(fd)
+        return None
+    return fd
 
 
 def another_sync_running(argv: list[str]) -> bool:
@@ -61,18 +86,14 @@ def another_sync_running(argv: list[str]) -> bool:
         import fcntl
     except ImportError:  # not POSIX: the advisory lock alone decides
         return False
-    try:
-        fd = os.open(lock_path(config, os.environ), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    except OSError:  # unwritable directory, another user's file: the advisory lock alone decides
+    fd = _open_lock_file(lock_path(config, os.environ))
+    if fd is None:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError as exc:
         os.close(fd)
-        return True
-    except OSError:
-        os.close(fd)
-        return False
+        return isinstance(exc, BlockingIOError)
     _held.append(fd)
     return False
 

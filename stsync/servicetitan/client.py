@@ -185,15 +185,21 @@ class ServiceTitanClient:
         raise AssertionError("unreachable")  # pragma: no cover - the retry loop returns or raises
 
     async def _read_page(self, resp: httpx.Response, url: str) -> Page:
-        """Reserve the body's size in the page budget, then read it. A 200 whose body is cut short or is
-        not the documented envelope gives its reservation back and is retried like a reset."""
+        """Reserve the body's announced size in the page budget, then read it. A compressed body is counted
+        at its decompressed size once read (it is in memory by then; waiting could deadlock). A 200 whose
+        body is cut short or is not the documented envelope gives its reservation back and is retried
+        like a reset."""
         size = int(resp.headers.get("Content-Length") or 0)
         await self.budget.acquire(size)
         try:
-            page = _page(await _read_body(resp, size))
+            body = await _read_body(resp, size)
         except BaseException:
             self.budget.release(size)
             raise
+        if len(body) > size:
+            self.budget.grow(len(body) - size)
+            size = len(body)
+        page = _page(body)
         if page is None:
             self.budget.release(size)
             raise RetryableStatus(200, url, None)
