@@ -45,7 +45,7 @@ def test_kill_9_during_full_and_incremental_syncs_converges(pg_server: Any) -> N
 
 
 def test_ten_concurrent_incremental_runs_one_syncs(pg_server: Any) -> None:
-    [(name, runs, converged, detail)] = faults.overlap(Server(pg_server), OPTS, 10)  # type: ignore[arg-type]
+    [(_name, _runs, converged, detail)] = faults.overlap(Server(pg_server), OPTS, 10)  # type: ignore[arg-type]
     assert converged == 1, detail
     assert "exit codes [0, 75, 75, 75, 75, 75, 75, 75, 75, 75]" in detail
 
