@@ -289,6 +289,7 @@ async def _pipelined(
 
 
 async def _write(
+    client: ServiceTitanClient,
     repo: StreamRepository,
     page: Page,
     log_id: int | None,
@@ -297,11 +298,15 @@ async def _write(
     observer: Observer,
     stream: Stream,
 ) -> PageCounts:
-    if log_id is None:  # dry run: count, write nothing
-        count = page.count if page.count >= 0 else len(orjson.loads(page.body)["data"])
-        counts = PageCounts(count, 0, 0, 0, 0, None)
-    else:
-        counts = await repo.write_page(page.body, log_id, checkpoint)
+    """Write one page (or only count it, in a dry run) and give its bytes back to the budget, whatever happens."""
+    try:
+        if log_id is None:  # dry run: count, write nothing
+            count = page.count if page.count >= 0 else len(orjson.loads(page.body)["data"])
+            counts = PageCounts(count, 0, 0, 0, 0, None)
+        else:
+            counts = await repo.write_page(page.body, log_id, checkpoint)
+    finally:
+        client.release(page)
     result.add(counts)
     observer.page_written(stream.name, result)
     return counts
@@ -365,11 +370,8 @@ async def _walk_export(
                 }
                 if generation is not None:
                     checkpoint["generation"] = generation
-                try:
-                    counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
-                finally:
-                    client.release(page)
-                    del page  # the loop variable would hold the body until the next page arrives
+                counts = await _write(client, repo, page, log_id, checkpoint, result, observer, stream)
+                del page  # the loop variable would hold the body until the next page arrives
                 high_water = later(high_water, counts.max_modified_on)
 
     try:
@@ -416,9 +418,6 @@ async def _walk_list(
             checkpoint: dict[str, str | None] = {} if page.has_more else {"high_water": high_water, "walk": "done"}
             if generation is not None and not page.has_more:
                 checkpoint["generation"] = generation
-            try:
-                counts = await _write(repo, page, log_id, checkpoint, result, observer, stream)
-            finally:
-                client.release(page)
-                del page  # the loop variable would hold the body until the next page arrives
+            counts = await _write(client, repo, page, log_id, checkpoint, result, observer, stream)
+            del page  # the loop variable would hold the body until the next page arrives
             high_water = later(high_water, counts.max_modified_on)
