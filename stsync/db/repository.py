@@ -8,6 +8,7 @@ a killed process loses nothing and never double-counts. Driver errors become sts
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import struct
 import uuid
@@ -149,12 +150,19 @@ class StreamRepository:
     def __init__(self, conn: psycopg.AsyncConnection[Any], stream: Stream) -> None:
         self.conn = conn
         self.stream = stream
-        # Each statement comes twice: a fast one that trusts the page, and one that checks every typed
-        # field and quarantines what does not convert, run only when the fast one hits bad data.
-        self._merge = (page_merge(stream, validate=False), page_merge(stream, validate=True))
-        self._children = [
-            (child_merge(stream, child, validate=False), child_merge(stream, child, validate=True))
-            for child in stream.children
+
+    # Each statement comes twice: a fast one that trusts the page, and one that checks every typed field
+    # and quarantines what does not convert, run only when the fast one hits bad data. They are composed
+    # on a stream's first page with records: a run where nothing changed composes none.
+    @functools.cached_property
+    def _merge(self) -> tuple[Any, Any]:
+        return page_merge(self.stream, validate=False), page_merge(self.stream, validate=True)
+
+    @functools.cached_property
+    def _children(self) -> list[tuple[Any, Any]]:
+        return [
+            (child_merge(self.stream, child, validate=False), child_merge(self.stream, child, validate=True))
+            for child in self.stream.children
         ]
 
     async def close(self) -> None:
