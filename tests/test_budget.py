@@ -83,11 +83,11 @@ def test_a_failed_write_with_a_page_read_ahead_leaks_nothing(db_dsn: str, monkey
                 third_asked.set()
         return await real_export(self, module, path, *args)
 
-    async def write_page(self: Any, body: Any, log_id: int, checkpoint: Any) -> Any:
+    async def write_page(self: Any, body: Any, log_id: int, checkpoint: Any, empty: bool = False) -> Any:
         if self.stream.name == failing:
             await third_asked.wait()
             raise DatabaseUnavailable("database error while writing a page: injected")
-        return await real_write(self, body, log_id, checkpoint)
+        return await real_write(self, body, log_id, checkpoint, empty)
 
     monkeypatch.setattr(ServiceTitanClient, "export_page", export_page)
     monkeypatch.setattr(repository.StreamRepository, "write_page", write_page)

@@ -8,9 +8,8 @@ from typing import Any
 
 import orjson
 import psycopg
-import pytest
 
-from stsync.db.repository import ConnectionPool, _no_records
+from stsync.db.repository import ConnectionPool
 from stsync.sync.streams import STREAMS_BY_NAME
 
 
@@ -161,18 +160,3 @@ def test_values_that_convert_are_accepted_on_both_paths(db_dsn: str) -> None:
     with psycopg.connect(db_dsn) as conn:
         rows = conn.execute("SELECT st_id, customer_id FROM servicetitan.st_jobs ORDER BY st_id").fetchall()
     assert rows == [(1, 41), (2, 42)]
-
-
-@pytest.mark.parametrize(
-    ("body", "empty"),
-    [
-        (b'{"hasMore":false,"continueFrom":"x","data":[]}', True),
-        (b'{"data" : [ ] ,"hasMore":false}', True),
-        (b'{"data":[{"id":1,"data":[]}],"hasMore":false}', False),  # a record's own "data": [] does not count
-        (b'{"hasMore":false,"data":[{"id":1}]}', False),
-    ],
-)
-def test_only_an_empty_envelope_data_array_skips_the_merge(body: bytes, empty: bool) -> None:
-
-    assert _no_records(body) is empty
-    assert _no_records(bytearray(body)) is empty

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 import struct
 import uuid
 from dataclasses import dataclass
@@ -35,20 +34,6 @@ _COPY_TRAILER = struct.pack("!h", -1)
 def _copy_frame(body: bytes | bytearray) -> tuple[bytes, bytes | bytearray, bytes]:
     """The COPY stream for one page, in parts, so the (multi-megabyte) body is never copied."""
     return _COPY_HEADER + struct.pack("!hi", 1, len(body) + 1) + b"\x01", body, _COPY_TRAILER
-
-
-_DATA_ARRAY = re.compile(rb'"data"\s*:\s*\[\s*(\]?)')
-
-
-def _no_records(body: bytes | bytearray) -> bool:
-    """A page whose data array is empty (the usual answer of a feed with nothing new): nothing to merge.
-
-    Only the first "data" key counts, the envelope's: a record's own nested "data": [] must not make a
-    page look empty."""
-    if len(body) >= 4096:
-        return False
-    first = _DATA_ARRAY.search(body)
-    return first is not None and first.group(1) == b"]"
 
 
 def _clean(body: bytes | bytearray) -> bytes | bytearray:
@@ -199,11 +184,14 @@ class StreamRepository:
         except psycopg.Error as exc:
             raise _db_error(exc, f"finishing the sync log of {self.stream.name}") from None
 
-    async def write_page(self, body: bytes | bytearray, log_id: int, checkpoint: dict[str, str | None]) -> PageCounts:
-        """COPY + merge one page, record its counts and its checkpoint, and commit — all or nothing."""
+    async def write_page(
+        self, body: bytes | bytearray, log_id: int, checkpoint: dict[str, str | None], empty: bool = False
+    ) -> PageCounts:
+        """COPY + merge one page, record its counts and its checkpoint, and commit — all or nothing.
+        An ``empty`` page (no records) only moves the checkpoint and the log."""
         try:
             async with self.conn.cursor() as cur:
-                if _no_records(body):
+                if empty:
                     row = (0, 0, 0, 0, 0, 0, None)
                 else:
                     # The session's staging table, made on first use (a run where nothing changed needs none).

@@ -252,8 +252,9 @@ async def _read_body(resp: httpx.Response, size: int) -> bytes | bytearray:
         view[filled:end] = chunk
         filled = end
     view.release()
-    # h11 raises on a body shorter than its Content-Length; this is a second line of defence.
-    return body if filled == size else body[:filled]
+    # A body shorter than its Content-Length makes h11 raise; were one to slip through, its zero-filled
+    # tail fails _page's completeness check and the page is retried.
+    return body
 
 
 def _page(body: bytes | bytearray) -> Page | None:
@@ -262,7 +263,9 @@ def _page(body: bytes | bytearray) -> Page | None:
         return None
     envelope = read_envelope(body)
     if envelope is not None:
-        return Page(body, -1, envelope[0], envelope[1])
+        # Records are not counted (the merge statement does), but an empty data array is told apart:
+        # the usual answer of a feed with nothing new, which needs no COPY and no merge.
+        return Page(body, 0 if _EMPTY_DATA.match(body, envelope[2]) else -1, envelope[0], envelope[1])
     try:
         doc = orjson.loads(body)
         return Page(body, len(doc["data"]), bool(doc["hasMore"]), doc.get("continueFrom"))
@@ -273,10 +276,12 @@ def _page(body: bytes | bytearray) -> Page | None:
 _HAS_MORE = re.compile(rb'"hasMore"\s*:\s*(true|false)')
 _CONTINUE_FROM = re.compile(rb'"continueFrom"\s*:\s*(?:"((?:[^"\\]|\\.)*)"|null)')
 _DATA_KEY = re.compile(rb'"data"\s*:\s*\[')
+_EMPTY_DATA = re.compile(rb"\s*\]")
 
 
-def read_envelope(body: bytes | bytearray) -> tuple[bool, str | None] | None:
-    """``(hasMore, continueFrom)`` read from the envelope around ``data`` without parsing the records.
+def read_envelope(body: bytes | bytearray) -> tuple[bool, str | None, int] | None:
+    """``(hasMore, continueFrom, where the data array's items start)`` read from the envelope around
+    ``data`` without parsing the records.
 
     Parsing a 5000-record page only to learn two envelope fields costs more CPU and memory than the
     rest of the client together; the records go to PostgreSQL as they are. The envelope keys are
@@ -295,7 +300,7 @@ def read_envelope(body: bytes | bytearray) -> tuple[bool, str | None] | None:
     if cont and cont[0].group(1) is not None:
         raw = cont[0].group(1)
         token = raw.decode() if b"\\" not in raw else orjson.loads(b'"' + raw + b'"')
-    return has_more[0].group(1) == b"true", token
+    return has_more[0].group(1) == b"true", token, data.end()
 
 
 def _looks_like_date(value: str) -> bool:

@@ -304,7 +304,7 @@ async def _write(
             count = page.count if page.count >= 0 else len(orjson.loads(page.body)["data"])
             counts = PageCounts(count, 0, 0, 0, 0, None)
         else:
-            counts = await repo.write_page(page.body, log_id, checkpoint)
+            counts = await repo.write_page(page.body, log_id, checkpoint, empty=page.count == 0)
     finally:
         client.release(page)
     result.add(counts)
