@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -192,14 +192,8 @@ class Run:
         """Update the known contact, else the one GHL already has for this customer, else create it."""
         assert self.client is not None
         update = {k: v for k, v in fields.items() if k != "source"}
-        if known:
-            try:
-                await self.client.update_contact(known, update)
-                return known, False
-            except GhlRequestError as exc:
-                if exc.status not in (400, 404):
-                    raise
-                log.warning("GHL contact %s is gone (%s); looking it up again", known, exc)
+        if known and await _still_there("contact", known, self.client.update_contact(known, update)):
+            return known, False
         # Look up before creating: a crash after GHL created the contact but before we recorded it
         # must not create a second one.
         if "email" in fields or "phone" in fields:
@@ -354,14 +348,8 @@ class Run:
     ) -> tuple[str, bool]:
         assert self.client is not None
         known = row["ghl_opportunity_id"] if row and row["pipeline_id"] == fields["pipelineId"] else None
-        if known:
-            try:
-                await self.client.update_opportunity(known, fields)
-                return known, False
-            except GhlRequestError as exc:
-                if exc.status not in (400, 404):
-                    raise
-                log.warning("GHL opportunity %s is gone (%s); looking it up again", known, exc)
+        if known and await _still_there("opportunity", known, self.client.update_opportunity(known, fields)):
+            return known, False
         found = [
             o
             for o in await self.client.search_opportunities(contact_id=contact_id, pipeline_id=fields["pipelineId"])
@@ -375,3 +363,16 @@ class Run:
         if not created:
             await self.client.update_opportunity(oid, fields)
         return oid, created
+
+
+async def _still_there(kind: str, ghl_id: str, update: Awaitable[Any]) -> bool:
+    """Run the update of a record GHL should still hold. False when GHL says it is gone (400/404): the
+    caller then looks it up again before creating, like a record it never pushed."""
+    try:
+        await update
+        return True
+    except GhlRequestError as exc:
+        if exc.status not in (400, 404):
+            raise
+        log.warning("GHL %s %s is gone (%s); looking it up again", kind, ghl_id, exc)
+        return False
