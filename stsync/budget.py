@@ -68,3 +68,75 @@ class ByteBudget:
             self._waiters.popleft()
             self._take(size)
             waiter.set_result(None)
+
+
+class PageBudget:
+    """The run's page memory: the ``writing`` budget, for pages of streams that may write now, and a
+    smaller ``ahead`` budget (half of it) for pages fetched by streams still waiting their turn.
+
+    Streams start downloading at once but write in dependency order (jobs after customers, invoices after
+    jobs). Pages fetched ahead by a waiting stream must not take the memory that the streams it waits for
+    need, or neither could move: they come out of ``ahead``, which only waiting streams use. A stream that
+    may write takes its next pages from ``writing``; a page it already holds from ``ahead`` is written and
+    given back like any other.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.writing = ByteBudget(limit)
+        self.ahead = ByteBudget(max(1, limit // 2))
+
+    @property
+    def held(self) -> int:
+        return self.writing.held + self.ahead.held
+
+    @property
+    def peak(self) -> int:
+        return self.writing.peak + self.ahead.peak
+
+    def lane(self, writing: bool = True) -> Lane:
+        """One stream's way in; ``writing=False`` until the stream may write (``Lane.start_writing``)."""
+        return Lane(self, writing)
+
+
+class Lane:
+    """Where one stream's next page reserves its bytes: ``ahead`` while the stream waits, then ``writing``.
+
+    A download already waiting in ``ahead`` when the stream's turn comes moves over to ``writing``: it may
+    be waiting behind pages held by streams that wait for this one.
+    """
+
+    def __init__(self, budget: PageBudget, writing: bool) -> None:
+        self._budget = budget
+        self._writing = asyncio.Event()
+        if writing:
+            self._writing.set()
+
+    def start_writing(self) -> None:
+        self._writing.set()
+
+    async def acquire(self, size: int) -> ByteBudget:
+        """Reserve ``size`` bytes; returns the budget to release them to."""
+        if not self._writing.is_set():
+            ahead = asyncio.ensure_future(self._budget.ahead.acquire(size))
+            turn = asyncio.ensure_future(self._writing.wait())
+            try:
+                await asyncio.wait((ahead, turn), return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:  # this caller was cancelled
+                turn.cancel()
+                if _granted(ahead):
+                    self._budget.ahead.release(size)
+                else:
+                    ahead.cancel()  # ByteBudget.acquire gives back what it is granted as it is cancelled
+                raise
+            turn.cancel()
+            if _granted(ahead):
+                return self._budget.ahead
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ahead
+        await self._budget.writing.acquire(size)
+        return self._budget.writing
+
+
+def _granted(acquire: asyncio.Future[None]) -> bool:
+    return acquire.done() and not acquire.cancelled() and acquire.exception() is None

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from stsync.errors import ApiUnavailable, AuthError, ConfigError, StsyncError
@@ -54,8 +53,9 @@ class ServiceTitanConfig(_Section):
     page_size: int = Field(default=5000, ge=1, le=5000)
     timeout_seconds: float = Field(default=100, gt=0)
     include_recent_changes: bool = False
+    # Streams writing at once; every stream downloads from the start.
     max_concurrency: int = Field(default=8, ge=1, le=64)
-    # Page bodies held in memory at once, downloading or waiting to be written, over every stream.
+    # Page bodies held in memory at once by writing streams (waiting streams: half as much again on top).
     page_memory_mb: int = Field(default=48, ge=1, le=4096)
     retry_attempts: int = Field(default=8, ge=1, le=100)
     retry_max_seconds: float = Field(default=300, gt=0)
@@ -206,6 +206,8 @@ def _yaml_layer(path: Path) -> _Layer:
         raise _fail(f"config file {path} not found") from None
     except OSError as exc:
         raise _fail(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    import yaml  # only runs that read a config file pay for it (~15 ms)
+
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

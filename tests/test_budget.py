@@ -76,18 +76,18 @@ def test_a_failed_write_with_a_page_read_ahead_leaks_nothing(db_dsn: str, monkey
     asked: list[str] = []
     third_asked = asyncio.Event()
 
-    async def export_page(self: Any, module: str, path: str, *args: Any) -> Any:
+    async def export_page(self: Any, module: str, path: str, *args: Any, **kwargs: Any) -> Any:
         if path.endswith("invoice-items"):
             asked.append(path)
             if len(asked) == 3:  # page 2 is queued; the producer is on page 3
                 third_asked.set()
-        return await real_export(self, module, path, *args)
+        return await real_export(self, module, path, *args, **kwargs)
 
-    async def write_page(self: Any, body: Any, log_id: int, checkpoint: Any, empty: bool = False) -> Any:
+    async def write_page(self: Any, body: Any, log: Any, checkpoint: Any, **kwargs: Any) -> Any:
         if self.stream.name == failing:
             await third_asked.wait()
             raise DatabaseUnavailable("database error while writing a page: injected")
-        return await real_write(self, body, log_id, checkpoint, empty)
+        return await real_write(self, body, log, checkpoint, **kwargs)
 
     monkeypatch.setattr(ServiceTitanClient, "export_page", export_page)
     monkeypatch.setattr(repository.StreamRepository, "write_page", write_page)

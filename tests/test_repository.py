@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import psycopg
 
-from stsync.db.repository import ConnectionPool
+from stsync.db.repository import ConnectionPool, SyncLog
 from stsync.sync.streams import STREAMS_BY_NAME
 
 
@@ -22,8 +23,8 @@ def _write(dsn: str, stream: str, *bodies: bytes) -> list[Any]:
         pool = ConnectionPool(dsn)
         repo = await pool.stream(STREAMS_BY_NAME[stream])
         try:
-            log_id = await repo.start_log(uuid.uuid4(), "full")
-            return [await repo.write_page(b, log_id, {"continue_from": "t", "high_water": None}) for b in bodies]
+            log = SyncLog(uuid.uuid4(), stream, "full", datetime.now(UTC))
+            return [await repo.write_page(b, log, {"continue_from": "t", "high_water": None}) for b in bodies]
         finally:
             await pool.close()
 

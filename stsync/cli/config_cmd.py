@@ -6,7 +6,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from stsync.cli.state import STATE
 
@@ -15,6 +14,8 @@ app = typer.Typer(help="Validate and show the effective configuration.", no_args
 
 def _scalar(value: Any) -> str:
     # A one-element flow list renders any scalar the way YAML would read it back ('0123', null, true…).
+    import yaml
+
     return yaml.safe_dump([value], default_flow_style=True, width=10_000).strip()[1:-1]
 
 

@@ -129,6 +129,29 @@ class RunLock:
             raise _db_error(exc, "writing the run state") from None
 
 
+@dataclass
+class SyncLog:
+    """One stream's row in ``st_sync_log`` for one run, written with the stream's pages, not before them;
+    ``started`` and ``finished`` say what has been committed."""
+
+    run_id: uuid.UUID
+    stream: str
+    sync_type: str
+    started_at: datetime
+    id: int | None = None
+    started: bool = False
+    finished: bool = False
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "log_id": self.id,
+            "run_id": self.run_id,
+            "stream": self.stream,
+            "sync_type": self.sync_type,
+            "started_at": self.started_at,
+        }
+
+
 class StreamRepository:
     """Writes one stream's pages; owns one connection for the stream's lifetime."""
 
@@ -154,43 +177,40 @@ class StreamRepository:
         """Hand the connection back; a stream never leaves a transaction open behind it."""
         await self._rollback()
 
-    async def read_state(self) -> dict[str, str]:
-        """This stream's checkpoints: {'continue_from': …, 'high_water': …, 'walk': …}."""
-        prefix = f"{self.stream.name}."
+    async def finish_log(self, log: SyncLog, status: str, error: str | None) -> None:
+        """Record how the stream ended, unless its last page already did; writes the whole row when no page
+        of the stream was committed (it failed before its first page, or its first page was rolled back)."""
+        if log.finished:
+            return
         try:
-            cur = await self.conn.execute(Q["get_state"], {"prefix": prefix.replace("_", r"\_") + "%"})
-            rows = await cur.fetchall()
-            await self.conn.commit()
-        except psycopg.Error as exc:
-            raise _db_error(exc, f"reading the checkpoint of {self.stream.name}") from None
-        return {key[len(prefix) :]: value for key, value in rows if value is not None}
-
-    async def start_log(self, run_id: uuid.UUID, sync_type: str) -> int:
-        try:
-            cur = await self.conn.execute(
-                Q["start_log"], {"run_id": run_id, "stream": self.stream.name, "sync_type": sync_type}
-            )
+            cur = await self.conn.execute(Q["finish_log"], {**log.params(), "status": status, "error": error})
             row = await cur.fetchone()
             await self.conn.commit()
         except psycopg.Error as exc:
-            raise _db_error(exc, f"starting the sync log of {self.stream.name}") from None
-        assert row is not None
-        return int(row[0])
-
-    async def finish_log(self, log_id: int, status: str, error: str | None) -> None:
-        try:
-            await self.conn.execute(Q["finish_log"], {"log_id": log_id, "status": status, "error": error})
-            await self.conn.commit()
-        except psycopg.Error as exc:
+            await self._rollback()
             raise _db_error(exc, f"finishing the sync log of {self.stream.name}") from None
+        assert row is not None
+        log.id, log.finished = int(row[0]), True
 
     async def write_page(
-        self, body: bytes | bytearray, log_id: int, checkpoint: dict[str, str | None], empty: bool = False
+        self,
+        body: bytes | bytearray,
+        log: SyncLog,
+        checkpoint: dict[str, str | None],
+        empty: bool = False,
+        last: bool = False,
     ) -> PageCounts:
         """COPY + merge one page, record its counts and its checkpoint, and commit — all or nothing.
-        An ``empty`` page (no records) only moves the checkpoint and the log."""
+        An ``empty`` page (no records) only moves the checkpoint and the log. The stream's first page also
+        starts its sync-log row; its ``last`` page also finishes it ('completed', or 'partial' when records
+        were quarantined): a stream that has nothing new costs one transaction."""
         try:
             async with self.conn.cursor() as cur:
+                if not log.started:
+                    await cur.execute(Q["start_log"], log.params())
+                    started = await cur.fetchone()
+                    assert started is not None
+                    log.id = int(started[0])  # kept if this transaction rolls back: finish_log then writes the row
                 if empty:
                     row = (0, 0, 0, 0, 0, 0, None)
                 else:
@@ -215,7 +235,8 @@ class StreamRepository:
                 await cur.execute(
                     Q["add_page_to_log"],
                     {
-                        "log_id": log_id,
+                        "log_id": log.id,
+                        "finish": last,
                         "fetched": fetched,
                         "created": created,
                         "updated": updated,
@@ -230,6 +251,7 @@ class StreamRepository:
         except psycopg.Error as exc:
             await self._rollback()
             raise _db_error(exc, f"writing a page of {self.stream.name}") from None
+        log.started, log.finished = True, last
         return counts
 
     async def _execute(self, cur: psycopg.AsyncCursor[Any], statements: tuple[Any, Any]) -> Any:
@@ -242,15 +264,6 @@ class StreamRepository:
             await cur.execute("ROLLBACK TO SAVEPOINT stsync_fast")
             await cur.execute(validating)
         return await cur.fetchone()
-
-    async def write_checkpoint(self, checkpoint: dict[str, str | None]) -> None:
-        try:
-            async with self.conn.cursor() as cur:
-                await self._put_state(cur, checkpoint)
-            await self.conn.commit()
-        except psycopg.Error as exc:
-            await self._rollback()
-            raise _db_error(exc, f"writing the checkpoint of {self.stream.name}") from None
 
     async def _put_state(self, cur: psycopg.AsyncCursor[Any], checkpoint: dict[str, str | None]) -> None:
         if not checkpoint:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import orjson
 
-from stsync.budget import ByteBudget
+from stsync.budget import ByteBudget, Lane, PageBudget
 from stsync.errors import ApiUnavailable, AuthError, StsyncError
 from stsync.ratelimit import WindowLimiter
 from stsync.retry import RetryableStatus, RetryPolicy, parse_retry_after, retrying
@@ -63,18 +63,24 @@ class Page:
     has_more: bool
     continue_from: str | None  # export feeds only
     reserved: int = 0  # bytes held in the client's page budget until ``ServiceTitanClient.release``
+    budget: ByteBudget | None = None  # which part of it holds them
 
 
 class ServiceTitanClient:
     def __init__(self, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.limiter = WindowLimiter.per_second(settings.requests_per_second)
-        self.budget = ByteBudget(settings.page_memory_bytes)
+        self.budget = PageBudget(settings.page_memory_bytes)
+        self._writing_lane = self.budget.lane()
         self.requests_sent = 0
         self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)),
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+            # Every stream downloads at once; a request waits for a free connection as long as it takes.
+            timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds), pool=None),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),  # a connection per stream
             transport=transport,
+            # Plain-http endpoints (the sandbox, a local proxy) use no TLS: skip reading the CA bundle (~40 ms
+            # of every run). Any https endpoint gets httpx's default verification.
+            verify=not all(url.lower().startswith("http:") for url in (settings.api_base, settings.auth_base)),
         )
         self._token: str | None = None
         self._token_expires = 0.0
@@ -142,8 +148,8 @@ class ServiceTitanClient:
     def url(self, module: str, path: str) -> str:
         return f"{self.settings.api_base.rstrip('/')}/{module}/v2/tenant/{self.settings.tenant_id}/{path}"
 
-    async def get(self, module: str, path: str, params: Mapping[str, Any]) -> Page:
-        """GET one page: its raw body and envelope. Retries per policy.
+    async def get(self, module: str, path: str, params: Mapping[str, Any], lane: Lane | None = None) -> Page:
+        """GET one page: its raw body and envelope, its bytes reserved through ``lane``. Retries per policy.
 
         A 200 whose body is cut short or is not the documented envelope is retried like a reset.
         """
@@ -164,7 +170,7 @@ class ServiceTitanClient:
                     resp = await self._http.send(request, stream=True)
                     try:
                         if resp.status_code == 200:
-                            return await self._read_page(resp, url)
+                            return await self._read_page(resp, url, lane or self._writing_lane)
                         await resp.aread()
                     finally:
                         await resp.aclose()
@@ -184,30 +190,31 @@ class ServiceTitanClient:
             raise ApiUnavailable(f"ServiceTitan {url} kept failing: {_describe(exc)}") from None
         raise AssertionError("unreachable")  # pragma: no cover - the retry loop returns or raises
 
-    async def _read_page(self, resp: httpx.Response, url: str) -> Page:
+    async def _read_page(self, resp: httpx.Response, url: str, lane: Lane) -> Page:
         """Reserve the body's announced size in the page budget, then read it. A compressed body is counted
         at its decompressed size once read (it is in memory by then; waiting could deadlock). A 200 whose
         body is cut short or is not the documented envelope gives its reservation back and is retried
         like a reset."""
         size = int(resp.headers.get("Content-Length") or 0)
-        await self.budget.acquire(size)
+        budget = await lane.acquire(size)
         try:
             body = await _read_body(resp, size)
         except BaseException:
-            self.budget.release(size)
+            budget.release(size)
             raise
         if len(body) > size:
-            self.budget.grow(len(body) - size)
+            budget.grow(len(body) - size)
             size = len(body)
         page = _page(body)
         if page is None:
-            self.budget.release(size)
+            budget.release(size)
             raise RetryableStatus(200, url, None)
-        return dataclasses.replace(page, reserved=size)
+        return dataclasses.replace(page, reserved=size, budget=budget)
 
     def release(self, page: Page) -> None:
         """The page is written (or dropped): give its bytes back to the budget."""
-        self.budget.release(page.reserved)
+        if page.budget is not None:
+            page.budget.release(page.reserved)
 
     def _raise_for(self, resp: httpx.Response, url: str, params: Mapping[str, Any]) -> Any:
         status = resp.status_code
@@ -222,18 +229,32 @@ class ServiceTitanClient:
         raise ApiUnavailable(f"ServiceTitan {url} answered HTTP {status}: {title}")
 
     async def export_page(
-        self, module: str, path: str, from_: str | None, include_recent: bool, extra: Mapping[str, str]
+        self,
+        module: str,
+        path: str,
+        from_: str | None,
+        include_recent: bool,
+        extra: Mapping[str, str],
+        lane: Lane | None = None,
     ) -> Page:
         params: dict[str, Any] = dict(extra)
         if from_:
             params["from"] = from_
         if include_recent:
             params["includeRecentChanges"] = "true"
-        return await self.get(module, path, params)
+        return await self.get(module, path, params, lane)
 
-    async def list_page(self, module: str, path: str, page: int, page_size: int, params: Mapping[str, str]) -> Page:
+    async def list_page(
+        self,
+        module: str,
+        path: str,
+        page: int,
+        page_size: int,
+        params: Mapping[str, str],
+        lane: Lane | None = None,
+    ) -> Page:
         query: dict[str, Any] = {**params, "page": page, "pageSize": page_size}
-        return await self.get(module, path, query)
+        return await self.get(module, path, query, lane)
 
 
 async def _read_body(resp: httpx.Response, size: int) -> bytes | bytearray:

@@ -1,7 +1,9 @@
 """The sync engine: walk every selected stream's feed and hand its pages to the repository.
 
-- One run at a time per tenant (``RunLock``); streams start when the streams they depend on have
-  finished, and run concurrently under one shared rate limiter and a concurrency cap.
+- One run at a time per tenant (``RunLock``). Every stream starts downloading at once; it writes when
+  the streams it depends on have finished (customers and locations, then jobs, then the rest), holding
+  one of ``max_concurrency`` writer slots. Pages downloaded before a stream's turn come out of a smaller
+  part of the page budget, so they never hold the memory the streams ahead of it need.
 - Export feeds: ``full`` walks from the beginning (or resumes an interrupted full walk);
   ``incremental`` resumes from the stored continuation token, falling back to the stored
   high-water ``modifiedOn`` when the token is missing or rejected.
@@ -25,7 +27,8 @@ from typing import Literal, Protocol
 
 import orjson
 
-from stsync.db.repository import ConnectionPool, PageCounts, RunLock, StreamRepository, later
+from stsync.budget import Lane
+from stsync.db.repository import ConnectionPool, PageCounts, RunLock, StreamRepository, SyncLog, later
 from stsync.errors import ExitCode, StsyncError, exit_code_for
 from stsync.servicetitan.client import ContinuationRejected, Page, ServiceTitanClient
 from stsync.sync.streams import FeedKind, Stream
@@ -33,6 +36,8 @@ from stsync.sync.streams import FeedKind, Stream
 log = logging.getLogger("stsync.sync")
 
 SyncType = Literal["full", "incremental"]
+
+READ_AHEAD = 2  # pages queued for a writing stream: the one written next and the one after it
 
 
 @dataclass
@@ -124,31 +129,62 @@ async def run_sync(
     observer = observer or _Silent()
     result = RunResult(uuid.uuid4(), options.sync_type, options.dry_run)
     started = time.monotonic()
-    async with RunLock(options.dsn, options.tenant_id, options.connect_timeout) as lock:
-        await client.authenticate()
-        generation = await _full_generation(lock, options, result.run_id)
-        gate = asyncio.Semaphore(options.max_concurrency)
-        pool = ConnectionPool(options.dsn, options.connect_timeout)
-        tasks: dict[str, asyncio.Task[StreamResult]] = {}
-        selected = {s.name for s in streams}
-        try:
-            for stream in streams:
-                deps = [tasks[d] for d in stream.depends_on if d in selected and d in tasks]
-                tasks[stream.name] = asyncio.create_task(
-                    _run_after(deps, gate, pool, client, stream, options, observer, result.run_id, generation)
-                )
-            result.streams = list(await asyncio.gather(*tasks.values()))
-        finally:
-            await pool.close()
-        jobs = next((s for s in result.streams if s.name == "jobs"), None)
-        if jobs is not None and jobs.status in ("completed", "partial") and not options.dry_run:
-            # The seed's job sync kept its cursor under this key; tools that read it keep working.
-            await lock.write_state("", {"lastJobPull": datetime.now(UTC).isoformat()})
-        if generation and all(s.status in ("completed", "partial", "skipped") for s in result.streams):
-            await lock.write_state("full_run.", {"status": "done"})
+    # The token is asked for while the run lock is taken: one round trip less before the first page.
+    authenticating = asyncio.ensure_future(client.authenticate())
+    try:
+        async with RunLock(options.dsn, options.tenant_id, options.connect_timeout) as lock:
+            await authenticating
+            result.streams = await _run_streams(lock, client, streams, options, observer, result.run_id)
+    finally:
+        if not authenticating.done():
+            authenticating.cancel()
+        elif not authenticating.cancelled():
+            authenticating.exception()  # when the lock failed first, its error is the one reported
     result.duration_ms = int((time.monotonic() - started) * 1000)
     result.requests = client.requests_sent
     return result
+
+
+async def _run_streams(
+    lock: RunLock,
+    client: ServiceTitanClient,
+    streams: list[Stream],
+    options: SyncOptions,
+    observer: Observer,
+    run_id: uuid.UUID,
+) -> list[StreamResult]:
+    generation = await _full_generation(lock, options, run_id)
+    checkpoints = await lock.read_state("")
+    writers = asyncio.Semaphore(options.max_concurrency)
+    pool = ConnectionPool(options.dsn, options.connect_timeout)
+    tasks: dict[str, asyncio.Task[StreamResult]] = {}
+    selected = {s.name for s in streams}
+    try:
+        for stream in streams:
+            turn = _Turn(
+                [tasks[d] for d in stream.depends_on if d in selected and d in tasks],
+                writers,
+                client.budget.lane(writing=False),
+            )
+            state = _stream_state(checkpoints, stream.name)
+            run = _StreamRun(pool, client, stream, options, observer, run_id, generation, turn)
+            tasks[stream.name] = asyncio.create_task(run.run(state))
+        results = list(await asyncio.gather(*tasks.values()))
+    finally:
+        await pool.close()
+    jobs = next((s for s in results if s.name == "jobs"), None)
+    if jobs is not None and jobs.status in ("completed", "partial") and not options.dry_run:
+        # The seed's job sync kept its cursor under this key; tools that read it keep working.
+        await lock.write_state("", {"lastJobPull": datetime.now(UTC).isoformat()})
+    if generation and all(s.status in ("completed", "partial", "skipped") for s in results):
+        await lock.write_state("full_run.", {"status": "done"})
+    return results
+
+
+def _stream_state(checkpoints: dict[str, str], name: str) -> dict[str, str]:
+    """One stream's checkpoints ('continue_from', 'high_water', 'walk', 'generation') out of all of them."""
+    prefix = f"{name}."
+    return {key[len(prefix) :]: value for key, value in checkpoints.items() if key.startswith(prefix)}
 
 
 async def _full_generation(lock: RunLock, options: SyncOptions, run_id: uuid.UUID) -> str | None:
@@ -168,96 +204,147 @@ async def _full_generation(lock: RunLock, options: SyncOptions, run_id: uuid.UUI
     return generation
 
 
-async def _run_after(
-    deps: list[asyncio.Task[StreamResult]],
-    gate: asyncio.Semaphore,
-    pool: ConnectionPool,
-    client: ServiceTitanClient,
-    stream: Stream,
-    options: SyncOptions,
-    observer: Observer,
-    run_id: uuid.UUID,
-    generation: str | None,
-) -> StreamResult:
-    if deps:
-        await asyncio.wait(deps)
-    async with gate:
-        return await _run_stream(pool, client, stream, options, observer, run_id, generation)
+@dataclass
+class _Turn:
+    """When a stream may write: after the streams it depends on have finished, holding one of the run's
+    ``max_concurrency`` writer slots. Its downloads start at once and take their memory from the ahead
+    budget until then (see ``stsync.budget.PageBudget``)."""
+
+    deps: list[asyncio.Task[StreamResult]]
+    writers: asyncio.Semaphore
+    lane: Lane
+    holding: bool = False
+
+    async def wait(self) -> None:
+        if self.holding:
+            return
+        if self.deps:
+            await asyncio.wait(self.deps)
+        await self.writers.acquire()
+        self.holding = True
+        self.lane.start_writing()
+
+    def done(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.writers.release()
 
 
-async def _run_stream(
-    pool: ConnectionPool,
-    client: ServiceTitanClient,
-    stream: Stream,
-    options: SyncOptions,
-    observer: Observer,
-    run_id: uuid.UUID,
-    generation: str | None,
-) -> StreamResult:
-    result = StreamResult(stream.name)
-    started = time.monotonic()
-    observer.stream_started(stream.name)
-    repo: StreamRepository | None = None
-    log_id: int | None = None
-    try:
-        repo = await pool.stream(stream)
-        state = await repo.read_state()
-        if generation is not None and state.get("generation") == generation and state.get("walk") == "done":
+class _StreamRun:
+    """One stream of one run: its downloads, and once its turn comes, its writes and its sync log."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        client: ServiceTitanClient,
+        stream: Stream,
+        options: SyncOptions,
+        observer: Observer,
+        run_id: uuid.UUID,
+        generation: str | None,
+        turn: _Turn,
+    ) -> None:
+        self.pool, self.client, self.stream, self.options = pool, client, stream, options
+        self.observer, self.run_id, self.generation, self.turn = observer, run_id, generation, turn
+        self.result = StreamResult(stream.name)
+        self.repo: StreamRepository | None = None
+        self.log: SyncLog | None = None  # None in a dry run
+
+    async def run(self, state: dict[str, str]) -> StreamResult:
+        result, stream = self.result, self.stream
+        started = time.monotonic()
+        if not self.options.dry_run:
+            self.log = SyncLog(self.run_id, stream.name, self.options.sync_type, datetime.now(UTC))
+        self.observer.stream_started(stream.name)
+        if self.generation is not None and state.get("generation") == self.generation and state.get("walk") == "done":
             result.status = "skipped"  # finished by an earlier, interrupted run of this full walk
+            self.observer.stream_finished(result)
             return result
-        if not options.dry_run:
-            log_id = await repo.start_log(run_id, options.sync_type)
-        walker = _walk_export if stream.feed is FeedKind.EXPORT else _walk_list
-        await walker(client, repo, stream, options, state, log_id, result, observer, generation)
-        result.status = "partial" if result.quarantined else "completed"
-        result.exit_code = ExitCode.PARTIAL if result.quarantined else ExitCode.OK
-    except StsyncError as exc:
-        result.status, result.error, result.exit_code = "failed", exc.message, exc.exit_code
-        log.error("%s: %s", stream.name, exc.message)
-    except Exception as exc:  # a bug in one stream must not hide the others' results
-        result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
-        result.exit_code = exit_code_for(exc)
-        log.exception("%s: unexpected error", stream.name)
-    finally:
-        result.duration_ms = int((time.monotonic() - started) * 1000)
-        if repo is not None:
-            if log_id is not None:
-                try:
-                    await repo.finish_log(log_id, result.status, result.error)
-                except StsyncError as exc:
-                    log.error("%s: %s", stream.name, exc.message)
-            await repo.close()
-            pool.release(repo)
-    observer.stream_finished(result)
-    return result
+        try:
+            walker = _walk_export if stream.feed is FeedKind.EXPORT else _walk_list
+            await walker(self, state)
+            result.status = "partial" if result.quarantined else "completed"
+            result.exit_code = ExitCode.PARTIAL if result.quarantined else ExitCode.OK
+        except StsyncError as exc:
+            result.status, result.error, result.exit_code = "failed", exc.message, exc.exit_code
+            log.error("%s: %s", stream.name, exc.message)
+        except Exception as exc:  # a bug in one stream must not hide the others' results
+            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+            result.exit_code = exit_code_for(exc)
+            log.exception("%s: unexpected error", stream.name)
+        finally:
+            result.duration_ms = int((time.monotonic() - started) * 1000)
+            await self._close()
+        self.observer.stream_finished(result)
+        return result
+
+    async def write(self, page: Page, checkpoint: dict[str, str | None]) -> PageCounts:
+        """Write one page (or only count it, in a dry run) and give its bytes back to the budget, whatever
+        happens. The first page waits for the stream's turn (see ``_Turn``)."""
+        try:
+            await self.turn.wait()
+            if self.log is None:  # dry run: count, write nothing
+                count = page.count if page.count >= 0 else len(orjson.loads(page.body)["data"])
+                counts = PageCounts(count, 0, 0, 0, 0, None)
+            else:
+                if self.repo is None:
+                    self.repo = await self.pool.stream(self.stream)
+                counts = await self.repo.write_page(
+                    page.body, self.log, checkpoint, empty=page.count == 0, last=not page.has_more
+                )
+        finally:
+            self.client.release(page)
+        self.result.add(counts)
+        self.observer.page_written(self.stream.name, self.result)
+        return counts
+
+    async def _close(self) -> None:
+        """Record how the stream ended unless its last page did, and hand its connection back."""
+        repo, self.repo = self.repo, None
+        try:
+            if self.log is not None and not self.log.finished:
+                # Failed (or a walk that ended without a last page): a stream that failed before its turn has
+                # no connection yet.
+                if repo is None:
+                    repo = await self.pool.stream(self.stream)
+                await repo.finish_log(self.log, self.result.status, self.result.error)
+        except StsyncError as exc:
+            log.error("%s: %s", self.stream.name, exc.message)
+        finally:
+            self.turn.done()
+            if repo is not None:
+                await repo.close()
+                self.pool.release(repo)
 
 
 @contextlib.asynccontextmanager
 async def _pipelined(
-    fetch_pages: Callable[[], AsyncIterator[Page]], release: Callable[[Page], None]
+    fetch_pages: Callable[[], AsyncIterator[Page]], release: Callable[[Page], None], turn: _Turn
 ) -> AsyncIterator[AsyncIterator[Page]]:
-    """Pages while the next one is already downloading (one page of read-ahead).
+    """Pages while the next ones are already downloading.
 
+    Before the stream's turn to write, it downloads as far ahead as the ahead budget lets it (the budget,
+    not this queue, bounds that memory); once writing, it keeps one page queued and one downloading.
     The consumer releases each page it was given (see ``ServiceTitanClient.release``). Leaving the
     context, however the walk ended, stops the download and releases every page fetched but not handed
     over, within the stream's own task: a failed write must not leave page bytes held in the budget.
     """
-    queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue(maxsize=1)
+    queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue()
+    taken = asyncio.Event()
 
     async def produce() -> None:
         try:
             async for page in fetch_pages():
-                try:
-                    await queue.put(page)
-                except BaseException:
-                    release(page)
-                    raise
+                queue.put_nowait(page)
                 del page  # do not keep the body alive while the next page downloads
-            await queue.put(None)
+                while turn.holding and queue.qsize() >= READ_AHEAD:
+                    taken.clear()
+                    await taken.wait()
+            queue.put_nowait(None)
         except asyncio.CancelledError:
             raise  # the consumer is gone: nobody reads the queue any more
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            await queue.put(exc)
+            queue.put_nowait(exc)
 
     def drain() -> None:
         while not queue.empty():
@@ -268,6 +355,7 @@ async def _pipelined(
     async def pages() -> AsyncGenerator[Page, None]:
         while True:
             item = await queue.get()
+            taken.set()
             if item is None:
                 return
             if isinstance(item, BaseException):
@@ -282,47 +370,13 @@ async def _pipelined(
     finally:
         await handed.aclose()  # drops the page it may still refer to
         producer.cancel()
-        drain()  # frees the queue's slot, so a producer blocked on put() can see its cancellation
         with contextlib.suppress(asyncio.CancelledError, Exception):  # already reported via the queue
             await producer
         drain()
 
 
-async def _write(
-    client: ServiceTitanClient,
-    repo: StreamRepository,
-    page: Page,
-    log_id: int | None,
-    checkpoint: dict[str, str | None],
-    result: StreamResult,
-    observer: Observer,
-    stream: Stream,
-) -> PageCounts:
-    """Write one page (or only count it, in a dry run) and give its bytes back to the budget, whatever happens."""
-    try:
-        if log_id is None:  # dry run: count, write nothing
-            count = page.count if page.count >= 0 else len(orjson.loads(page.body)["data"])
-            counts = PageCounts(count, 0, 0, 0, 0, None)
-        else:
-            counts = await repo.write_page(page.body, log_id, checkpoint, empty=page.count == 0)
-    finally:
-        client.release(page)
-    result.add(counts)
-    observer.page_written(stream.name, result)
-    return counts
-
-
-async def _walk_export(
-    client: ServiceTitanClient,
-    repo: StreamRepository,
-    stream: Stream,
-    options: SyncOptions,
-    state: dict[str, str],
-    log_id: int | None,
-    result: StreamResult,
-    observer: Observer,
-    generation: str | None,
-) -> None:
+async def _walk_export(run: _StreamRun, state: dict[str, str]) -> None:
+    client, stream, options, generation = run.client, run.stream, run.options, run.generation
     assert stream.export_path is not None
     high_water = state.get("high_water")
     start: str | None
@@ -352,6 +406,7 @@ async def _walk_export(
                 cursor,
                 options.include_recent_changes,
                 stream.export_params,
+                run.turn.lane,
             )
             more, cursor = page.has_more, page.continue_from
             yield page
@@ -361,8 +416,8 @@ async def _walk_export(
 
     async def walk_from(first: str | None) -> None:
         nonlocal high_water
-        async with _pipelined(lambda: pages_from(first), client.release) as pages:
-            async for page in pages:
+        async with _pipelined(lambda: pages_from(first), client.release, run.turn) as pages:
+            async for page in pages:  # they download while the streams this one depends on write
                 checkpoint: dict[str, str | None] = {
                     "continue_from": page.continue_from,
                     "walk": walk if page.has_more else "done",
@@ -370,7 +425,7 @@ async def _walk_export(
                 }
                 if generation is not None:
                     checkpoint["generation"] = generation
-                counts = await _write(client, repo, page, log_id, checkpoint, result, observer, stream)
+                counts = await run.write(page, checkpoint)
                 del page  # the loop variable would hold the body until the next page arrives
                 high_water = later(high_water, counts.max_modified_on)
 
@@ -382,17 +437,8 @@ async def _walk_export(
         await walk_from(high_water)
 
 
-async def _walk_list(
-    client: ServiceTitanClient,
-    repo: StreamRepository,
-    stream: Stream,
-    options: SyncOptions,
-    state: dict[str, str],
-    log_id: int | None,
-    result: StreamResult,
-    observer: Observer,
-    generation: str | None,
-) -> None:
+async def _walk_list(run: _StreamRun, state: dict[str, str]) -> None:
+    client, stream, options, generation = run.client, run.stream, run.options, run.generation
     params = dict(stream.list_params)
     since = options.since or (state.get("high_water") if options.sync_type == "incremental" else None)
     if since:
@@ -402,7 +448,7 @@ async def _walk_list(
     async def pages() -> AsyncGenerator[Page, None]:
         number = 1
         while True:
-            page = await client.list_page(stream.module, stream.list_path, number, page_size, params)
+            page = await client.list_page(stream.module, stream.list_path, number, page_size, params, run.turn.lane)
             more = page.has_more
             yield page
             del page  # keep no page body alive across the next download
@@ -411,13 +457,13 @@ async def _walk_list(
             number += 1
 
     high_water = state.get("high_water")
-    async with _pipelined(pages, client.release) as walk:
+    async with _pipelined(pages, client.release, run.turn) as walk:
         async for page in walk:
             # Pages come in id order, so the high-water mark may only move with the last page;
             # until then the newest modifiedOn seen is carried in memory.
             checkpoint: dict[str, str | None] = {} if page.has_more else {"high_water": high_water, "walk": "done"}
             if generation is not None and not page.has_more:
                 checkpoint["generation"] = generation
-            counts = await _write(client, repo, page, log_id, checkpoint, result, observer, stream)
+            counts = await run.write(page, checkpoint)
             del page  # the loop variable would hold the body until the next page arrives
             high_water = later(high_water, counts.max_modified_on)

@@ -15,25 +15,40 @@ UPDATE servicetitan.st_sync_log
  WHERE status = 'started';
 
 -- name: start_log
-INSERT INTO servicetitan.st_sync_log (run_id, stream, sync_type, status)
-VALUES (%(run_id)s, %(stream)s, %(sync_type)s, 'started')
+-- In the transaction of the stream's first page: a killed run leaves no row for a stream that committed nothing.
+INSERT INTO servicetitan.st_sync_log (id, run_id, stream, sync_type, status, started_at)
+VALUES (COALESCE(%(log_id)s::bigint, nextval(pg_get_serial_sequence('servicetitan.st_sync_log', 'id'))),
+        %(run_id)s, %(stream)s, %(sync_type)s, 'started', %(started_at)s)
 RETURNING id;
 
 -- name: add_page_to_log
+-- %(finish)s on the stream's last page: the row is finished in the same transaction.
 UPDATE servicetitan.st_sync_log
    SET records_fetched = records_fetched + %(fetched)s,
        records_created = records_created + %(created)s,
        records_updated = records_updated + %(updated)s,
        records_unchanged = records_unchanged + %(unchanged)s,
        records_quarantined = records_quarantined + %(quarantined)s,
-       pages = pages + 1
+       pages = pages + 1,
+       status = CASE WHEN NOT %(finish)s THEN status
+                     WHEN records_quarantined + %(quarantined)s > 0 THEN 'partial'
+                     ELSE 'completed' END,
+       completed_at = CASE WHEN %(finish)s THEN now() ELSE completed_at END,
+       duration_ms = CASE WHEN %(finish)s THEN (extract(epoch FROM now() - started_at) * 1000)::bigint
+                          ELSE duration_ms END
  WHERE id = %(log_id)s;
 
 -- name: finish_log
-UPDATE servicetitan.st_sync_log
-   SET status = %(status)s, error = %(error)s, completed_at = now(),
-       duration_ms = (extract(epoch FROM now() - started_at) * 1000)::bigint
- WHERE id = %(log_id)s;
+-- How a stream ended, when its last page did not say it: the whole row if none of its pages was committed.
+INSERT INTO servicetitan.st_sync_log AS l (id, run_id, stream, sync_type, status, error, started_at, completed_at,
+                                           duration_ms)
+VALUES (COALESCE(%(log_id)s::bigint, nextval(pg_get_serial_sequence('servicetitan.st_sync_log', 'id'))),
+        %(run_id)s, %(stream)s, %(sync_type)s, %(status)s, %(error)s, %(started_at)s, now(),
+        (extract(epoch FROM now() - %(started_at)s::timestamptz) * 1000)::bigint)
+ON CONFLICT (id) DO UPDATE
+   SET status = EXCLUDED.status, error = EXCLUDED.error, completed_at = EXCLUDED.completed_at,
+       duration_ms = EXCLUDED.duration_ms
+RETURNING id;
 
 -- name: get_state
 SELECT key, value FROM servicetitan.sync_state WHERE key LIKE %(prefix)s;

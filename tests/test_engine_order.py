@@ -1,0 +1,142 @@
+"""The engine's schedule, against the sandbox and a real PostgreSQL: every stream downloads from the start,
+writes wait for the streams they depend on, and each stream's sync-log row is written with its pages."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import psycopg
+import pytest
+
+from stsync.budget import PageBudget
+from stsync.config import load_config
+from stsync.db import repository
+from stsync.sandbox import Sandbox, SandboxOptions
+from stsync.servicetitan.client import ServiceTitanClient
+from stsync.sync.engine import SyncOptions, run_sync
+from stsync.sync.service import client_settings
+from stsync.sync.streams import STREAMS, STREAMS_BY_NAME
+from tests.e2e.harness import cli_env
+
+
+def _run(sb: Sandbox, dsn: str, sync_type: str = "full", **settings: Any) -> Any:
+    config = load_config(None, cli_env(sb.url, dsn))
+    client = dataclasses.replace(client_settings(config), **settings)
+    options = SyncOptions(sync_type=sync_type, dsn=dsn, tenant_id=client.tenant_id)  # type: ignore[arg-type]
+
+    async def go() -> Any:
+        async with ServiceTitanClient(client) as st:
+            # A schedule that deadlocks would hang: fail after a generous bound instead.
+            return await asyncio.wait_for(run_sync(st, list(STREAMS), options), timeout=300)
+
+    return asyncio.run(go())
+
+
+def test_dependents_download_while_their_parents_write_and_write_after_them(db_dsn: str, monkeypatch: Any) -> None:
+    """jobs may not write before customers and locations are done, nor invoice items before jobs. The jobs
+    stream's first write is held until invoice items has downloaded every one of its pages: that finishes
+    only if a stream downloads before its turn to write (an engine that fetched a stream only after its
+    parents finished would time out here)."""
+    items = STREAMS_BY_NAME["invoice_items"]
+    written: list[str] = []
+    asked = 0
+    all_items_downloaded = asyncio.Event()
+    real_write, real_export = repository.StreamRepository.write_page, ServiceTitanClient.export_page
+
+    async def export_page(self: Any, module: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        nonlocal asked
+        page = await real_export(self, module, path, *args, **kwargs)
+        if path == items.export_path:
+            asked += 1
+            if not page.has_more:
+                all_items_downloaded.set()
+        return page
+
+    async def write_page(self: Any, body: Any, log: Any, checkpoint: Any, **kwargs: Any) -> Any:
+        if self.stream.name == "jobs" and "jobs" not in written:
+            await asyncio.wait_for(all_items_downloaded.wait(), timeout=60)
+        written.append(self.stream.name)
+        return await real_write(self, body, log, checkpoint, **kwargs)
+
+    monkeypatch.setattr(ServiceTitanClient, "export_page", export_page)
+    monkeypatch.setattr(repository.StreamRepository, "write_page", write_page)
+    with Sandbox.start(SandboxOptions(scale="small", seed=5, export_batch_size=100)) as sb:
+        result = _run(sb, db_dsn)
+    assert {s.name: s.status for s in result.streams if s.status != "completed"} == {}
+    assert asked == 4  # 400 invoice items in pages of 100
+    first, last = {}, {}
+    for n, name in enumerate(written):
+        first.setdefault(name, n)
+        last[name] = n
+    for stream in STREAMS:
+        for parent in stream.depends_on:
+            assert last[parent] < first[stream.name], f"{stream.name} wrote before {parent} was done"
+
+
+def test_a_waiting_download_moves_to_the_writing_budget_when_its_turn_comes() -> None:
+    """A stream whose turn comes while its next page waits behind pages fetched ahead by streams that wait
+    for it takes that page from the writing budget instead (waiting on would deadlock)."""
+
+    async def go() -> tuple[bool, int, int]:
+        budget = PageBudget(100)  # ahead: 50
+        other, mine = budget.lane(writing=False), budget.lane(writing=False)
+        assert await other.acquire(50) is budget.ahead  # the ahead budget is full
+        waiting = asyncio.create_task(mine.acquire(40))
+        await asyncio.sleep(0)
+        still_waiting = not waiting.done()
+        mine.start_writing()
+        granted = await asyncio.wait_for(waiting, timeout=5)
+        assert granted is budget.writing
+        return still_waiting, budget.writing.held, budget.ahead.held
+
+    assert asyncio.run(go()) == (True, 40, 50)
+
+
+def test_a_cancelled_download_waiting_for_the_ahead_budget_holds_nothing() -> None:
+    async def go() -> int:
+        budget = PageBudget(100)
+        other, mine = budget.lane(writing=False), budget.lane(writing=False)
+        await other.acquire(50)
+        waiting = asyncio.create_task(mine.acquire(10))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        budget.ahead.release(50)
+        return budget.held
+
+    assert asyncio.run(go()) == 0
+
+
+def _log(dsn: str) -> dict[str, tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT stream, status, pages, error, completed_at >= started_at FROM servicetitan.st_sync_log "
+            "WHERE run_id = (SELECT run_id FROM servicetitan.st_sync_log ORDER BY id DESC LIMIT 1)"
+        ).fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_each_stream_has_one_finished_log_row_even_when_it_fails_before_its_first_page(db_dsn: str) -> None:
+    """A run where nothing changed writes one finished row per stream; a stream whose first request keeps
+    failing, so that it never wrote a page, still gets its row, 'failed' with the error."""
+    with Sandbox.start(SandboxOptions(scale="small", seed=5)) as sb:
+        first = _run(sb, db_dsn)
+        assert first.exit_code == 0
+        unchanged = _run(sb, db_dsn, "incremental")
+        assert unchanged.totals()["created"] + unchanged.totals()["updated"] == 0
+        rows = _log(db_dsn)
+        assert len(rows) == len(STREAMS)
+        assert set(rows.values()) == {("completed", 1, None, True)}
+
+        sb.faults.set({"rules": [{"kind": "status", "status": 503, "path": "/export/payments"}]})
+        failing = _run(sb, db_dsn, "incremental")
+        sb.faults.set({})
+    assert {s.name for s in failing.streams if s.status == "failed"} == {"payments"}
+    rows = _log(db_dsn)
+    status, pages, error, finished = rows.pop("payments")
+    assert (status, pages, finished) == ("failed", 0, True)
+    assert "503" in error
+    assert set(rows.values()) == {("completed", 1, None, True)}
