@@ -35,10 +35,10 @@ def git_commit() -> str:
         return "unknown"
 
 
-def start_sandbox(scale: str, seed: int = 42, warm_timeout: float = 900) -> Sandbox:
+def start_sandbox(scale: str, seed: int = 42, warm_timeout: float = 900, export_batch_size: int = 5000) -> Sandbox:
     """Start the sandbox in this process and wait until its prewarm cache is complete, so no benchmarked
     client pays for (or competes with) the background warm-up on the machine's cores."""
-    sb = Sandbox.start(SandboxOptions(scale=scale, seed=seed))
+    sb = Sandbox.start(SandboxOptions(scale=scale, seed=seed, export_batch_size=export_batch_size))
     if sb.cache is not None:
         started = time.monotonic()
         while not sb.cache.progress()["done"]:

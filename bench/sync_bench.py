@@ -10,6 +10,8 @@ On the medium world also:
 - incremental after about 1 % of the records changed;
 - the seed's job-sync metric: about 100 new jobs (with their customers and locations) at 200 ms API latency;
 - a full sync at 200 ms latency per request, against 1.15 x (pages of the longest feed x latency).
+Then the same latency target where latency rather than CPU decides: the small world served in 20-record
+export pages (the longest feed has 20 pages; --latency-pages).
 Each `stsync` runs in a child process started by a small launcher (bench/common.py run_timed), so its
 peak RSS is its own.
 """
@@ -67,7 +69,6 @@ def advance_until(sb: Any, records: int, step_minutes: int) -> int:
 
 def bench(scale: str, latency_ms: int) -> list[Row]:
     rows: list[Row] = []
-    latency = latency_ms / 1000
     with EmbeddedPostgres() as pg, start_sandbox(scale) as sb:
         migrate(pg.dsn)
         env = cli_env(sb.url, pg.dsn)
@@ -75,8 +76,8 @@ def bench(scale: str, latency_ms: int) -> list[Row]:
 
         before = len(sb.requests)
         wall, rss, full = run(["sync", "full"], env)
+        no_latency_wall = wall
         records = full["totals"]["fetched"]
-        longest = max(s["pages"] for s in full["streams"])
         rows += [
             (f"{scale}: full sync records", f"{records:,}", "", ""),
             (f"{scale}: full sync wall", f"{wall:.2f} s", "", ""),
@@ -118,6 +119,7 @@ def bench(scale: str, latency_ms: int) -> list[Row]:
         sb.advance(15, changes=False)
         sb.faults.set({"latency": {"ms": latency_ms, "jitter_ms": 0}})
         wall, _rss, inc = run(["sync", "incremental"], env)
+        sb.faults.set({})
         jobs = next(s for s in inc["streams"] if s["name"] == "jobs")
         rows.append(
             (
@@ -128,28 +130,56 @@ def bench(scale: str, latency_ms: int) -> list[Row]:
             )
         )
 
-        bound = 1.15 * longest * latency
-        wall, _rss, _full = run(["sync", "full"], {**env, "STSYNC_DATABASE__URL": fresh_database(pg)})
+        rows.append(full_sync_at_latency(scale, pg, sb, env, latency_ms, no_latency_wall))
         sb.faults.set({})
-        rows.append(
-            (
-                f"{scale}: full sync at {latency_ms} ms latency ({longest} pages in the longest feed)",
-                f"{wall:.2f} s",
-                f"≤ {bound:.2f} s",
-                f"{wall / bound:.2f}x",
-            )
-        )
     return rows
+
+
+def full_sync_at_latency(
+    label: str, pg: EmbeddedPostgres, sb: Any, env: dict[str, str], latency_ms: int, no_latency_wall: float
+) -> Row:
+    """A full sync into a fresh database with ``latency_ms`` on every request, against 1.15 x (pages of the
+    longest feed x latency); the same sync without latency is shown beside it."""
+    sb.faults.set({"latency": {"ms": latency_ms, "jitter_ms": 0}})
+    wall, _rss, full = run(["sync", "full"], {**env, "STSYNC_DATABASE__URL": fresh_database(pg)})
+    sb.faults.set({})
+    longest = max(s["pages"] for s in full["streams"])
+    bound = 1.15 * longest * latency_ms / 1000
+    return (
+        f"{label}: full sync at {latency_ms} ms latency ({longest} pages in the longest feed)",
+        f"{wall:.2f} s (no latency: {no_latency_wall:.2f} s)",
+        f"≤ {bound:.2f} s",
+        f"{wall / bound:.2f}x",
+    )
+
+
+def latency_bound(latency_ms: int, batch: int) -> list[Row]:
+    """The latency target where latency, not CPU, decides: the small world served in ``batch``-record export
+    pages, so the longest feed has many pages and the records are few."""
+    with EmbeddedPostgres() as pg, start_sandbox("small", export_batch_size=batch) as sb:
+        migrate(pg.dsn)
+        env = cli_env(sb.url, pg.dsn)
+        env.pop("STSYNC_RETRY_NO_WAIT", None)
+        wall, _rss, _full = run(["sync", "full"], env)
+        return [full_sync_at_latency(f"small, {batch}-record pages", pg, sb, env, latency_ms, wall)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="medium,large", help="comma-separated sandbox scales")
     parser.add_argument("--latency-ms", type=int, default=200, help="API latency for the latency rows")
+    parser.add_argument(
+        "--latency-pages",
+        type=int,
+        default=20,
+        help="export page size of the small world for the latency-bound full sync (0: skip that row)",
+    )
     args = parser.parse_args()
     rows: list[Row] = []
     for scale in args.scales.split(","):
         rows += bench(scale.strip(), args.latency_ms)
+    if args.latency_pages:
+        rows += latency_bound(args.latency_ms, args.latency_pages)
     print(f"\nstsync sync benchmark at commit {git_commit()}\n")
     print_table(("metric", "stsync", "target", "ratio to target"), rows)
 
