@@ -49,6 +49,13 @@ class ByteBudget:
                 self._wake()  # the next waiter may fit now that this one left the head of the line
             raise
 
+    def try_acquire(self, size: int) -> bool:
+        """Take ``size`` bytes only if that needs no wait."""
+        if self._waiters or not self._fits(size):
+            return False
+        self._take(size)
+        return True
+
     def grow(self, size: int) -> None:
         """Count ``size`` more bytes for a body already in memory (it decompressed larger than announced)."""
         self._take(size)
@@ -114,6 +121,18 @@ class Lane:
     def start_writing(self) -> None:
         self._writing.set()
 
+    @property
+    def writing(self) -> bool:
+        return self._writing.is_set()
+
+    def take_at_once(self, size: int) -> ByteBudget | None:
+        """For a waiting stream, ``size`` bytes of the ahead budget if they fit now; otherwise (and for a
+        writing stream, whose waits are short) None."""
+        # A size of 0 means no Content-Length: the body is counted once read.
+        if not self.writing and (size == 0 or self._budget.ahead.try_acquire(size)):
+            return self._budget.ahead
+        return None
+
     async def acquire(self, size: int) -> ByteBudget:
         """Reserve ``size`` bytes; returns the budget to release them to."""
         if not self._writing.is_set():
@@ -131,9 +150,8 @@ class Lane:
             turn.cancel()
             if _granted(ahead):
                 return self._budget.ahead
-            ahead.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ahead
+            ahead.cancel()  # ByteBudget.acquire gives back what it is granted as it is cancelled
+            await asyncio.wait((ahead,))  # not `await ahead`: that would swallow a cancellation of this caller
         await self._budget.writing.acquire(size)
         return self._budget.writing
 

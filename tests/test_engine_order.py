@@ -13,12 +13,21 @@ import pytest
 from stsync.budget import PageBudget
 from stsync.config import load_config
 from stsync.db import repository
+from stsync.retry import set_no_wait
 from stsync.sandbox import Sandbox, SandboxOptions
 from stsync.servicetitan.client import ServiceTitanClient
 from stsync.sync.engine import SyncOptions, run_sync
 from stsync.sync.service import client_settings
 from stsync.sync.streams import STREAMS, STREAMS_BY_NAME
 from tests.e2e.harness import cli_env
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits() -> Any:
+    """Requests that keep failing are retried without waiting (the retries themselves are tested elsewhere)."""
+    set_no_wait(True)
+    yield
+    set_no_wait(False)
 
 
 def _run(sb: Sandbox, dsn: str, sync_type: str = "full", **settings: Any) -> Any:
@@ -140,3 +149,53 @@ def test_each_stream_has_one_finished_log_row_even_when_it_fails_before_its_firs
     assert (status, pages, finished) == ("failed", 0, True)
     assert "503" in error
     assert set(rows.values()) == {("completed", 1, None, True)}
+
+
+def test_a_parent_whose_first_page_comes_last_is_not_starved_by_its_dependents(db_dsn: str) -> None:
+    """customers answers slowly, so jobs (which waits for customers) fetches first and fills the one-byte ahead
+    budget. customers must still get its pages: its turn is due at once, so they come from the writing budget
+    (were its first page to need the ahead budget, the run would never finish)."""
+    with Sandbox.start(SandboxOptions(scale="small", seed=5, export_batch_size=100)) as sb:
+        sb.faults.set({"rules": [{"kind": "latency", "ms": 300, "path": "/export/customers"}]})
+        config = load_config(None, cli_env(sb.url, db_dsn))
+        settings = dataclasses.replace(client_settings(config), page_memory_bytes=1)
+        options = SyncOptions(sync_type="full", dsn=db_dsn, tenant_id=settings.tenant_id)
+        streams = [STREAMS_BY_NAME[name] for name in ("customers", "locations", "jobs")]
+
+        async def go() -> Any:
+            async with ServiceTitanClient(settings) as st:
+                result = await asyncio.wait_for(run_sync(st, streams, options), timeout=60)
+                return result, st.budget.held
+
+        result, held = asyncio.run(go())
+        jobs_asked = sum(1 for r in sb.requests if r["path"].endswith("/export/jobs"))
+    assert {s.name: s.status for s in result.streams} == dict.fromkeys(("customers", "locations", "jobs"), "completed")
+    assert held == 0
+    # jobs' second page found no room while jobs waited: it was closed unread and asked again once there was
+    # room, instead of held open for as long as customers took.
+    jobs = next(s for s in result.streams if s.name == "jobs")
+    assert jobs_asked > jobs.pages
+
+
+def test_a_stream_that_fails_while_holding_the_only_writer_slot_records_its_failure(db_dsn: str) -> None:
+    """With one writer slot, customers takes it at once and then fails on its first request: it records its
+    failure within the slot it holds (asking for a second one would wait for itself), and the run goes on."""
+    with Sandbox.start(SandboxOptions(scale="small", seed=5)) as sb:
+        sb.faults.set({"rules": [{"kind": "status", "status": 503, "path": "/export/customers"}]})
+        config = load_config(None, cli_env(sb.url, db_dsn))
+        settings = client_settings(config)
+        options = SyncOptions(sync_type="full", dsn=db_dsn, tenant_id=settings.tenant_id, max_concurrency=1)
+        streams = [STREAMS_BY_NAME[name] for name in ("customers", "locations", "jobs")]
+
+        async def go() -> Any:
+            async with ServiceTitanClient(settings) as st:
+                return await asyncio.wait_for(run_sync(st, streams, options), timeout=60)
+
+        result = asyncio.run(go())
+    assert {s.name: s.status for s in result.streams} == {
+        "customers": "failed",
+        "locations": "completed",
+        "jobs": "completed",
+    }
+    rows = _log(db_dsn)
+    assert rows["customers"][0] == "failed"

@@ -154,6 +154,23 @@ class ServiceTitanClient:
         A 200 whose body is cut short or is not the documented envelope is retried like a reset.
         """
         url = self.url(module, path)
+        lane = lane or self._writing_lane
+        room: _Room | None = None
+        try:
+            while True:
+                outcome = await self._get(url, params, lane, room)
+                if isinstance(outcome, Page):
+                    return outcome
+                # A stream still waiting for its turn got a page there is no room for: the response was closed
+                # unread rather than held open (the wait can be long). Wait for room, with no request open and
+                # outside the retry clock, then ask for the same page again.
+                room = _Room(await lane.acquire(outcome), outcome)
+        finally:
+            if room is not None:
+                room.give_back()
+
+    async def _get(self, url: str, params: Mapping[str, Any], lane: Lane, room: _Room | None) -> Page | int:
+        """One GET with retries: the page, or the size of a body the lane had no room for."""
         refreshed = False
         try:
             async for attempt in retrying(self.settings.retry):
@@ -170,7 +187,7 @@ class ServiceTitanClient:
                     resp = await self._http.send(request, stream=True)
                     try:
                         if resp.status_code == 200:
-                            return await self._read_page(resp, url, lane or self._writing_lane)
+                            return await self._read_page(resp, url, lane, room)
                         await resp.aread()
                     finally:
                         await resp.aclose()
@@ -190,13 +207,21 @@ class ServiceTitanClient:
             raise ApiUnavailable(f"ServiceTitan {url} kept failing: {_describe(exc)}") from None
         raise AssertionError("unreachable")  # pragma: no cover - the retry loop returns or raises
 
-    async def _read_page(self, resp: httpx.Response, url: str, lane: Lane) -> Page:
+    async def _read_page(self, resp: httpx.Response, url: str, lane: Lane, room: _Room | None) -> Page | int:
         """Reserve the body's announced size in the page budget, then read it. A compressed body is counted
         at its decompressed size once read (it is in memory by then; waiting could deadlock). A 200 whose
         body is cut short or is not the documented envelope gives its reservation back and is retried
-        like a reset."""
+        like a reset. A stream waiting for its turn does not wait here with the response open: it gets the
+        size back instead, unless ``room`` was made for this page beforehand."""
         size = int(resp.headers.get("Content-Length") or 0)
-        budget = await lane.acquire(size)
+        if room is not None and room.size:
+            budget = room.take(size)
+        elif (taken := lane.take_at_once(size)) is not None:
+            budget = taken
+        elif lane.writing:
+            budget = await lane.acquire(size)
+        else:
+            return size
         try:
             body = await _read_body(resp, size)
         except BaseException:
@@ -276,6 +301,27 @@ async def _read_body(resp: httpx.Response, size: int) -> bytes | bytearray:
     # A body shorter than its Content-Length makes h11 raise; were one to slip through, its zero-filled
     # tail fails _page's completeness check and the page is retried.
     return body
+
+
+class _Room:
+    """Bytes reserved for a page before asking for it again (see ``ServiceTitanClient.get``)."""
+
+    def __init__(self, budget: ByteBudget, size: int) -> None:
+        self.budget, self.size = budget, size
+
+    def take(self, size: int) -> ByteBudget:
+        """Hand the reservation to a body of ``size`` (the same page: about the same size)."""
+        if size > self.size:
+            self.budget.grow(size - self.size)
+        elif size < self.size:
+            self.budget.release(self.size - size)
+        self.size = 0
+        return self.budget
+
+    def give_back(self) -> None:
+        if self.size:
+            self.budget.release(self.size)
+            self.size = 0
 
 
 def _page(body: bytes | bytearray) -> Page | None:

@@ -208,23 +208,36 @@ async def _full_generation(lock: RunLock, options: SyncOptions, run_id: uuid.UUI
 class _Turn:
     """When a stream may write: after the streams it depends on have finished, holding one of the run's
     ``max_concurrency`` writer slots. Its downloads start at once and take their memory from the ahead
-    budget until then (see ``stsync.budget.PageBudget``)."""
+    budget until then (see ``stsync.budget.PageBudget``).
+
+    The turn is taken by its own task as soon as it is due, not when the stream's first page arrives: a
+    stream that others wait for must never need the ahead budget that those others fill.
+    """
 
     deps: list[asyncio.Task[StreamResult]]
     writers: asyncio.Semaphore
     lane: Lane
     holding: bool = False
+    _taking: asyncio.Task[None] | None = None
 
-    async def wait(self) -> None:
-        if self.holding:
-            return
+    def start(self) -> None:
+        self._taking = asyncio.ensure_future(self._take())
+
+    async def _take(self) -> None:
         if self.deps:
             await asyncio.wait(self.deps)
         await self.writers.acquire()
-        self.holding = True
+        self.holding = True  # no await between taking the slot and this line: done() always sees it
         self.lane.start_writing()
 
+    async def wait(self) -> None:
+        assert self._taking is not None
+        if not self.holding:
+            await asyncio.shield(self._taking)
+
     def done(self) -> None:
+        if self._taking is not None and not self._taking.done():
+            self._taking.cancel()
         if self.holding:
             self.holding = False
             self.writers.release()
@@ -260,6 +273,7 @@ class _StreamRun:
             result.status = "skipped"  # finished by an earlier, interrupted run of this full walk
             self.observer.stream_finished(result)
             return result
+        self.turn.start()
         try:
             walker = _walk_export if stream.feed is FeedKind.EXPORT else _walk_list
             await walker(self, state)
@@ -272,6 +286,9 @@ class _StreamRun:
             result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
             result.exit_code = exit_code_for(exc)
             log.exception("%s: unexpected error", stream.name)
+        except BaseException:  # Ctrl-C or SIGTERM: the run is being stopped
+            result.status, result.error = "failed", "interrupted: the run was stopped"
+            raise
         finally:
             result.duration_ms = int((time.monotonic() - started) * 1000)
             await self._close()
@@ -303,10 +320,11 @@ class _StreamRun:
         repo, self.repo = self.repo, None
         try:
             if self.log is not None and not self.log.finished:
-                # Failed (or a walk that ended without a last page): a stream that failed before its turn has
-                # no connection yet.
+                # Failed (or a walk that ended without a last page). A stream that failed before writing has no
+                # connection yet: it takes one within the writer slots (its own, if its turn had come).
                 if repo is None:
-                    repo = await self.pool.stream(self.stream)
+                    async with contextlib.nullcontext() if self.turn.holding else self.turn.writers:
+                        repo = await self.pool.stream(self.stream)
                 await repo.finish_log(self.log, self.result.status, self.result.error)
         except StsyncError as exc:
             log.error("%s: %s", self.stream.name, exc.message)
@@ -329,7 +347,7 @@ async def _pipelined(
     context, however the walk ended, stops the download and releases every page fetched but not handed
     over, within the stream's own task: a failed write must not leave page bytes held in the budget.
     """
-    queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue()
+    queue: asyncio.Queue[Page | Exception | None] = asyncio.Queue()
     taken = asyncio.Event()
 
     async def produce() -> None:
@@ -341,10 +359,9 @@ async def _pipelined(
                     taken.clear()
                     await taken.wait()
             queue.put_nowait(None)
-        except asyncio.CancelledError:
-            raise  # the consumer is gone: nobody reads the queue any more
-        except BaseException as exc:  # handed to the consumer, which re-raises it
+        except Exception as exc:  # handed to the consumer, which re-raises it
             queue.put_nowait(exc)
+        # Cancellation (the consumer is gone) and Ctrl-C/SIGTERM (the run is stopping) propagate from here.
 
     def drain() -> None:
         while not queue.empty():
@@ -358,7 +375,7 @@ async def _pipelined(
             taken.set()
             if item is None:
                 return
-            if isinstance(item, BaseException):
+            if isinstance(item, Exception):
                 raise item
             yield item
             del item  # the consumer is done with it; do not hold it while waiting for the next
@@ -370,8 +387,7 @@ async def _pipelined(
     finally:
         await handed.aclose()  # drops the page it may still refer to
         producer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):  # already reported via the queue
-            await producer
+        await asyncio.wait((producer,))  # its error, if any, was handed over through the queue
         drain()
 
 
