@@ -49,6 +49,10 @@ class ByteBudget:
                 self._wake()  # the next waiter may fit now that this one left the head of the line
             raise
 
+    @property
+    def waiting(self) -> bool:
+        return bool(self._waiters)
+
     def try_acquire(self, size: int) -> bool:
         """Take ``size`` bytes only if that needs no wait."""
         if self._waiters or not self._fits(size):
@@ -117,6 +121,7 @@ class Lane:
         self._writing = asyncio.Event()
         if writing:
             self._writing.set()
+        self.last_size = 0  # bytes of this stream's last page: what its next one will probably need
 
     def start_writing(self) -> None:
         self._writing.set()
@@ -128,10 +133,12 @@ class Lane:
     def take_at_once(self, size: int) -> ByteBudget | None:
         """For a waiting stream, ``size`` bytes of the ahead budget if they fit now; otherwise (and for a
         writing stream, whose waits are short) None."""
-        # A size of 0 means no Content-Length: the body is counted once read.
-        if not self.writing and (size == 0 or self._budget.ahead.try_acquire(size)):
-            return self._budget.ahead
-        return None
+        if self.writing:
+            return None
+        ahead = self._budget.ahead
+        if size == 0:  # no Content-Length: the body is counted once read, if the ahead budget is not full yet
+            return ahead if not ahead.waiting and ahead.held < ahead.limit else None
+        return ahead if ahead.try_acquire(size) else None
 
     async def acquire(self, size: int) -> ByteBudget:
         """Reserve ``size`` bytes; returns the budget to release them to."""

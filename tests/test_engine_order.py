@@ -152,15 +152,25 @@ def test_each_stream_has_one_finished_log_row_even_when_it_fails_before_its_firs
 
 
 def test_a_parent_whose_first_page_comes_last_is_not_starved_by_its_dependents(db_dsn: str) -> None:
-    """customers answers slowly, so jobs (which waits for customers) fetches first and fills the one-byte ahead
-    budget. customers must still get its pages: its turn is due at once, so they come from the writing budget
-    (were its first page to need the ahead budget, the run would never finish)."""
-    with Sandbox.start(SandboxOptions(scale="small", seed=5, export_batch_size=100)) as sb:
-        sb.faults.set({"rules": [{"kind": "latency", "ms": 300, "path": "/export/customers"}]})
+    """customers and locations answer slowly, so jobs and installed equipment (which wait for them) fetch first
+    and fill the one-byte ahead budget. customers and locations must still get their pages: their turn is due
+    at once, so the pages come from the writing budget (were a first page to need the ahead budget, the run
+    would never finish). The waiting streams hold no response open while they wait for memory: a first page
+    with no room is closed unread and asked for again; a later page is asked for only once there is room."""
+    names = ("customers", "locations", "jobs", "installed_equipment")
+    with Sandbox.start(SandboxOptions(scale="small", seed=5, export_batch_size=25)) as sb:
+        sb.faults.set(
+            {
+                "rules": [
+                    {"kind": "latency", "ms": 300, "path": "/export/customers"},
+                    {"kind": "latency", "ms": 300, "path": "/export/locations"},
+                ]
+            }
+        )
         config = load_config(None, cli_env(sb.url, db_dsn))
         settings = dataclasses.replace(client_settings(config), page_memory_bytes=1)
         options = SyncOptions(sync_type="full", dsn=db_dsn, tenant_id=settings.tenant_id)
-        streams = [STREAMS_BY_NAME[name] for name in ("customers", "locations", "jobs")]
+        streams = [STREAMS_BY_NAME[name] for name in names]
 
         async def go() -> Any:
             async with ServiceTitanClient(settings) as st:
@@ -168,20 +178,24 @@ def test_a_parent_whose_first_page_comes_last_is_not_starved_by_its_dependents(d
                 return result, st.budget.held
 
         result, held = asyncio.run(go())
-        jobs_asked = sum(1 for r in sb.requests if r["path"].endswith("/export/jobs"))
-    assert {s.name: s.status for s in result.streams} == dict.fromkeys(("customers", "locations", "jobs"), "completed")
+        asked = {
+            name: sum(1 for r in sb.requests if r["path"].endswith("/" + str(STREAMS_BY_NAME[name].export_path)))
+            for name in names
+        }
+    assert {s.name: s.status for s in result.streams} == dict.fromkeys(names, "completed")
     assert held == 0
-    # jobs' second page found no room while jobs waited: it was closed unread and asked again once there was
-    # room, instead of held open for as long as customers took.
-    jobs = next(s for s in result.streams if s.name == "jobs")
-    assert jobs_asked > jobs.pages
+    pages = {s.name: s.pages for s in result.streams}
+    waiting = ("jobs", "installed_equipment")
+    assert sum(asked[n] for n in waiting) == sum(pages[n] for n in waiting) + 1  # one first page asked twice
 
 
-def test_a_stream_that_fails_while_holding_the_only_writer_slot_records_its_failure(db_dsn: str) -> None:
-    """With one writer slot, customers takes it at once and then fails on its first request: it records its
-    failure within the slot it holds (asking for a second one would wait for itself), and the run goes on."""
+@pytest.mark.parametrize("failing", ["customers", "locations"])
+def test_a_stream_that_fails_with_one_writer_slot_records_its_failure(db_dsn: str, failing: str) -> None:
+    """With one writer slot, customers takes it at once and locations queues for it; either one then fails on
+    its first request. It records its failure within the slot it holds, or the next free one (asking for a
+    slot while its own turn is still queued for it would wait for itself), and the run goes on."""
     with Sandbox.start(SandboxOptions(scale="small", seed=5)) as sb:
-        sb.faults.set({"rules": [{"kind": "status", "status": 503, "path": "/export/customers"}]})
+        sb.faults.set({"rules": [{"kind": "status", "status": 503, "path": f"/export/{failing}"}]})
         config = load_config(None, cli_env(sb.url, db_dsn))
         settings = client_settings(config)
         options = SyncOptions(sync_type="full", dsn=db_dsn, tenant_id=settings.tenant_id, max_concurrency=1)
@@ -192,10 +206,22 @@ def test_a_stream_that_fails_while_holding_the_only_writer_slot_records_its_fail
                 return await asyncio.wait_for(run_sync(st, streams, options), timeout=60)
 
         result = asyncio.run(go())
-    assert {s.name: s.status for s in result.streams} == {
-        "customers": "failed",
-        "locations": "completed",
-        "jobs": "completed",
-    }
-    rows = _log(db_dsn)
-    assert rows["customers"][0] == "failed"
+    expected = dict.fromkeys(("customers", "locations", "jobs"), "completed")
+    expected[failing] = "failed"
+    assert {s.name: s.status for s in result.streams} == expected
+    assert _log(db_dsn)[failing][0] == "failed"
+
+
+def test_a_waiting_stream_takes_a_body_of_unknown_length_only_while_the_ahead_budget_has_room() -> None:
+    """No Content-Length (a chunked body): counted once read, so it is let in only while the ahead budget is
+    not full; otherwise the stream waits for room like for any other page."""
+
+    async def go() -> tuple[bool, bool]:
+        budget = PageBudget(100)  # ahead: 50
+        lane = budget.lane(writing=False)
+        before = lane.take_at_once(0) is budget.ahead
+        budget.ahead.grow(50)  # a body of unknown length, read: the ahead budget is full
+        after = lane.take_at_once(0) is None
+        return before, after
+
+    assert asyncio.run(go()) == (True, True)

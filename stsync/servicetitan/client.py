@@ -157,6 +157,10 @@ class ServiceTitanClient:
         lane = lane or self._writing_lane
         room: _Room | None = None
         try:
+            if not lane.writing and lane.last_size:
+                # A waiting stream asks for its next page once there is room for one like its last: closing a
+                # response unread (below) costs a request, so it is left for pages of unknown size.
+                room = _Room(await lane.acquire(lane.last_size), lane.last_size)
             while True:
                 outcome = await self._get(url, params, lane, room)
                 if isinstance(outcome, Page):
@@ -164,7 +168,8 @@ class ServiceTitanClient:
                 # A stream still waiting for its turn got a page there is no room for: the response was closed
                 # unread rather than held open (the wait can be long). Wait for room, with no request open and
                 # outside the retry clock, then ask for the same page again.
-                room = _Room(await lane.acquire(outcome), outcome)
+                size = outcome or max(lane.last_size, 1)  # a body of unknown length: room for one like the last
+                room = _Room(await lane.acquire(size), size)
         finally:
             if room is not None:
                 room.give_back()
@@ -234,6 +239,7 @@ class ServiceTitanClient:
         if page is None:
             budget.release(size)
             raise RetryableStatus(200, url, None)
+        lane.last_size = size
         return dataclasses.replace(page, reserved=size, budget=budget)
 
     def release(self, page: Page) -> None:

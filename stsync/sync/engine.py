@@ -235,6 +235,12 @@ class _Turn:
         if not self.holding:
             await asyncio.shield(self._taking)
 
+    async def settle(self) -> None:
+        """Stop waiting for the turn (the stream has ended); afterwards ``holding`` says whether it came."""
+        if self._taking is not None and not self._taking.done():
+            self._taking.cancel()
+            await asyncio.wait((self._taking,))
+
     def done(self) -> None:
         if self._taking is not None and not self._taking.done():
             self._taking.cancel()
@@ -323,6 +329,7 @@ class _StreamRun:
                 # Failed (or a walk that ended without a last page). A stream that failed before writing has no
                 # connection yet: it takes one within the writer slots (its own, if its turn had come).
                 if repo is None:
+                    await self.turn.settle()  # else a turn still queued for a slot could take the one asked for here
                     async with contextlib.nullcontext() if self.turn.holding else self.turn.writers:
                         repo = await self.pool.stream(self.stream)
                 await repo.finish_log(self.log, self.result.status, self.result.error)
