@@ -13,7 +13,7 @@ import pytest
 from stsync.budget import PageBudget
 from stsync.config import load_config
 from stsync.db import repository
-from stsync.retry import set_no_wait
+from stsync.retry import RetryPolicy, set_no_wait
 from stsync.sandbox import Sandbox, SandboxOptions
 from stsync.servicetitan.client import ServiceTitanClient
 from stsync.sync.engine import SyncOptions, run_sync
@@ -225,3 +225,30 @@ def test_a_waiting_stream_takes_a_body_of_unknown_length_only_while_the_ahead_bu
         return before, after
 
     assert asyncio.run(go()) == (True, True)
+
+
+def test_a_waiting_stream_asking_again_for_room_does_not_renew_its_retries(monkeypatch: Any) -> None:
+    """The ahead budget never has room at once (contended), and every body of the feed is cut short. Each
+    failed attempt costs the stream a request closed unread (no room) and one read with the room it then
+    waited for; after the policy's attempts it fails, instead of retrying for as long as it waits its turn."""
+    from stsync.budget import Lane
+    from stsync.errors import ApiUnavailable
+
+    monkeypatch.setattr(Lane, "take_at_once", lambda self, size: None)
+    with Sandbox.start(SandboxOptions(scale="small", seed=5)) as sb:
+        sb.faults.set({"rules": [{"kind": "truncate", "path": "/export/jobs"}]})
+        config = load_config(None, cli_env(sb.url, "postgresql://unused"))
+        settings = dataclasses.replace(client_settings(config), retry=RetryPolicy(attempts=3))
+
+        async def go() -> str:
+            async with ServiceTitanClient(settings) as st:
+                lane = st.budget.lane(writing=False)
+                with pytest.raises(ApiUnavailable) as failure:
+                    await asyncio.wait_for(st.export_page("jpm", "export/jobs", None, False, {}, lane), timeout=30)
+                assert st.budget.held == 0
+                return str(failure.value)
+
+        message = asyncio.run(go())
+        asked = sum(1 for r in sb.requests if r["path"].endswith("/export/jobs"))
+    assert "kept failing" in message
+    assert asked == 2 * 3

@@ -36,6 +36,10 @@ class ContinuationRejected(StsyncError):
     """The API refused a stored continuation token (expired or foreign); fall back to a date."""
 
 
+class _TokenRefused(Exception):
+    """A 401 on a token believed valid: it is replaced once, then the request is tried again."""
+
+
 class BadPage(Exception):
     """A 200 whose body is not the documented envelope; retried like a truncated body."""
 
@@ -161,8 +165,9 @@ class ServiceTitanClient:
                 # A waiting stream asks for its next page once there is room for one like its last: closing a
                 # response unread (below) costs a request, so it is left for pages of unknown size.
                 room = _Room(await lane.acquire(lane.last_size), lane.last_size)
+            failed = 0  # attempts that failed, over every ask: waiting for room does not renew the retry budget
             while True:
-                outcome = await self._get(url, params, lane, room)
+                outcome, failed = await self._get(url, params, lane, room, failed)
                 if isinstance(outcome, Page):
                     return outcome
                 # A stream still waiting for its turn got a page there is no room for: the response was closed
@@ -174,43 +179,60 @@ class ServiceTitanClient:
             if room is not None:
                 room.give_back()
 
-    async def _get(self, url: str, params: Mapping[str, Any], lane: Lane, room: _Room | None) -> Page | int:
-        """One GET with retries: the page, or the size of a body the lane had no room for."""
+    async def _get(
+        self, url: str, params: Mapping[str, Any], lane: Lane, room: _Room | None, failed: int
+    ) -> tuple[Page | int, int]:
+        """One GET with what is left of its retries after ``failed`` attempts: the page, or the size of a body
+        the lane had no room for; with the number of attempts failed so far."""
         refreshed = False
+        policy = dataclasses.replace(self.settings.retry, attempts=max(1, self.settings.retry.attempts - failed))
         try:
-            async for attempt in retrying(self.settings.retry):
+            async for attempt in retrying(policy):
                 with attempt:
-                    token = await self._access_token()  # re-signed on every attempt
-                    await self.limiter.acquire()
-                    self.requests_sent += 1
-                    request = self._http.build_request(
-                        "GET",
-                        url,
-                        params=params,
-                        headers={"Authorization": f"Bearer {token}", "ST-App-Key": self.settings.app_key},
-                    )
-                    resp = await self._http.send(request, stream=True)
                     try:
-                        if resp.status_code == 200:
-                            return await self._read_page(resp, url, lane, room)
-                        await resp.aread()
-                    finally:
-                        await resp.aclose()
-                    status = resp.status_code
-                    if status == 401 and not refreshed:
-                        # The token expired or was revoked early: fetch a new one, once.
+                        return await self._attempt(url, params, lane, room, refreshed), failed
+                    except _TokenRefused:
                         refreshed = True
-                        await self._invalidate_token(token)
-                        raise RetryableStatus(status, url, 0.0)
-                    if status == 429 or status >= 500:
-                        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                        if status == 429 and retry_after is not None:
-                            self.limiter.pause(retry_after)
-                        raise RetryableStatus(status, url, retry_after)
-                    return self._raise_for(resp, url, params)
+                        raise RetryableStatus(401, url, 0.0) from None
+                    except BaseException:
+                        failed += 1
+                        if room is not None:
+                            room.give_back()  # not held through the back-off: the next attempt asks for room again
+                        raise
         except (httpx.TransportError, RetryableStatus) as exc:
             raise ApiUnavailable(f"ServiceTitan {url} kept failing: {_describe(exc)}") from None
         raise AssertionError("unreachable")  # pragma: no cover - the retry loop returns or raises
+
+    async def _attempt(
+        self, url: str, params: Mapping[str, Any], lane: Lane, room: _Room | None, refreshed: bool
+    ) -> Page | int:
+        token = await self._access_token()  # re-signed on every attempt
+        await self.limiter.acquire()
+        self.requests_sent += 1
+        request = self._http.build_request(
+            "GET",
+            url,
+            params=params,
+            headers={"Authorization": f"Bearer {token}", "ST-App-Key": self.settings.app_key},
+        )
+        resp = await self._http.send(request, stream=True)
+        try:
+            if resp.status_code == 200:
+                return await self._read_page(resp, url, lane, room)
+            await resp.aread()
+        finally:
+            await resp.aclose()
+        status = resp.status_code
+        if status == 401 and not refreshed:
+            # The token expired or was revoked early: fetch a new one, once.
+            await self._invalidate_token(token)
+            raise _TokenRefused
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            if status == 429 and retry_after is not None:
+                self.limiter.pause(retry_after)
+            raise RetryableStatus(status, url, retry_after)
+        return self._raise_for(resp, url, params)
 
     async def _read_page(self, resp: httpx.Response, url: str, lane: Lane, room: _Room | None) -> Page | int:
         """Reserve the body's announced size in the page budget, then read it. A compressed body is counted
