@@ -102,6 +102,7 @@ class PageBudget:
 
     @property
     def peak(self) -> int:
+        """At most this many bytes were held at once (the two parts' peaks, which may not have coincided)."""
         return self.writing.peak + self.ahead.peak
 
     def lane(self, writing: bool = True) -> Lane:
@@ -142,7 +143,7 @@ class Lane:
 
     async def acquire(self, size: int) -> ByteBudget:
         """Reserve ``size`` bytes; returns the budget to release them to."""
-        if not self._writing.is_set():
+        if not self.writing:
             ahead = asyncio.ensure_future(self._budget.ahead.acquire(size))
             turn = asyncio.ensure_future(self._writing.wait())
             try:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 from stsync.budget import ByteBudget
-from stsync.config import load_config
 from stsync.sandbox import Sandbox, SandboxOptions
 from stsync.servicetitan.client import ServiceTitanClient
-from stsync.sync.engine import SyncOptions, run_sync
-from stsync.sync.service import client_settings
-from stsync.sync.streams import STREAMS
-from tests.e2e.harness import cli_env
+from tests.e2e.harness import sync_in_process
 
 
 def test_waits_while_over_the_limit_and_admits_an_oversized_page_alone() -> None:
@@ -47,17 +42,8 @@ def test_a_sync_under_a_tight_budget_and_faults_returns_every_byte(db_dsn: str) 
                 ]
             }
         )
-        config = load_config(None, cli_env(sb.url, db_dsn))
-        settings = dataclasses.replace(client_settings(config), page_memory_bytes=1)
-        options = SyncOptions(sync_type="full", dsn=db_dsn, tenant_id=settings.tenant_id, max_concurrency=8)
-
-        async def go() -> tuple[Any, int, int]:
-            async with ServiceTitanClient(settings) as client:
-                # A leaked reservation would stall the run: fail after a generous bound instead of hanging.
-                result = await asyncio.wait_for(run_sync(client, list(STREAMS), options), timeout=300)
-                return result, client.budget.held, client.budget.peak
-
-        result, held, peak = asyncio.run(go())
+        run = sync_in_process(sb.url, db_dsn, page_memory_bytes=1)
+    result, held, peak = run.result, run.held, run.peak
     assert [s.name for s in result.streams if s.status != "completed"] == []
     assert result.totals()["fetched"] == sum(len(v) for v in sb.world.dump().values())
     assert held == 0
@@ -92,17 +78,8 @@ def test_a_failed_write_with_a_page_read_ahead_leaks_nothing(db_dsn: str, monkey
     monkeypatch.setattr(ServiceTitanClient, "export_page", export_page)
     monkeypatch.setattr(repository.StreamRepository, "write_page", write_page)
     with Sandbox.start(SandboxOptions(scale="small", seed=5, export_batch_size=100)) as sb:
-        config = load_config(None, cli_env(sb.url, db_dsn))
-        settings = client_settings(config)
-        options = SyncOptions(sync_type="full", dsn=db_dsn, tenant_id=settings.tenant_id, max_concurrency=8)
-
-        async def go() -> tuple[Any, int]:
-            async with ServiceTitanClient(settings) as client:
-                # A leaked reservation would stall the run: fail after a generous bound instead of hanging.
-                result = await asyncio.wait_for(run_sync(client, list(STREAMS), options), timeout=300)
-                return result, client.budget.held
-
-        result, held = asyncio.run(go())
+        run = sync_in_process(sb.url, db_dsn)
+    result, held = run.result, run.held
     statuses = {s.name: s.status for s in result.streams}
     assert statuses.pop(failing) == "failed"
     assert set(statuses.values()) == {"completed"}

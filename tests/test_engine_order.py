@@ -16,10 +16,9 @@ from stsync.db import repository
 from stsync.retry import RetryPolicy, set_no_wait
 from stsync.sandbox import Sandbox, SandboxOptions
 from stsync.servicetitan.client import ServiceTitanClient
-from stsync.sync.engine import SyncOptions, run_sync
 from stsync.sync.service import client_settings
 from stsync.sync.streams import STREAMS, STREAMS_BY_NAME
-from tests.e2e.harness import cli_env
+from tests.e2e.harness import cli_env, sync_in_process
 
 
 @pytest.fixture(autouse=True)
@@ -30,17 +29,8 @@ def _no_retry_waits() -> Any:
     set_no_wait(False)
 
 
-def _run(sb: Sandbox, dsn: str, sync_type: str = "full", **settings: Any) -> Any:
-    config = load_config(None, cli_env(sb.url, dsn))
-    client = dataclasses.replace(client_settings(config), **settings)
-    options = SyncOptions(sync_type=sync_type, dsn=dsn, tenant_id=client.tenant_id)  # type: ignore[arg-type]
-
-    async def go() -> Any:
-        async with ServiceTitanClient(client) as st:
-            # A schedule that deadlocks would hang: fail after a generous bound instead.
-            return await asyncio.wait_for(run_sync(st, list(STREAMS), options), timeout=300)
-
-    return asyncio.run(go())
+def _run(sb: Sandbox, dsn: str, sync_type: str = "full") -> Any:
+    return sync_in_process(sb.url, dsn, sync_type=sync_type).result
 
 
 def test_dependents_download_while_their_parents_write_and_write_after_them(db_dsn: str, monkeypatch: Any) -> None:
@@ -75,7 +65,8 @@ def test_dependents_download_while_their_parents_write_and_write_after_them(db_d
         result = _run(sb, db_dsn)
     assert {s.name: s.status for s in result.streams if s.status != "completed"} == {}
     assert asked == 4  # 400 invoice items in pages of 100
-    first, last = {}, {}
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
     for n, name in enumerate(written):
         first.setdefault(name, n)
         last[name] = n
@@ -167,24 +158,14 @@ def test_a_parent_whose_first_page_comes_last_is_not_starved_by_its_dependents(d
                 ]
             }
         )
-        config = load_config(None, cli_env(sb.url, db_dsn))
-        settings = dataclasses.replace(client_settings(config), page_memory_bytes=1)
-        options = SyncOptions(sync_type="full", dsn=db_dsn, tenant_id=settings.tenant_id)
-        streams = [STREAMS_BY_NAME[name] for name in names]
-
-        async def go() -> Any:
-            async with ServiceTitanClient(settings) as st:
-                result = await asyncio.wait_for(run_sync(st, streams, options), timeout=60)
-                return result, st.budget.held
-
-        result, held = asyncio.run(go())
+        run = sync_in_process(sb.url, db_dsn, names, timeout=60, page_memory_bytes=1)
         asked = {
             name: sum(1 for r in sb.requests if r["path"].endswith("/" + str(STREAMS_BY_NAME[name].export_path)))
             for name in names
         }
-    assert {s.name: s.status for s in result.streams} == dict.fromkeys(names, "completed")
-    assert held == 0
-    pages = {s.name: s.pages for s in result.streams}
+    assert {s.name: s.status for s in run.result.streams} == dict.fromkeys(names, "completed")
+    assert run.held == 0
+    pages = {s.name: s.pages for s in run.result.streams}
     waiting = ("jobs", "installed_equipment")
     assert sum(asked[n] for n in waiting) == sum(pages[n] for n in waiting) + 1  # one first page asked twice
 
@@ -196,16 +177,8 @@ def test_a_stream_that_fails_with_one_writer_slot_records_its_failure(db_dsn: st
     slot while its own turn is still queued for it would wait for itself), and the run goes on."""
     with Sandbox.start(SandboxOptions(scale="small", seed=5)) as sb:
         sb.faults.set({"rules": [{"kind": "status", "status": 503, "path": f"/export/{failing}"}]})
-        config = load_config(None, cli_env(sb.url, db_dsn))
-        settings = client_settings(config)
-        options = SyncOptions(sync_type="full", dsn=db_dsn, tenant_id=settings.tenant_id, max_concurrency=1)
-        streams = [STREAMS_BY_NAME[name] for name in ("customers", "locations", "jobs")]
-
-        async def go() -> Any:
-            async with ServiceTitanClient(settings) as st:
-                return await asyncio.wait_for(run_sync(st, streams, options), timeout=60)
-
-        result = asyncio.run(go())
+        names = ("customers", "locations", "jobs")
+        result = sync_in_process(sb.url, db_dsn, names, max_concurrency=1, timeout=60).result
     expected = dict.fromkeys(("customers", "locations", "jobs"), "completed")
     expected[failing] = "failed"
     assert {s.name: s.status for s in result.streams} == expected

@@ -3,18 +3,21 @@ with the sandbox's ground truth."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from stsync.sync.streams import STREAMS
+from stsync.sync.streams import STREAMS, STREAMS_BY_NAME
 
 STSYNC = str(Path(sys.executable).with_name("stsync"))
 
@@ -148,3 +151,44 @@ def stored_tokens(db_dsn: str) -> dict[str, str]:
         for s in STREAMS
         if s.export_path and s.name in by_stream
     }
+
+
+@dataclass(frozen=True)
+class InProcessRun:
+    result: Any  # stsync.sync.engine.RunResult
+    held: int  # page-budget bytes still held at the end (a leak would stall later pages)
+    peak: int
+
+
+def sync_in_process(
+    sandbox_url: str,
+    dsn: str,
+    names: Sequence[str] | None = None,
+    sync_type: str = "full",
+    max_concurrency: int = 8,
+    timeout: float = 300,
+    **client: Any,
+) -> InProcessRun:
+    """Run the sync engine in this process (so tests can patch it) against the sandbox, over ``names`` (default:
+    every stream), with ``client`` overriding ClientSettings fields. A run that deadlocks fails after ``timeout``
+    instead of hanging the suite."""
+    from stsync.config import load_config
+    from stsync.servicetitan.client import ServiceTitanClient
+    from stsync.sync.engine import SyncOptions, run_sync
+    from stsync.sync.service import client_settings
+
+    settings = dataclasses.replace(client_settings(load_config(None, cli_env(sandbox_url, dsn))), **client)
+    options = SyncOptions(
+        sync_type=sync_type,  # type: ignore[arg-type]
+        dsn=dsn,
+        tenant_id=settings.tenant_id,
+        max_concurrency=max_concurrency,
+    )
+    streams = [STREAMS_BY_NAME[n] for n in names] if names is not None else list(STREAMS)
+
+    async def go() -> InProcessRun:
+        async with ServiceTitanClient(settings) as st:
+            result = await asyncio.wait_for(run_sync(st, streams, options), timeout=timeout)
+            return InProcessRun(result, st.budget.held, st.budget.peak)
+
+    return asyncio.run(go())
