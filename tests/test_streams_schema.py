@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from stsync.sync.merge import child_merge, page_merge
 from stsync.sync.streams import STREAMS
 
 
@@ -42,20 +41,6 @@ def test_every_declared_column_exists_with_its_type(postgresql: Any) -> None:
                 assert ALIASES.get(actual[column.name], actual[column.name]) == column.type.value, (
                     f"{table}.{column.name} is {actual[column.name]}, declared {column.type.value}"
                 )
-
-
-def test_merge_statements_take_no_placeholder_but_the_page(postgresql: Any) -> None:
-    """The merge statements are executed with the page as a parameter, so any other ``%`` in their text
-    (a regex, a key constant) would be read as a placeholder and break every page of that stream."""
-    statements = []
-    for stream in STREAMS:
-        for validate in (False, True):
-            statements.append((stream.name, page_merge(stream, validate)))
-            statements += [(f"{stream.name}/{c.table}", child_merge(stream, c, validate)) for c in stream.children]
-    for name, statement in statements:
-        text = statement.as_string(postgresql)
-        assert "%(page)b" in text, name
-        assert "%" not in text.replace("%(page)b", ""), f"{name}: a stray % in the merge statement"
 
 
 def test_jsonb_columns_are_compressed_with_lz4(postgresql: Any) -> None:

@@ -1,15 +1,13 @@
 """Compose each stream's page-merge statement from its declaration (``streams.py``).
 
-A page arrives as one raw JSON body, passed as a single binary jsonb parameter ``%(page)b`` (see
-``stsync.db.repository.PageBody``). One statement expands ``body->'data'``, checks every typed field of every record,
+A page arrives as one raw JSON body, bulk-loaded with binary COPY into ``stsync_stage`` as a single
+jsonb value. One statement then expands ``body->'data'``, checks every typed field of every record,
 sends records that fail to quarantine, keeps the last occurrence of each id (export feeds repeat
 rows), and merges the rest with ``INSERT … ON CONFLICT … DO UPDATE … WHERE`` the record changed.
 It returns its own counts, so created/updated/unchanged come from the statement, not from lookups.
 
 Only identifiers and constants from the declarations are composed here (``sql.Identifier`` /
-``sql.Literal``); no record data is ever formatted into SQL text. Since the statements take a parameter,
-a ``%`` anywhere else in them would be read as a placeholder: none may contain one
-(tests/test_merge_sql.py checks).
+``sql.Literal``); no record data is ever formatted into SQL text.
 """
 
 from __future__ import annotations
@@ -164,7 +162,7 @@ def page_merge(stream: Stream, validate: bool = True) -> sql.Composed:
         """
 WITH elems AS MATERIALIZED (
     SELECT e.d, e.ord, {reason} AS reason
-      FROM (SELECT %(page)b::jsonb AS body) s,
+      FROM stsync_stage s,
            jsonb_array_elements(CASE jsonb_typeof(s.body -> 'data') WHEN 'array' THEN s.body -> 'data'
                                 ELSE '[]'::jsonb END) WITH ORDINALITY AS e(d, ord)
 ),
@@ -225,7 +223,7 @@ def child_merge(stream: Stream, child: ChildTable, validate: bool = True) -> sql
         """
 WITH parents AS (
     SELECT DISTINCT ON ((e.d ->> 'id')::bigint) (e.d ->> 'id')::bigint AS pid, e.d
-      FROM (SELECT %(page)b::jsonb AS body) s,
+      FROM stsync_stage s,
            jsonb_array_elements(CASE jsonb_typeof(s.body -> 'data') WHEN 'array' THEN s.body -> 'data'
                                 ELSE '[]'::jsonb END) WITH ORDINALITY AS e(d, ord)
      WHERE (e.d ->> 'id') ~ {int_re}

@@ -57,3 +57,6 @@ SELECT key, value FROM servicetitan.sync_state WHERE key LIKE %(prefix)s;
 INSERT INTO servicetitan.sync_state AS s (key, value, metadata, updated_at)
 SELECT k, v, %(metadata)s::jsonb, now() FROM unnest(%(keys)s::text[], %(values)s::text[]) AS u(k, v)
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, metadata = EXCLUDED.metadata, updated_at = now();
+
+-- name: create_stage
+CREATE TEMP TABLE IF NOT EXISTS stsync_stage (body jsonb NOT NULL) ON COMMIT DELETE ROWS;
