@@ -4,9 +4,6 @@
 -- name: try_lock
 SELECT pg_try_advisory_lock(20260523, hashtext(%(lock_name)s)) AS locked;
 
--- name: unlock
-SELECT pg_advisory_unlock(20260523, hashtext(%(lock_name)s));
-
 -- name: mark_dead_runs
 -- Runs whose process died keep status 'started'; whoever holds the lock knows they are dead.
 UPDATE servicetitan.st_sync_log
