@@ -105,9 +105,9 @@ class PageBudget:
         """At most this many bytes were held at once (the two parts' peaks, which may not have coincided)."""
         return self.writing.peak + self.ahead.peak
 
-    def lane(self, writing: bool = True) -> Lane:
+    def lane(self, writing: bool = True, priority: int = 0) -> Lane:
         """One stream's way in; ``writing=False`` until the stream may write (``Lane.start_writing``)."""
-        return Lane(self, writing)
+        return Lane(self, writing, priority)
 
 
 class Lane:
@@ -117,8 +117,9 @@ class Lane:
     be waiting behind pages held by streams that wait for this one.
     """
 
-    def __init__(self, budget: PageBudget, writing: bool) -> None:
+    def __init__(self, budget: PageBudget, writing: bool, priority: int = 0) -> None:
         self._budget = budget
+        self.priority = priority  # of the stream's requests at the rate limiter (see stsync.ratelimit)
         self._writing = asyncio.Event()
         if writing:
             self._writing.set()

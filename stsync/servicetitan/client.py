@@ -207,7 +207,7 @@ class ServiceTitanClient:
         self, url: str, params: Mapping[str, Any], lane: Lane, room: _Room | None, refreshed: bool
     ) -> Page | int:
         token = await self._access_token()  # re-signed on every attempt
-        await self.limiter.acquire()
+        await self.limiter.acquire(lane.priority)
         self.requests_sent += 1
         request = self._http.build_request(
             "GET",

@@ -164,7 +164,7 @@ async def _run_streams(
             turn = _Turn(
                 [tasks[d] for d in stream.depends_on if d in selected and d in tasks],
                 writers,
-                client.budget.lane(writing=False),
+                client.budget.lane(writing=False, priority=stream.volume),
             )
             state = _stream_state(checkpoints, stream.name)
             run = _StreamRun(pool, client, stream, options, observer, run_id, generation, turn)

@@ -82,6 +82,9 @@ class Stream:
     # Natural-key constants for tables whose ids are unique only per entity (custom field types).
     key_constants: dict[str, str] = field(default_factory=dict)
     children: tuple[ChildTable, ...] = ()
+    # Records per ten customers in a typical tenant (the sandbox's worlds keep these ratios): how long the
+    # feed's chain of pages is, next to the others'. The rate limiter lets larger feeds' requests go first.
+    volume: int = 0
 
     @property
     def key_columns(self) -> tuple[str, ...]:
@@ -162,6 +165,7 @@ STREAMS: tuple[Stream, ...] = (
          col("do_not_service", "doNotService", BOOL), col("do_not_mail", "doNotMail", BOOL)),
         _PARTIES,
         list_params=ANY,
+        volume=10,
     ),
     Stream(
         "customer_contacts", "st_customer_contacts", "crm", FeedKind.EXPORT, "export/customers/contacts",
@@ -169,6 +173,7 @@ STREAMS: tuple[Stream, ...] = (
         (col("customer_id", "customerId", B), col("type", "type"), col("value", "value"),
          col("memo", "memo"), col("do_not_text", "phoneSettings.doNotText", BOOL)),
         _PARTIES,
+        volume=15,
     ),
     Stream(
         "locations", "st_locations", "crm", FeedKind.EXPORT, "export/locations", "locations",
@@ -178,6 +183,7 @@ STREAMS: tuple[Stream, ...] = (
          col("tax_zone_id", "taxZoneId", B)),
         _PARTIES,
         list_params=ANY,
+        volume=12,
     ),
     Stream(
         "location_contacts", "st_location_contacts", "crm", FeedKind.EXPORT, "export/locations/contacts",
@@ -185,6 +191,7 @@ STREAMS: tuple[Stream, ...] = (
         (col("location_id", "locationId", B), col("type", "type"), col("value", "value"),
          col("memo", "memo"), col("do_not_text", "phoneSettings.doNotText", BOOL)),
         _PARTIES,
+        volume=5,
     ),
     # --- jobs ------------------------------------------------------------------------------------
     Stream(
@@ -200,6 +207,7 @@ STREAMS: tuple[Stream, ...] = (
          col("last_appointment_id", "lastAppointmentId", B), col("booking_id", "bookingId", B)),
         _JOBS,
         depends_on=("customers", "locations"),
+        volume=20,
     ),
     # --- work on jobs ----------------------------------------------------------------------------
     Stream(
@@ -214,6 +222,7 @@ STREAMS: tuple[Stream, ...] = (
         depends_on=("jobs",),
         export_params=ANY,
         list_params=ANY,
+        volume=22,
     ),
     Stream(
         "appointment_assignments", "st_appointment_assignments", "dispatch", FeedKind.EXPORT,
@@ -226,6 +235,7 @@ STREAMS: tuple[Stream, ...] = (
         depends_on=("jobs",),
         export_params=ANY,
         list_params=ANY,
+        volume=25,
     ),
     Stream(
         "estimates", "st_estimates", "sales", FeedKind.EXPORT, "export/estimates", "estimates",
@@ -247,6 +257,7 @@ STREAMS: tuple[Stream, ...] = (
                  col("item_group_name", "itemGroupName"), col("invoice_item_id", "invoiceItemId", B)),
             ),
         ),
+        volume=6,
     ),
     Stream(
         "invoices", "st_invoices", "accounting", FeedKind.EXPORT, "export/invoices", "invoices",
@@ -261,6 +272,7 @@ STREAMS: tuple[Stream, ...] = (
         _WORK,
         depends_on=("jobs",),
         list_params={"activeState": "All"},
+        volume=20,
     ),
     Stream(
         "invoice_items", "st_invoice_items", "accounting", FeedKind.EXPORT, "export/invoice-items",
@@ -272,6 +284,7 @@ STREAMS: tuple[Stream, ...] = (
          col("technician_id", "technicianId", B), col("service_date", "serviceDate", TS)),
         _WORK,
         depends_on=("jobs",),
+        volume=40,
     ),
     Stream(
         "payments", "st_payments", "accounting", FeedKind.EXPORT, "export/payments", "payments",
@@ -281,6 +294,7 @@ STREAMS: tuple[Stream, ...] = (
         _WORK,
         depends_on=("jobs",),
         list_params={"activeState": "All"},
+        volume=15,
     ),
     Stream(
         "installed_equipment", "st_installed_equipment", "equipmentsystems", FeedKind.EXPORT,
@@ -293,6 +307,7 @@ STREAMS: tuple[Stream, ...] = (
         _WORK,
         depends_on=("locations",),
         list_params=ANY,
+        volume=5,
     ),
 )
 # fmt: on
