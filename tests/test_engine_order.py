@@ -75,6 +75,52 @@ def test_dependents_download_while_their_parents_write_and_write_after_them(db_d
             assert last[parent] < first[stream.name], f"{stream.name} wrote before {parent} was done"
 
 
+def test_once_its_turn_comes_a_stream_downloads_on_while_its_pages_fetched_ahead_are_written(
+    db_dsn: str, monkeypatch: Any
+) -> None:
+    """Invoice items has three pages downloaded ahead when its turn to write comes (after jobs). Writing them
+    must not hold back the download of the next ones: each page of an export feed waits for the one before
+    it, so a pause there lengthens the run by the time the backlog takes to write. Its writes are held here
+    until two more pages have arrived (one queued and one downloaded, as for any writing stream): a stream
+    that paused its downloads until the backlog was written would never finish."""
+    items = STREAMS_BY_NAME["invoice_items"]
+    asked = 0
+    three_ahead, jobs_done, two_more = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    real_write, real_export = repository.StreamRepository.write_page, ServiceTitanClient.export_page
+
+    async def export_page(self: Any, module: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        nonlocal asked
+        if path == items.export_path and asked == 3:
+            await jobs_done.wait()  # the fourth page is asked for once the turn has come
+        page = await real_export(self, module, path, *args, **kwargs)
+        if path == items.export_path:
+            asked += 1
+            if asked == 3:
+                three_ahead.set()
+            if asked == 5:
+                two_more.set()
+        return page
+
+    async def write_page(self: Any, body: Any, log: Any, checkpoint: Any, **kwargs: Any) -> Any:
+        if self.stream.name == "jobs":
+            await three_ahead.wait()
+        if self.stream.name == "invoice_items":
+            await two_more.wait()
+        counts = await real_write(self, body, log, checkpoint, **kwargs)
+        if self.stream.name == "jobs" and kwargs.get("last"):
+            jobs_done.set()
+        return counts
+
+    monkeypatch.setattr(ServiceTitanClient, "export_page", export_page)
+    monkeypatch.setattr(repository.StreamRepository, "write_page", write_page)
+    names = ("customers", "locations", "jobs", "invoice_items")
+    with Sandbox.start(SandboxOptions(scale="small", seed=5, export_batch_size=50)) as sb:
+        run = sync_in_process(sb.url, db_dsn, names, timeout=60)
+    assert {s.name: s.status for s in run.result.streams} == dict.fromkeys(names, "completed")
+    assert asked == 8  # 400 invoice items in pages of 50
+    assert run.held == 0
+
+
 def test_a_waiting_download_moves_to_the_writing_budget_when_its_turn_comes() -> None:
     """A stream whose turn comes while its next page waits behind pages fetched ahead by streams that wait
     for it takes that page from the writing budget instead (waiting on would deadlock)."""

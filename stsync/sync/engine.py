@@ -349,20 +349,25 @@ async def _pipelined(
     """Pages while the next ones are already downloading.
 
     Before the stream's turn to write, it downloads as far ahead as the ahead budget lets it (the budget,
-    not this queue, bounds that memory); once writing, it keeps one page queued and one downloading.
+    not this queue, bounds that memory); once writing, it keeps one page queued and one downloading besides
+    the pages it fetched ahead: those are written while the next ones download, not before.
     The consumer releases each page it was given (see ``ServiceTitanClient.release``). Leaving the
     context, however the walk ended, stops the download and releases every page fetched but not handed
     over, within the stream's own task: a failed write must not leave page bytes held in the budget.
     """
     queue: asyncio.Queue[Page | Exception | None] = asyncio.Queue()
     taken = asyncio.Event()
+    fetched_ahead = 0  # pages in the queue that were fetched before the stream's turn (they are first in it)
 
     async def produce() -> None:
+        nonlocal fetched_ahead
         try:
             async for page in fetch_pages():
                 queue.put_nowait(page)
+                if not turn.holding:
+                    fetched_ahead += 1
                 del page  # do not keep the body alive while the next page downloads
-                while turn.holding and queue.qsize() >= READ_AHEAD:
+                while turn.holding and queue.qsize() - fetched_ahead >= READ_AHEAD:
                     taken.clear()
                     await taken.wait()
             queue.put_nowait(None)
@@ -377,8 +382,10 @@ async def _pipelined(
                 release(left)
 
     async def pages() -> AsyncGenerator[Page, None]:
+        nonlocal fetched_ahead
         while True:
             item = await queue.get()
+            fetched_ahead = max(0, fetched_ahead - 1)
             taken.set()
             if item is None:
                 return
