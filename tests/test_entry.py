@@ -1,8 +1,10 @@
-"""The console script's host-local fast path for overlapping `stsync sync` runs."""
+"""The console script: its host-local fast path for overlapping `stsync sync` runs, and how it ends the process."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,46 @@ def test_a_lock_file_owned_by_someone_else_is_ignored(tmp_path: Path, monkeypatc
     monkeypatch.setattr(entry.os, "geteuid", lambda: os.getuid() + 1)
     assert entry.another_sync_running(["sync"]) is False
     assert entry._held == []
+
+
+def _end_in_child(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_ending_without_teardown_keeps_output_exit_handlers_and_the_code() -> None:
+    """The process ends without the interpreter's teardown, but buffered output is written, exit handlers
+    run, and the exit code is the one asked for."""
+    done = _end_in_child(
+        "import atexit, sys\n"
+        "from stsync.cli.entry import _end\n"
+        "atexit.register(lambda: print('handler ran'))\n"
+        "sys.stdout.write('x' * 200_000)\n"
+        "sys.stderr.write('to stderr')\n"
+        "_end(3)\n"
+    )
+    assert done.returncode == 3
+    assert done.stdout == "x" * 200_000 + "handler ran\n"
+    assert done.stderr == "to stderr"
+
+
+def test_ending_waits_for_a_thread_still_running() -> None:
+    """A non-daemon thread still running when the command returns is waited for, as on a normal exit."""
+    done = _end_in_child(
+        "import threading\n"
+        "from stsync.cli.entry import _end\n"
+        "go = threading.Event()\n"
+        "listed = threading.enumerate\n"
+        "threading.enumerate = lambda: (listed(), go.set())[0]  # the thread is let go once _end has looked\n"
+        "threading.Thread(target=lambda: (go.wait(), print('thread finished'))).start()\n"
+        "_end(4)\n"
+    )
+    assert done.returncode == 4
+    assert done.stdout == "thread finished\n"
+
+
+@pytest.mark.parametrize(("code", "expected", "stderr"), [(None, 0, ""), (5, 5, ""), ("bad things", 1, "bad things\n")])
+def test_exit_codes_are_those_of_sys_exit(
+    code: object, expected: int, stderr: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert entry._exit_code(SystemExit(code)) == expected
+    assert capsys.readouterr().err == stderr
