@@ -98,13 +98,34 @@ def test_ending_waits_for_a_thread_still_running() -> None:
         "import threading\n"
         "from stsync.cli.entry import _end\n"
         "go = threading.Event()\n"
-        "listed = threading.enumerate\n"
-        "threading.enumerate = lambda: (listed(), go.set())[0]  # the thread is let go once _end has looked\n"
+        "counted = threading.active_count\n"
+        "threading.active_count = lambda: (counted(), go.set())[0]  # the thread is let go once _end has looked\n"
         "threading.Thread(target=lambda: (go.wait(), print('thread finished'))).start()\n"
         "_end(4)\n"
     )
     assert done.returncode == 4
     assert done.stdout == "thread finished\n"
+
+
+def test_ending_with_a_process_pool_still_up_stops_it_and_exits() -> None:
+    """A process pool made by a daemon thread (the sandbox's prewarm) is still up when the command ends:
+    the normal teardown stops its workers. Skipping it would leave the exit waiting for them forever."""
+    done = _end_in_child(
+        "import concurrent.futures as cf, multiprocessing, threading\n"
+        "from stsync.cli.entry import _end\n"
+        "if __name__ == '__main__':\n"
+        "    made, pools = threading.Event(), []\n"
+        "    def prewarm():\n"
+        "        pools.append(cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')))\n"
+        "        pools[0].submit(abs, -1).result()\n"
+        "        made.set()\n"
+        "    threading.Thread(target=prewarm, daemon=True).start()\n"
+        "    made.wait()\n"
+        "    pools[0].shutdown(wait=False, cancel_futures=True)\n"
+        "    print('ending', flush=True)\n"
+        "    _end(3)\n"
+    )
+    assert (done.returncode, done.stdout) == (3, "ending\n")
 
 
 @pytest.mark.parametrize(("code", "expected", "stderr"), [(None, 0, ""), (5, 5, ""), ("bad things", 1, "bad things\n")])

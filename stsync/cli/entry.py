@@ -120,13 +120,15 @@ def _exit_code(exc: SystemExit) -> int:
 
 def _end(code: int) -> NoReturn:
     """End the process without the interpreter's teardown of its modules, which takes 60-100 ms after a
-    run has imported some 700 of them, and does nothing stsync needs: its connections and files are closed
-    by then. Output is flushed and exit handlers run (logging's, multiprocessing's, weakref finalizers)
-    as on a normal exit. While another non-daemon thread still runs, it is a normal exit instead, which
-    waits for that thread."""
+    run has imported some 700 of them, and does nothing stsync needs once a command is done: its
+    connections and files are closed by then. Output is flushed and exit handlers run (logging's, weakref
+    finalizers) as on a normal exit. This is for a process with nothing left running beside it, as after
+    `stsync sync`: while any other thread or a child process is alive (the sandbox's server and prewarm
+    pool, say), it is a normal exit, whose teardown stops and waits for them."""
     import threading
 
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+    multiprocessing = sys.modules.get("multiprocessing")
+    if threading.active_count() > 1 or (multiprocessing is not None and multiprocessing.active_children()):
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
