@@ -51,7 +51,7 @@ class _Limiter:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (-priority, next(self._arrivals), waiter))
-        if self._releasing is None:
+        if self._releasing is None or self._releasing.done():  # done: cancelled with a loop before it ran
             self._releasing = asyncio.ensure_future(self._release_in_turn())
         elif self._waiting[0][2] is waiter and self._sleep is not None:
             self._sleep.cancel()  # the wait was reckoned for a lower priority: this one may go sooner
@@ -61,8 +61,8 @@ class _Limiter:
         try:
             while self._waiting:
                 negated_priority, _arrival, waiter = self._waiting[0]
-                if waiter.done():  # its caller was cancelled
-                    heapq.heappop(self._waiting)
+                if waiter.done() or waiter.get_loop() is not asyncio.get_running_loop():
+                    heapq.heappop(self._waiting)  # its caller was cancelled, or its event loop is gone
                     continue
                 now = time.monotonic()
                 wait = self._paused_until - now

@@ -150,3 +150,28 @@ def test_a_top_priority_request_cuts_short_a_wait_reckoned_for_lower_ones(monkey
     top_sent, small_sent = asyncio.run(go())
     assert top_sent == 0.5, "the top priority waited out a sleep reckoned for the others"
     assert small_sent == [1.0]
+
+
+def test_a_limiter_left_by_an_interrupted_run_still_lets_the_next_run_through() -> None:
+    """SIGTERM raises SystemExit in the middle of a loop iteration, maybe before the task that lets waiting
+    requests go has run at all. The limiter must not take that dead task for a live one in the next run.
+    (On the real clock: the next run's request waits out the rest of a 50 ms window.)"""
+    limiter = WindowLimiter(1, per=0.05)
+
+    def stop() -> None:
+        raise SystemExit(143)
+
+    async def interrupted() -> None:
+        loop = asyncio.get_running_loop()
+        await limiter.acquire()  # takes the only slot
+        loop.call_soon(lambda: loop.call_soon(stop))  # before the releasing task's first step
+        waiting = asyncio.ensure_future(limiter.acquire())  # waits, and makes the releasing task
+        await waiting
+
+    with pytest.raises(SystemExit):
+        asyncio.run(interrupted())
+
+    async def next_run() -> None:
+        await asyncio.wait_for(limiter.acquire(), timeout=30)
+
+    asyncio.run(next_run())
