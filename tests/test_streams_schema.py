@@ -61,3 +61,12 @@ def test_jsonb_columns_are_compressed_with_lz4(postgresql: Any) -> None:
     )
     value = postgresql.execute("SELECT pg_column_compression(full_data) FROM servicetitan.st_customers").fetchone()
     assert value == ("lz4",)
+
+
+def test_each_feeds_volume_is_the_sandbox_worlds_ratio() -> None:
+    """``Stream.volume`` (records per ten customers, the rate limiter's priority) says it keeps the sandbox's
+    ratios, which model a typical tenant: the two lists must not drift apart."""
+    from stsync.sandbox.world import RATIOS
+
+    volumes = {s.name: s.volume for s in STREAMS if s.volume}
+    assert volumes == {name: round(ratio * 10) for name, ratio in RATIOS.items()}
