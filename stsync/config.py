@@ -59,6 +59,10 @@ class ServiceTitanConfig(_Section):
     page_memory_mb: int = Field(default=48, ge=1, le=4096)
     retry_attempts: int = Field(default=8, ge=1, le=100)
     retry_max_seconds: float = Field(default=300, gt=0)
+    # Keep the access token on disk for the next runs (ServiceTitan throttles its token endpoint).
+    token_cache: bool = True
+    # Default: $CACHE_DIRECTORY (systemd CacheDirectory=), else $XDG_CACHE_HOME/stsync, else ~/.cache/stsync.
+    token_cache_dir: str | None = None
 
     @field_validator("api_base_url", "auth_url")
     @classmethod
@@ -76,6 +80,16 @@ class ServiceTitanConfig(_Section):
     def auth_base(self) -> str:
         """Base URL of the identity server; the token endpoint is ``{auth_base}/connect/token``."""
         return self.auth_url or HOSTS[self.environment][1]
+
+    def token_cache_path(self, env: Mapping[str, str] | None = None) -> Path | None:
+        """The directory of the on-disk token cache, or None when it is off."""
+        if not self.token_cache:
+            return None
+        if self.token_cache_dir:
+            return Path(self.token_cache_dir)
+        from stsync.servicetitan.tokens import default_directory
+
+        return default_directory(os.environ if env is None else env)
 
 
 class SyncConfig(_Section):
@@ -329,6 +343,8 @@ def effective_values(config: Config) -> dict[str, dict[str, Any]]:
         if section == "servicetitan":
             values["api_base_url"] = values["api_base_url"] or config.servicetitan.api_base()
             values["auth_url"] = values["auth_url"] or config.servicetitan.auth_base()
+            cache = config.servicetitan.token_cache_path()
+            values["token_cache_dir"] = str(cache) if cache is not None else None
         out[section] = values
     return out
 

@@ -109,6 +109,8 @@ def run_demo(
                 "STSYNC_SERVICETITAN__CLIENT_ID": "sandbox-client-id",
                 "STSYNC_SERVICETITAN__CLIENT_SECRET": "sandbox-client-secret",
                 "STSYNC_SERVICETITAN__APP_KEY": "sandbox-app-key",
+                # The sandbox's tokens die with it: keeping them on disk would only leave files behind.
+                "STSYNC_SERVICETITAN__TOKEN_CACHE": "false",
             }
             result.business_units = demo_business_units(ghl.webhook_url(POOL_HOOK, GHL_LOCATION))
             config = _with_ghl(load_config(None, env=env), ghl.url, result.business_units)

@@ -1,7 +1,8 @@
 """Async ServiceTitan API v2 client.
 
-- OAuth client credentials: the token is cached, refreshed a minute before it expires and once on
-  a 401, and re-applied on every retry attempt (a long back-off can outlive a 900 s token).
+- OAuth client credentials: the token is cached (in memory, and on disk for the next runs: see
+  ``stsync.servicetitan.tokens``), refreshed a minute before it expires and once on a 401, and re-applied
+  on every retry attempt (a long back-off can outlive a 900 s token).
 - ``ST-App-Key`` on every call; one shared ``RateLimiter``; the one retry policy of ``stsync.retry``.
 - ``export_page`` walks ``/export/…`` feeds (``from`` / ``continueFrom`` / ``hasMore``);
   ``list_page`` walks page/pageSize endpoints.
@@ -17,6 +18,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +28,7 @@ from stsync.budget import ByteBudget, Lane, PageBudget
 from stsync.errors import ApiUnavailable, AuthError, StsyncError
 from stsync.ratelimit import WindowLimiter
 from stsync.retry import RetryableStatus, RetryPolicy, parse_retry_after, retrying
+from stsync.servicetitan.tokens import CachedToken, TokenCache
 
 log = logging.getLogger("stsync.servicetitan")
 
@@ -56,6 +59,7 @@ class ClientSettings:
     timeout_seconds: float = 100.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     page_memory_bytes: int = 48 * 1024 * 1024
+    token_cache_dir: Path | None = None  # None: every run asks for a token of its own
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,11 @@ class ServiceTitanClient:
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
+        self._token_cache = (
+            TokenCache(settings.token_cache_dir, settings.auth_base, settings.client_id, settings.client_secret)
+            if settings.token_cache_dir is not None
+            else None
+        )
 
     async def __aenter__(self) -> ServiceTitanClient:
         return self
@@ -104,6 +113,11 @@ class ServiceTitanClient:
     async def _access_token(self) -> str:
         async with self._token_lock:
             if self._token and time.monotonic() < self._token_expires - TOKEN_REFRESH_MARGIN:
+                return self._token
+            cached = self._token_cache.load(TOKEN_REFRESH_MARGIN) if self._token_cache is not None else None
+            if cached is not None:
+                self._token = cached.value
+                self._token_expires = time.monotonic() + (cached.expires_at - time.time())
                 return self._token
             url = self.settings.auth_base.rstrip("/") + "/connect/token"
             form = {
@@ -132,11 +146,14 @@ class ServiceTitanClient:
                 raise ApiUnavailable(f"ServiceTitan auth at {url} answered HTTP {resp.status_code}")
             try:
                 payload = orjson.loads(resp.content)
-                self._token = str(payload["access_token"])
-                self._token_expires = time.monotonic() + float(payload.get("expires_in", 900))
+                token = str(payload["access_token"])
+                lifetime = float(payload.get("expires_in", 900))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 raise ApiUnavailable(f"ServiceTitan auth at {url} sent no access_token") from None
-            return self._token
+            self._token, self._token_expires = token, time.monotonic() + lifetime
+            if self._token_cache is not None:
+                self._token_cache.store(CachedToken(token, time.time() + lifetime))
+            return token
 
     async def authenticate(self) -> None:
         """Get a token now, so refused credentials or an unreachable API fail the run at once."""
@@ -146,6 +163,8 @@ class ServiceTitanClient:
         async with self._token_lock:
             if self._token == token:
                 self._token = None
+            if self._token_cache is not None:
+                self._token_cache.discard(token)
 
     # --- requests ------------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ def client_settings(config: Any) -> ClientSettings:
         requests_per_second=float(st.requests_per_second),
         page_memory_bytes=int(st.page_memory_mb) * 1024 * 1024,
         timeout_seconds=float(st.timeout_seconds),
+        token_cache_dir=st.token_cache_path(),
         retry=RetryPolicy(
             attempts=int(getattr(st, "retry_attempts", 8)),
             max_seconds=float(getattr(st, "retry_max_seconds", 300.0)),

@@ -4,11 +4,14 @@ with the sandbox's ground truth."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,13 +33,18 @@ SANDBOX_CREDENTIALS = {
 
 
 def cli_env(sandbox_url: str, dsn: str, **extra: str) -> dict[str, str]:
+    """The environment of a CLI run against ``sandbox_url``. Runs made with one such environment share a token
+    cache, as a machine's timer runs do; it is never the user's own ~/.cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STSYNC_")}
     env.update(SANDBOX_CREDENTIALS)
+    token_cache = tempfile.mkdtemp(prefix="stsync-token-cache-")
+    atexit.register(shutil.rmtree, token_cache, True)
     env.update(
         {
             "STSYNC_DATABASE__URL": dsn,
             "STSYNC_SERVICETITAN__API_BASE_URL": sandbox_url,
             "STSYNC_SERVICETITAN__AUTH_URL": sandbox_url,
+            "STSYNC_SERVICETITAN__TOKEN_CACHE_DIR": token_cache,
             "STSYNC_RETRY_NO_WAIT": "1",
         }
     )

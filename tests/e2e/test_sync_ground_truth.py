@@ -181,3 +181,27 @@ def test_sync_log_counts_match_what_the_sandbox_changed(sandbox: Any, db_dsn: st
         changed = set(changes["updated"].get(stream, [])) - new
         assert (stream, created, updated) == (stream, len(new), len(changed))
     assert sum(c for c, _, _ in logged.values()) > 0 and sum(u for _, u, _ in logged.values()) > 0
+
+
+def test_the_next_run_reuses_the_token_until_the_api_refuses_it(sandbox: Any, db_dsn: str) -> None:
+    """Runs with one token cache (a machine's timer runs) ask the identity server once; after the API revoked
+    the token, the next run is refused once, gets a fresh token, and still leaves the mirror equal."""
+    env = cli_env(sandbox.url, db_dsn)
+
+    def run(args: list[str]) -> tuple[int, list[int]]:
+        before = len(sandbox.requests)
+        code, doc = sync_json(args, env)
+        assert code == 0, doc
+        done = sandbox.requests[before:]
+        return sum(r["path"] == "/connect/token" for r in done), [r["status"] for r in done]
+
+    assert run(["full"])[0] == 1
+    asked, _ = run(["incremental"])
+    assert asked == 0
+    sandbox.faults.set({"invalidate_tokens": True})
+    sandbox.advance(minutes=60, changes=True)
+    sandbox.advance(minutes=20, changes=False)
+    asked, statuses = run(["incremental"])
+    assert asked == 1 and 401 in statuses
+    assert run(["incremental"])[0] == 0
+    _assert_mirror_equals_world(db_dsn, sandbox)
