@@ -15,6 +15,7 @@ crashed run never blocks the next one.
 from __future__ import annotations
 
 import atexit
+import gc
 import hashlib
 import os
 import signal
@@ -140,7 +141,16 @@ def _end(code: int) -> NoReturn:
     os._exit(code)
 
 
+# The young generation's size, in objects allocated, before the cycle collector runs. Start-up (imports,
+# pydantic and typer building their schemas) allocates about 100,000 objects that live to the end of the process;
+# at Python's default of 700 the collector scans them about 140 times, 45-55 ms of CPU in a 0.45 s no-change
+# run. At this size it runs once every 100,000 allocations: none in a short run, and in a long one each pass
+# still finds the few cycles that reference counting leaves (finished tasks, exceptions with tracebacks).
+GC_YOUNG_THRESHOLD = 100_000
+
+
 def run() -> None:
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     signal.signal(signal.SIGTERM, _terminated)
     if another_sync_running(sys.argv[1:]):
         print(f"stsync: error: {LOCKED_MESSAGE}", file=sys.stderr)
