@@ -423,6 +423,23 @@ def check_servicetitan(config: Config) -> Check:
     return Check(name="servicetitan token", ok=True, detail=url)
 
 
+def check_token_cache(config: Config) -> Check:
+    """Whether the token cache's directory can be written. Without it every run asks for a token, which is
+    slower but not wrong: a failure here is reported and leaves the exit code alone."""
+    import tempfile
+
+    directory = config.servicetitan.token_cache_path()
+    if directory is None:
+        return Check(name="token cache", ok=True, detail="off: every run asks for a token")
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        return Check(name="token cache", ok=False, detail=f"cannot write {directory}: {exc.strerror or exc}")
+    return Check(name="token cache", ok=True, detail=str(directory))
+
+
 def check_config(config: Config) -> list[Check]:
     """Every connection check, in order; none stops the others."""
-    return [check_database(config), check_servicetitan(config)]
+    return [check_database(config), check_servicetitan(config), check_token_cache(config)]

@@ -1,5 +1,5 @@
 """Shared fixtures: one PostgreSQL server per session, the schema built once into a template database,
-and a fresh copy of it for every test that asks for ``postgresql`` or ``db_dsn``.
+and a fresh copy of it for every test that asks for ``postgresql`` or ``db_dsn``; a private cache home.
 
 The server is our own EmbeddedPostgres (started on first use), or an existing server named by
 ``STSYNC_TEST_PG_DSN`` (its user must be allowed to create databases).
@@ -102,3 +102,10 @@ postgresql = factories.postgresql("postgresql_noproc")
 def db_dsn(postgresql: psycopg.Connection[Any], pg_server: PgServer) -> str:
     """DSN of this test's fresh, migrated database (for the CLI in a subprocess, or a second connection)."""
     return pg_server.dsn_for(postgresql.info.dbname)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default token cache ($XDG_CACHE_HOME/stsync) of every test, in-process or a child, is a temporary
+    directory: never the user's ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stsync.cli.main import app
-from stsync.config import explain_config, load_config, mask_url
+from stsync.config import check_token_cache, explain_config, load_config, mask_url
 from stsync.errors import ConfigError
 
 STSYNC = str(Path(sys.executable).with_name("stsync"))
@@ -276,6 +276,18 @@ def test_check_passes_against_database_and_sandbox(sandbox: Any, pg_server: Any)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "database: ok" in proc.stdout
     assert "servicetitan token: ok" in proc.stdout
+    assert "token cache: ok: " in proc.stdout
+
+
+def test_check_reports_an_unwritable_token_cache_without_failing(tmp_path: Path) -> None:
+    """A token cache directory that cannot be made is reported by name; the other checks decide the exit code."""
+    (tmp_path / "a-file").write_text("")
+    config = load_config(None, {"STSYNC_SERVICETITAN__TOKEN_CACHE_DIR": str(tmp_path / "a-file" / "cache")})
+    check = check_token_cache(config)
+    assert not check.ok and check.error is None
+    assert check.detail.startswith(f"cannot write {tmp_path / 'a-file' / 'cache'}: ")
+    off = load_config(None, {"STSYNC_SERVICETITAN__TOKEN_CACHE": "false"})
+    assert check_token_cache(off).detail == "off: every run asks for a token"
 
 
 def test_check_refused_credentials_exit_78(sandbox: Any, pg_server: Any) -> None:
