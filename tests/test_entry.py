@@ -134,3 +134,26 @@ def test_exit_codes_are_those_of_sys_exit(
 ) -> None:
     assert entry._exit_code(SystemExit(code)) == expected
     assert capsys.readouterr().err == stderr
+
+
+def test_the_collector_waits_while_the_process_starts_and_is_back_to_normal_when_the_work_begins() -> None:
+    """`run` sets the start-up threshold; `start_up_done` freezes what start-up made and restores the default.
+    In a process `run` did not start (tests, embedding), `start_up_done` changes nothing."""
+    code = (
+        "import gc, sys\n"
+        "from stsync.cli import entry\n"
+        "import stsync.cli.main\n"
+        "default = gc.get_threshold()\n"
+        "entry.start_up_done()\n"
+        "print(gc.get_threshold() == default, gc.get_freeze_count() == 0)\n"
+        "def command():\n"
+        "    print(gc.get_threshold()[0])\n"
+        "    entry.start_up_done()\n"
+        "    print(gc.get_threshold() == default, gc.get_freeze_count() > 0)\n"
+        "stsync.cli.main.run = command\n"
+        "sys.argv = ['stsync', '--version']\n"
+        "entry.run()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["True True", str(entry.GC_START_UP_THRESHOLD), "True True"]

@@ -147,6 +147,7 @@ def sync(
     Exit codes: 0 ok, 1 partial (records quarantined), 69 ServiceTitan or database unavailable,
     75 another run holds the lock, 78 config error.
     """
+    from stsync.cli.entry import start_up_done
     from stsync.cli.logs import setup as setup_logs
     from stsync.config import load_config
     from stsync.sync.service import sync as run
@@ -162,6 +163,7 @@ def sync(
 
     config = load_config(STATE.config_path)
     setup_logs(config.logging.level, config.logging.format, STATE.debug)
+    start_up_done()
     tty = sys.stdout.isatty() and not json_out
     if tty:
         with RichObserver() as observer:
