@@ -7,30 +7,19 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import respx
 
-from stsync import retry
 from stsync.config import load_config
 from stsync.retry import RetryPolicy
 from stsync.servicetitan.client import ClientSettings, ServiceTitanClient
 from stsync.servicetitan.tokens import STALE_AFTER, CachedToken, TokenCache, default_directory
+from tests.test_client import API, AUTH, EXPORT, PAGE, no_waits
 
-API = "https://api.example.test"
-AUTH = "https://auth.example.test"
-EXPORT = f"{API}/crm/v2/tenant/42/export/customers"
-PAGE = {"hasMore": False, "continueFrom": "tok-2", "data": [{"id": 1}]}
-
-
-@pytest.fixture(autouse=True)
-def no_waits() -> Iterator[None]:
-    retry.set_no_wait(True)
-    yield
-    retry.set_no_wait(False)
+__all__ = ["no_waits"]  # the retry-wait switch of the client tests, used here as the same autouse fixture
 
 
 def _cache(directory: Path, secret: str = "secret-value", auth: str = AUTH) -> TokenCache:
