@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ def no_waits() -> Iterator[None]:
     retry.set_no_wait(False)
 
 
-def _client(attempts: int = 5) -> ServiceTitanClient:
+def _client(attempts: int = 5, token_cache_dir: Path | None = None) -> ServiceTitanClient:
     return ServiceTitanClient(
         ClientSettings(
             API,
@@ -38,6 +39,7 @@ def _client(attempts: int = 5) -> ServiceTitanClient:
             "app-key-value",
             requests_per_second=1000,
             retry=RetryPolicy(attempts=attempts, max_seconds=30),
+            token_cache_dir=token_cache_dir,
         )
     )
 

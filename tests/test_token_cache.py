@@ -14,10 +14,9 @@ import pytest
 import respx
 
 from stsync.config import load_config
-from stsync.retry import RetryPolicy
-from stsync.servicetitan.client import ClientSettings, ServiceTitanClient
+from stsync.servicetitan.client import ServiceTitanClient
 from stsync.servicetitan.tokens import STALE_AFTER, CachedToken, TokenCache, default_directory
-from tests.test_client import API, AUTH, EXPORT, PAGE, no_waits
+from tests.test_client import AUTH, EXPORT, PAGE, _client, no_waits
 
 __all__ = ["no_waits"]  # the retry-wait switch of the client tests, used here as the same autouse fixture
 
@@ -134,22 +133,6 @@ def test_config_turns_the_cache_off_or_moves_it(tmp_path: Path) -> None:
 # --- the client ---------------------------------------------------------------------------------
 
 
-def _client(cache_dir: Path) -> ServiceTitanClient:
-    return ServiceTitanClient(
-        ClientSettings(
-            API,
-            AUTH,
-            42,
-            "cid",
-            "secret-value",
-            "app-key-value",
-            requests_per_second=1000,
-            retry=RetryPolicy(attempts=5, max_seconds=30),
-            token_cache_dir=cache_dir,
-        )
-    )
-
-
 def _run(client: ServiceTitanClient) -> None:
     async def go() -> None:
         async with client:
@@ -169,8 +152,8 @@ def _token_route(mock: respx.MockRouter, *values: str) -> respx.Route:
 def test_the_next_run_sends_the_cached_token_without_asking_for_one(tmp_path: Path) -> None:
     token = _token_route(respx.mock, "A", "B")
     api = respx.get(EXPORT).mock(return_value=httpx.Response(200, json=PAGE))
-    _run(_client(tmp_path))
-    _run(_client(tmp_path))
+    _run(_client(token_cache_dir=tmp_path))
+    _run(_client(token_cache_dir=tmp_path))
     assert token.call_count == 1
     assert [c.request.headers["Authorization"] for c in api.calls] == ["Bearer A", "Bearer A"]
 
@@ -180,7 +163,7 @@ def test_a_cached_token_the_api_refuses_is_replaced_in_memory_and_on_disk(tmp_pa
     _cache(tmp_path).store(CachedToken("revoked", time.time() + 900))
     token = _token_route(respx.mock, "fresh")
     api = respx.get(EXPORT).mock(side_effect=[httpx.Response(401), httpx.Response(200, json=PAGE)])
-    _run(_client(tmp_path))
+    _run(_client(token_cache_dir=tmp_path))
     assert token.call_count == 1
     assert [c.request.headers["Authorization"] for c in api.calls] == ["Bearer revoked", "Bearer fresh"]
     cached = _cache(tmp_path).load(margin=60)
