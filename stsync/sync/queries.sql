@@ -56,4 +56,20 @@ SELECT k, v, %(metadata)s::jsonb, now() FROM unnest(%(keys)s::text[], %(values)s
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, metadata = EXCLUDED.metadata, updated_at = now();
 
 -- name: create_stage
-CREATE TEMP TABLE IF NOT EXISTS stsync_stage (body jsonb NOT NULL) ON COMMIT DELETE ROWS;
+-- The session's staging table for page bodies, made by the session's first page that has records (and made
+-- again if that page's transaction rolled back). A page body (up to ~17 MB of JSON) is stored out of line:
+-- with the default pglz compression, staging took a quarter of the page merge's time. lz4 compresses it
+-- several times faster; a server without lz4 (before PostgreSQL 14, or built without it) stores it
+-- uncompressed, which is still faster than pglz.
+DO $$
+BEGIN
+    IF to_regclass('pg_temp.stsync_stage') IS NULL THEN
+        CREATE TEMP TABLE stsync_stage (body jsonb NOT NULL) ON COMMIT DELETE ROWS;
+        BEGIN
+            EXECUTE 'ALTER TABLE stsync_stage ALTER COLUMN body SET COMPRESSION lz4';
+        EXCEPTION WHEN feature_not_supported OR syntax_error THEN
+            ALTER TABLE stsync_stage ALTER COLUMN body SET STORAGE EXTERNAL;
+        END;
+    END IF;
+END
+$$;
