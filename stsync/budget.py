@@ -12,6 +12,30 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
+
+# glibc's mallopt parameter (malloc.h), and the value it starts with: blocks at least this large are mmapped.
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 128 * 1024
+
+
+def map_page_bodies() -> bool:
+    """Have glibc give every freed page body back to the system. True if it was set (glibc), else False.
+
+    A page body (up to ~16 MB) is one block, which glibc maps on its own and unmaps when it is freed, as it
+    does every block over 128 kB. But the first time such a block is freed, glibc raises that threshold to
+    the block's size (up to 32 MB), so later page bodies come from the heap, which keeps what is freed and
+    fragments: the peak RSS of the same large full sync varied from 120 to 154 MB. Setting the threshold
+    fixes it at glibc's starting value (113-118 MB over the same runs). Elsewhere (musl, macOS) a no-op.
+    """
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return False
+    except (ValueError, OSError):  # no such name on this system: not glibc
+        return False
+    import ctypes
+
+    return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 class ByteBudget:

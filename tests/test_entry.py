@@ -157,3 +157,36 @@ def test_the_collector_waits_while_the_process_starts_and_is_back_to_normal_when
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["True True", str(entry.GC_START_UP_THRESHOLD), "True True"]
+
+
+def _glibc() -> bool:
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (ValueError, OSError):
+        return False
+
+
+@pytest.mark.skipif(not _glibc() or not Path("/proc/self/statm").exists(), reason="glibc's allocator on Linux")
+def test_page_bodies_freed_once_the_work_begins_go_back_to_the_system() -> None:
+    """After `start_up_done`, a freed 16 MB body leaves the process, however many came before it. By glibc's
+    default, the first freed one raises the mmap threshold and the next ones stay in the heap."""
+    code = (
+        "import os, sys\n"
+        "from stsync.cli import entry\n"
+        "import stsync.cli.main\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+        "def command():\n"
+        "    entry.start_up_done()\n"
+        "    before = rss()\n"
+        "    for _ in range(3):\n"
+        "        body = bytearray(16 << 20)\n"
+        "        del body\n"
+        "    print(rss() - before)\n"
+        "stsync.cli.main.run = command\n"
+        "sys.argv = ['stsync', '--version']\n"
+        "entry.run()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) < 4 << 20

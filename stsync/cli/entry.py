@@ -153,12 +153,16 @@ def start_up_done() -> None:
     """The command has imported what it needs and is about to work. What exists now lives to the end, so the
     collector stops scanning it (``gc.freeze``) and runs as often as Python's default says again: cycles of
     garbage that hold page bodies are then freed within 700 allocations (a young generation of 100,000 kept
-    7-10 MB more alive at the peak of a large sync). A no-op in a process not started by ``run`` (tests,
-    embedding), whose collector was never changed."""
+    7-10 MB more alive at the peak of a large sync). Freed page bodies go back to the system at once
+    (``budget.map_page_bodies``). A no-op in a process not started by ``run`` (tests, embedding), whose
+    collector and allocator were never changed."""
     if gc.get_threshold()[0] != GC_START_UP_THRESHOLD:
         return
     gc.freeze()
     gc.set_threshold(*_GC_DEFAULT_THRESHOLD)
+    from stsync.budget import map_page_bodies
+
+    map_page_bodies()
 
 
 def run() -> None:
