@@ -190,3 +190,29 @@ def test_page_bodies_freed_once_the_work_begins_go_back_to_the_system() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) < 4 << 20
+
+
+@pytest.mark.parametrize(("preset", "searched"), [(None, False), ("", True)])
+def test_the_cli_does_not_search_for_pydantic_plugins(preset: str | None, searched: bool) -> None:
+    """Looking for pydantic plugins reads every installed package's entry points; the CLI has none to find.
+    An operator who wants one sets PYDANTIC_DISABLE_PLUGINS empty."""
+    code = (
+        "import sys\n"
+        "from stsync.cli import entry\n"
+        "import stsync.cli.main\n"
+        "def command():\n"
+        "    import stsync.config\n"
+        "    from pydantic.plugin import _loader\n"
+        "    print(_loader._plugins is not None)\n"
+        "stsync.cli.main.run = command\n"
+        "sys.argv = ['stsync', '--version']\n"
+        "entry.run()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if preset is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = preset
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(searched)
