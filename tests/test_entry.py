@@ -136,27 +136,43 @@ def test_exit_codes_are_those_of_sys_exit(
     assert capsys.readouterr().err == stderr
 
 
-def test_the_collector_waits_while_the_process_starts_and_is_back_to_normal_when_the_work_begins() -> None:
-    """`run` sets the start-up threshold; `start_up_done` freezes what start-up made and restores the default.
-    In a process `run` did not start (tests, embedding), `start_up_done` changes nothing."""
+def _run_as_cli(command: str, before: str = "", env: dict[str, str] | None = None) -> list[str]:
+    """Start a process through ``entry.run`` (as the console script does) whose command runs ``command``
+    (Python lines, with ``entry`` imported); ``before`` runs first, outside ``run``. Returns the output lines."""
+    body = "".join(f"    {line}\n" for line in command.strip().splitlines())
     code = (
-        "import gc, sys\n"
+        "import gc, os, sys\n"
         "from stsync.cli import entry\n"
         "import stsync.cli.main\n"
-        "default = gc.get_threshold()\n"
-        "entry.start_up_done()\n"
-        "print(gc.get_threshold() == default, gc.get_freeze_count() == 0)\n"
-        "def command():\n"
-        "    print(gc.get_threshold()[0])\n"
-        "    entry.start_up_done()\n"
-        "    print(gc.get_threshold() == default, gc.get_freeze_count() > 0)\n"
+        f"{before}"
+        f"def command():\n{body}"
         "stsync.cli.main.run = command\n"
         "sys.argv = ['stsync', '--version']\n"
         "entry.run()\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["True True", str(entry.GC_START_UP_THRESHOLD), "True True"]
+    return proc.stdout.splitlines()
+
+
+def test_the_collector_waits_while_the_process_starts_and_is_back_to_normal_when_the_work_begins() -> None:
+    """`run` sets the start-up threshold; `start_up_done` freezes what start-up made and restores the default.
+    In a process `run` did not start (tests, embedding), `start_up_done` changes nothing."""
+    lines = _run_as_cli(
+        """
+print(gc.get_threshold()[0])
+entry.start_up_done()
+print(gc.get_threshold() == default, gc.get_freeze_count() > 0)
+""",
+        before=(
+            "default = gc.get_threshold()\n"
+            "entry.start_up_done()\n"
+            "print(gc.get_threshold() == default, gc.get_freeze_count() == 0)\n"
+        ),
+    )
+    assert lines == ["True True", str(entry.GC_START_UP_THRESHOLD), "True True"]
 
 
 def _glibc() -> bool:
@@ -170,49 +186,34 @@ def _glibc() -> bool:
 def test_page_bodies_freed_once_the_work_begins_go_back_to_the_system() -> None:
     """After `start_up_done`, a freed 16 MB body leaves the process, however many came before it. By glibc's
     default, the first freed one raises the mmap threshold and the next ones stay in the heap."""
-    code = (
-        "import os, sys\n"
-        "from stsync.cli import entry\n"
-        "import stsync.cli.main\n"
-        "def rss():\n"
-        "    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
-        "def command():\n"
-        "    entry.start_up_done()\n"
-        "    before = rss()\n"
-        "    for _ in range(3):\n"
-        "        body = bytearray(16 << 20)\n"
-        "        del body\n"
-        "    print(rss() - before)\n"
-        "stsync.cli.main.run = command\n"
-        "sys.argv = ['stsync', '--version']\n"
-        "entry.run()\n"
+    (grown,) = _run_as_cli(
+        """
+def rss():
+    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+entry.start_up_done()
+before = rss()
+for _ in range(3):
+    body = bytearray(16 << 20)
+    del body
+print(rss() - before)
+"""
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert int(proc.stdout) < 4 << 20
+    assert int(grown) < 4 << 20
 
 
 @pytest.mark.parametrize(("preset", "searched"), [(None, False), ("", True)])
 def test_the_cli_does_not_search_for_pydantic_plugins(preset: str | None, searched: bool) -> None:
     """Looking for pydantic plugins reads every installed package's entry points; the CLI has none to find.
     An operator who wants one sets PYDANTIC_DISABLE_PLUGINS empty."""
-    code = (
-        "import sys\n"
-        "from stsync.cli import entry\n"
-        "import stsync.cli.main\n"
-        "def command():\n"
-        "    import stsync.config\n"
-        "    from pydantic.plugin import _loader\n"
-        "    print(_loader._plugins is not None)\n"
-        "stsync.cli.main.run = command\n"
-        "sys.argv = ['stsync', '--version']\n"
-        "entry.run()\n"
-    )
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     if preset is not None:
         env["PYDANTIC_DISABLE_PLUGINS"] = preset
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False, env=env
+    lines = _run_as_cli(
+        """
+import stsync.config
+from pydantic.plugin import _loader
+print(_loader._plugins is not None)
+""",
+        env=env,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == str(searched)
+    assert lines == [str(searched)]
