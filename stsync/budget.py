@@ -16,7 +16,7 @@ import os
 
 # glibc's mallopt parameter (malloc.h), and the value it starts with: blocks at least this large are mmapped.
 _M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 128 * 1024
+_MMAP_THRESHOLD = 128 * 1024
 
 
 def map_page_bodies() -> bool:
@@ -26,7 +26,7 @@ def map_page_bodies() -> bool:
     does every block over 128 kB. But the first time such a block is freed, glibc raises that threshold to
     the block's size (up to 32 MB), so later page bodies come from the heap, which keeps what is freed and
     fragments: the peak RSS of the same large full sync varied from 120 to 154 MB. Setting the threshold
-    fixes it at glibc's starting value (113-118 MB over the same runs). Elsewhere (musl, macOS) a no-op.
+    fixes it at glibc's starting value (113-117 MB over the same runs). Elsewhere (musl, macOS) a no-op.
     """
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
@@ -35,7 +35,7 @@ def map_page_bodies() -> bool:
         return False
     import ctypes
 
-    return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD))
 
 
 class ByteBudget:
