@@ -4,33 +4,47 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
 import pytest
 
-from stsync.db.repository import ConnectionPool, SyncLog
+from stsync.db.repository import ConnectionPool, StreamRepository, SyncLog
 from stsync.errors import DatabaseUnavailable
 from stsync.sync.streams import STREAMS_BY_NAME
+
+T = TypeVar("T")
 
 
 def _page(records: list[dict[str, Any]], token: str = "t1") -> bytes:
     return orjson.dumps({"hasMore": False, "continueFrom": token, "data": records})
 
 
-def _write(dsn: str, stream: str, *bodies: bytes) -> list[Any]:
-    async def go() -> list[Any]:
+CHECKPOINT: dict[str, str | None] = {"continue_from": "t", "high_water": None}
+
+
+def _on_one_connection(dsn: str, stream: str, work: Callable[[StreamRepository, SyncLog], Awaitable[T]]) -> T:
+    """Run ``work`` with one stream repository (one connection) and a fresh sync log of a full run."""
+
+    async def go() -> T:
         pool = ConnectionPool(dsn)
         repo = await pool.stream(STREAMS_BY_NAME[stream])
         try:
-            log = SyncLog(uuid.uuid4(), stream, "full", datetime.now(UTC))
-            return [await repo.write_page(b, log, {"continue_from": "t", "high_water": None}) for b in bodies]
+            return await work(repo, SyncLog(uuid.uuid4(), stream, "full", datetime.now(UTC)))
         finally:
             await pool.close()
 
     return asyncio.run(go())
+
+
+def _write(dsn: str, stream: str, *bodies: bytes) -> list[Any]:
+    async def write(repo: StreamRepository, log: SyncLog) -> list[Any]:
+        return [await repo.write_page(b, log, CHECKPOINT) for b in bodies]
+
+    return _on_one_connection(dsn, stream, write)
 
 
 def _job(i: int, **fields: Any) -> dict[str, Any]:
@@ -169,23 +183,16 @@ def test_page_bodies_are_staged_without_pglz(db_dsn: str) -> None:
     """The staging table stores a page body with lz4 (or uncompressed on a server without lz4), never with
     the default pglz, which made staging a quarter of the merge's time. A first page whose transaction rolls
     back takes the table with it; the next page makes it again."""
-    checkpoint = {"continue_from": "t", "high_water": None}
 
-    async def go() -> tuple[Any, ...] | None:
-        pool = ConnectionPool(db_dsn)
-        repo = await pool.stream(STREAMS_BY_NAME["jobs"])
-        try:
-            log = SyncLog(uuid.uuid4(), "jobs", "full", datetime.now(UTC))
-            with pytest.raises(DatabaseUnavailable, match="writing a page of jobs"):
-                await repo.write_page(b'{"data": [not json', log, checkpoint)
-            counts = await repo.write_page(_page([_job(1)]), log, checkpoint)
-            assert counts.created == 1
-            cur = await repo.conn.execute(
-                "SELECT attcompression::text, attstorage::text FROM pg_attribute "
-                "WHERE attrelid = 'pg_temp.stsync_stage'::regclass AND attname = 'body'"
-            )
-            return await cur.fetchone()
-        finally:
-            await pool.close()
+    async def write_then_look(repo: StreamRepository, log: SyncLog) -> tuple[Any, ...] | None:
+        with pytest.raises(DatabaseUnavailable, match="writing a page of jobs"):
+            await repo.write_page(b'{"data": [not json', log, CHECKPOINT)
+        counts = await repo.write_page(_page([_job(1)]), log, CHECKPOINT)
+        assert counts.created == 1
+        cur = await repo.conn.execute(
+            "SELECT attcompression::text, attstorage::text FROM pg_attribute "
+            "WHERE attrelid = 'pg_temp.stsync_stage'::regclass AND attname = 'body'"
+        )
+        return await cur.fetchone()
 
-    assert asyncio.run(go()) in {("l", "x"), ("", "e")}
+    assert _on_one_connection(db_dsn, "jobs", write_then_look) in {("l", "x"), ("", "e")}
