@@ -13,6 +13,7 @@ import pytest
 from stsync.budget import PageBudget
 from stsync.config import load_config
 from stsync.db import repository
+from stsync.errors import ExitCode
 from stsync.retry import RetryPolicy, set_no_wait
 from stsync.sandbox import Sandbox, SandboxOptions
 from stsync.servicetitan.client import ServiceTitanClient
@@ -119,6 +120,133 @@ def test_once_its_turn_comes_a_stream_downloads_on_while_its_pages_fetched_ahead
     assert {s.name: s.status for s in run.result.streams} == dict.fromkeys(names, "completed")
     assert asked == 8  # 400 invoice items in pages of 50
     assert run.held == 0
+
+
+class _InvoiceItemsPages:
+    """Spies on invoice items' pages, written after customers, locations and jobs. Jobs' first page is merged
+    only once invoice items has downloaded all its pages, so its next page is always there when it writes
+    one; and each of its merges but the last is held until the next page's load has ended. ``done`` lists
+    what was committed or loaded, in order: ('load' or 'write', the connection's backend pid, whether a
+    written page had been loaded ahead). ``fail`` ends the connection of the n-th load or write (1-based,
+    e.g. ('load', 2)) just before it, as a restarted server would."""
+
+    def __init__(self, monkeypatch: Any, dsn: str, fail: tuple[str, int] | None = None) -> None:
+        self.done: list[tuple[str, int, bool]] = []
+        self.attempts = {"load": 0, "write": 0}
+        self.loaded: dict[int, asyncio.Event] = {}
+        downloaded = asyncio.Event()
+        real_export = ServiceTitanClient.export_page
+        real_load, real_write = repository.StreamRepository.load, repository.StreamRepository.write_page
+        items = STREAMS_BY_NAME["invoice_items"]
+
+        def attempt(repo: Any, what: str) -> int:
+            self.attempts[what] += 1
+            if fail == (what, self.attempts[what]):
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute("SELECT pg_terminate_backend(%s, 10000)", (repo.conn.info.backend_pid,))
+            return self.attempts[what]
+
+        async def export_page(client: Any, module: str, path: str, *args: Any, **kwargs: Any) -> Any:
+            page = await real_export(client, module, path, *args, **kwargs)
+            if path == items.export_path and not page.has_more:
+                downloaded.set()
+            return page
+
+        async def load(repo: Any, body: Any) -> None:
+            if repo.stream.name != "invoice_items":
+                return await real_load(repo, body)
+            n = attempt(repo, "load")
+            try:
+                await real_load(repo, body)
+                self.done.append(("load", repo.conn.info.backend_pid, False))
+            finally:
+                self._loaded(n).set()
+
+        async def write_page(repo: Any, body: Any, log: Any, checkpoint: Any, **kwargs: Any) -> Any:
+            if repo.stream.name == "jobs":
+                await asyncio.wait_for(downloaded.wait(), timeout=60)
+            if repo.stream.name != "invoice_items":
+                return await real_write(repo, body, log, checkpoint, **kwargs)
+            if not kwargs.get("last"):
+                await asyncio.wait_for(self._loaded(self.attempts["write"] + 1).wait(), timeout=60)
+            attempt(repo, "write")
+            pid = repo.conn.info.backend_pid
+            counts = await real_write(repo, body, log, checkpoint, **kwargs)
+            self.done.append(("write", pid, kwargs.get("loaded", False)))
+            return counts
+
+        monkeypatch.setattr(ServiceTitanClient, "export_page", export_page)
+        monkeypatch.setattr(repository.StreamRepository, "load", load)
+        monkeypatch.setattr(repository.StreamRepository, "write_page", write_page)
+
+    def _loaded(self, n: int) -> asyncio.Event:
+        return self.loaded.setdefault(n, asyncio.Event())
+
+    def pids(self, what: str) -> list[int]:
+        return [pid for did, pid, _ in self.done if did == what]
+
+
+def _mirrored_items(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM servicetitan.st_invoice_items").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_writing_stream_loads_its_next_page_on_a_second_connection_while_the_page_before_merges(
+    db_dsn: str, monkeypatch: Any
+) -> None:
+    """Invoice items' four pages have downloaded when its turn comes. Each page after the first is loaded
+    (COPYed into the staging table) on a second connection while the page before it merges on the first,
+    and is merged there once that page has committed. A merge is held here until the next page has been
+    loaded: a stream that loaded its next page only after the merge would never finish."""
+    pages = _InvoiceItemsPages(monkeypatch, db_dsn)
+    names = ("customers", "locations", "jobs", "invoice_items")
+    with Sandbox.start(SandboxOptions(scale="small", seed=5, export_batch_size=100)) as sb:
+        run = sync_in_process(sb.url, db_dsn, names, timeout=60)
+    assert {s.name: s.status for s in run.result.streams} == dict.fromkeys(names, "completed")
+    assert run.held == 0
+    assert [(what, ahead) for what, _, ahead in pages.done] == [
+        ("load", False),
+        ("write", False),
+        ("load", False),
+        ("write", True),
+        ("load", False),
+        ("write", True),
+        ("write", True),
+    ]
+    writes, loads = pages.pids("write"), pages.pids("load")
+    for n in range(1, 4):  # page n+1 merges on the connection it was loaded on, not on page n's
+        assert writes[n] == loads[n - 1] != writes[n - 1]
+    assert _mirrored_items(db_dsn) == 400
+
+
+@pytest.mark.parametrize(
+    ("fail", "done", "committed"),
+    [(("load", 2), ["load", "write", "write"], 200), (("write", 2), ["load", "write", "load"], 100)],
+)
+def test_a_page_loaded_ahead_fails_or_is_dropped_with_the_page_before_it(
+    db_dsn: str, monkeypatch: Any, fail: tuple[str, int], done: list[str], committed: int
+) -> None:
+    """The server ends a connection of invoice items: the one loading its third page ahead (that page then
+    fails when its turn comes, with the error its own COPY would have given), or the one merging its second
+    page while the third is loaded (the loaded page is rolled back, never merged). Either way the pages
+    before stay committed, the stream fails with a database error, and the rerun completes the mirror."""
+    pages = _InvoiceItemsPages(monkeypatch, db_dsn, fail)
+    names = ("customers", "locations", "jobs", "invoice_items")
+    with Sandbox.start(SandboxOptions(scale="small", seed=5, export_batch_size=100)) as sb:
+        run = sync_in_process(sb.url, db_dsn, names, timeout=60)
+        failed = {s.name: (s.status, s.exit_code) for s in run.result.streams if s.status != "completed"}
+        assert failed == {"invoice_items": ("failed", ExitCode.UNAVAILABLE)}
+        error = next(s.error for s in run.result.streams if s.name == "invoice_items")
+        assert error is not None and error.startswith("database error while writing a page of invoice_items")
+        assert run.held == 0
+        assert [what for what, _, _ in pages.done] == done
+        assert _mirrored_items(db_dsn) == committed
+        monkeypatch.undo()
+        rerun = sync_in_process(sb.url, db_dsn, names, timeout=60)
+    assert rerun.result.exit_code == 0
+    assert _mirrored_items(db_dsn) == 400
 
 
 def test_a_waiting_download_moves_to_the_writing_budget_when_its_turn_comes() -> None:

@@ -196,3 +196,28 @@ def test_page_bodies_are_staged_without_pglz(db_dsn: str) -> None:
         return await cur.fetchone()
 
     assert _on_one_connection(db_dsn, "jobs", write_then_look) in {("l", "x"), ("", "e")}
+
+
+def test_a_page_loaded_ahead_is_merged_when_written_and_gone_when_not(db_dsn: str) -> None:
+    """``load`` COPYs a page and commits nothing; ``write_page(..., loaded=True)`` merges that page. A loaded
+    page that is never written is rolled back when the connection is handed back, and the connection's next
+    page is merged alone. A page that does not load fails as its COPY would inside ``write_page``."""
+
+    def ids() -> list[int]:
+        with psycopg.connect(db_dsn) as conn:
+            return [r[0] for r in conn.execute("SELECT st_id FROM servicetitan.st_jobs ORDER BY st_id")]
+
+    async def work(repo: StreamRepository, log: SyncLog) -> None:
+        await repo.load(_page([_job(1), _job(2)]))
+        assert ids() == []
+        counts = await repo.write_page(b"", log, CHECKPOINT, loaded=True)
+        assert (counts.fetched, counts.created) == (2, 2)
+        await repo.load(_page([_job(3)]))
+        await repo.close()  # the walk ended before the page's turn
+        counts = await repo.write_page(_page([_job(4)]), log, CHECKPOINT)
+        assert (counts.fetched, counts.created) == (1, 1)
+        with pytest.raises(DatabaseUnavailable, match="writing a page of jobs"):
+            await repo.load(b'{"data": [not json')
+
+    _on_one_connection(db_dsn, "jobs", work)
+    assert ids() == [1, 2, 4]

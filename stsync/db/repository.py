@@ -66,11 +66,15 @@ def _db_error(exc: Exception, what: str) -> DatabaseUnavailable:
 async def connect(dsn: str, connect_timeout: float = 10) -> psycopg.AsyncConnection[Any]:
     """Open a connection in UTC (zone-less ServiceTitan timestamps are taken as UTC)."""
     try:
-        return await psycopg.AsyncConnection.connect(
+        conn = await psycopg.AsyncConnection.connect(
             dsn, connect_timeout=int(connect_timeout), options="-c TimeZone=UTC", autocommit=False
         )
     except psycopg.Error as exc:
         raise _db_error(exc, "connecting") from None
+    # Whatever the server's default: a page loaded ahead is merged after the page before it has committed
+    # on another connection, and must see that page's rows.
+    await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
+    return conn
 
 
 class RunLock:
@@ -192,6 +196,17 @@ class StreamRepository:
         assert row is not None
         log.id, log.finished = int(row[0]), True
 
+    async def load(self, body: bytes | bytearray) -> None:
+        """COPY a page into this connection's staging table ahead of its turn, while another connection
+        merges the page before it; ``write_page(..., loaded=True)`` then merges it here. The load commits
+        nothing: a page that is never written is rolled back with ``close``."""
+        try:
+            async with self.conn.cursor() as cur:
+                await self._copy(cur, body)
+        except psycopg.Error as exc:
+            await self._rollback()
+            raise _db_error(exc, f"writing a page of {self.stream.name}") from None
+
     async def write_page(
         self,
         body: bytes | bytearray,
@@ -199,11 +214,13 @@ class StreamRepository:
         checkpoint: dict[str, str | None],
         empty: bool = False,
         last: bool = False,
+        loaded: bool = False,
     ) -> PageCounts:
         """COPY + merge one page, record its counts and its checkpoint, and commit — all or nothing.
-        An ``empty`` page (no records) only moves the checkpoint and the log. The stream's first page also
-        starts its sync-log row; its ``last`` page also finishes it ('completed', or 'partial' when records
-        were quarantined): a stream that has nothing new costs one transaction."""
+        An ``empty`` page (no records) only moves the checkpoint and the log; a ``loaded`` one (see ``load``)
+        is only merged. The stream's first page also starts its sync-log row; its ``last`` page also finishes
+        it ('completed', or 'partial' when records were quarantined): a stream that has nothing new costs one
+        transaction."""
         try:
             async with self.conn.cursor() as cur:
                 if not log.started:
@@ -214,11 +231,8 @@ class StreamRepository:
                 if empty:
                     row = (0, 0, 0, 0, 0, 0, None)
                 else:
-                    # The session's staging table, made on first use (a run where nothing changed needs none).
-                    await cur.execute(Q["create_stage"])
-                    async with cur.copy("COPY stsync_stage (body) FROM STDIN (FORMAT BINARY)") as copy:
-                        for part in _copy_frame(_clean(body)):
-                            await copy.write(part)
+                    if not loaded:
+                        await self._copy(cur, body)
                     row = await self._execute(cur, self._merge)
                     assert row is not None
                     for statements in self._children:
@@ -254,6 +268,13 @@ class StreamRepository:
         log.started, log.finished = True, last
         return counts
 
+    async def _copy(self, cur: psycopg.AsyncCursor[Any], body: bytes | bytearray) -> None:
+        # The session's staging table, made on first use (a run where nothing changed needs none).
+        await cur.execute(Q["create_stage"])
+        async with cur.copy("COPY stsync_stage (body) FROM STDIN (FORMAT BINARY)") as copy:
+            for part in _copy_frame(_clean(body)):
+                await copy.write(part)
+
     async def _execute(self, cur: psycopg.AsyncCursor[Any], statements: tuple[Any, Any]) -> Any:
         """Run the fast statement; if a record's value does not convert, run the validating one."""
         fast, validating = statements
@@ -285,21 +306,38 @@ class StreamRepository:
 
 
 class ConnectionPool:
-    """The run's database connections, one per concurrently running stream, reused across streams.
+    """The run's database connections, one per concurrently writing stream, reused across streams, and
+    spares: while fewer than ``spares_below`` are open, a writing stream may take a second one to load its
+    next page on (see ``StreamRepository.load``).
 
     A stream that has nothing new costs its queries, not a connection set-up; the staging table is
     made in a connection's session by its first page that has records.
     """
 
-    def __init__(self, dsn: str, connect_timeout: float = 10) -> None:
+    def __init__(self, dsn: str, connect_timeout: float = 10, spares_below: int = 0) -> None:
         self.dsn = dsn
         self.connect_timeout = connect_timeout
+        self.spares_below = spares_below
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._all: list[psycopg.AsyncConnection[Any]] = []
+        self._opening = 0  # connections being opened for spares
 
     async def stream(self, stream: Stream) -> StreamRepository:
         """A repository for ``stream`` on an idle (or new) connection; ``release`` it when done."""
         conn = self._idle.pop() if self._idle else await self._connect()
+        return StreamRepository(conn, stream)
+
+    async def spare(self, stream: Stream) -> StreamRepository | None:
+        """Like ``stream``, but None rather than a new connection when ``spares_below`` are open already."""
+        if self._idle:
+            return StreamRepository(self._idle.pop(), stream)
+        if len(self._all) + self._opening >= self.spares_below:
+            return None
+        self._opening += 1
+        try:
+            conn = await self._connect()
+        finally:
+            self._opening -= 1
         return StreamRepository(conn, stream)
 
     def release(self, repo: StreamRepository) -> None:

@@ -10,12 +10,14 @@
 - List-only streams (small reference data) are refreshed each run; incremental runs ask only for
   records modified since the stored high-water mark.
 - Each page commits together with its checkpoint. The next page downloads while the current one
-  is written (a one-slot queue between a fetcher task and the writer).
+  is written (a short queue between a fetcher task and the writer); if it has downloaded already, it is
+  loaded (COPYed) on a spare connection meanwhile and merged there once the current page has committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -156,7 +158,7 @@ async def _run_streams(
     generation = await _full_generation(lock, options, run_id)
     checkpoints = await lock.read_state("")
     writers = asyncio.Semaphore(options.max_concurrency)
-    pool = ConnectionPool(options.dsn, options.connect_timeout)
+    pool = ConnectionPool(options.dsn, options.connect_timeout, spares_below=options.max_concurrency)
     tasks: dict[str, asyncio.Task[StreamResult]] = {}
     selected = {s.name for s in streams}
     try:
@@ -266,7 +268,9 @@ class _StreamRun:
         self.pool, self.client, self.stream, self.options = pool, client, stream, options
         self.observer, self.run_id, self.generation, self.turn = observer, run_id, generation, turn
         self.result = StreamResult(stream.name)
-        self.repo: StreamRepository | None = None
+        self.repo: StreamRepository | None = None  # the connection the stream's next page is merged on
+        self.spare: StreamRepository | None = None  # a second one, which meanwhile loads the page after it
+        self.loading: tuple[Page, asyncio.Task[bool]] | None = None
         self.log: SyncLog | None = None  # None in a dry run
 
     async def run(self, state: dict[str, str]) -> StreamResult:
@@ -301,29 +305,88 @@ class _StreamRun:
         self.observer.stream_finished(result)
         return result
 
-    async def write(self, page: Page, checkpoint: dict[str, str | None]) -> PageCounts:
+    async def write(
+        self, page: Page, checkpoint: dict[str, str | None], upcoming: Callable[[], Page | None] = lambda: None
+    ) -> PageCounts:
         """Write one page (or only count it, in a dry run) and give its bytes back to the budget, whatever
-        happens. The first page waits for the stream's turn (see ``_Turn``)."""
+        happens. The first page waits for the stream's turn (see ``_Turn``). The next page, if ``upcoming``
+        says it has downloaded by then, is loaded on a spare connection while this one merges."""
         try:
             await self.turn.wait()
             if self.log is None:  # dry run: count, write nothing
                 count = page.count if page.count >= 0 else len(orjson.loads(page.body)["data"])
                 counts = PageCounts(count, 0, 0, 0, 0, None)
             else:
+                loaded = await self._loaded(page)
                 if self.repo is None:
                     self.repo = await self.pool.stream(self.stream)
+                following = upcoming()
+                if following is not None and following.count != 0:
+                    self._load(following)
+                elif self.spare is not None:  # nothing to load ahead: let another stream have it
+                    self.pool.release(self.spare)
+                    self.spare = None
                 counts = await self.repo.write_page(
-                    page.body, self.log, checkpoint, empty=page.count == 0, last=not page.has_more
+                    page.body, self.log, checkpoint, empty=page.count == 0, last=not page.has_more, loaded=loaded
                 )
+        except BaseException:
+            await self._stop_loading()  # before the page it holds goes back to the budget
+            raise
         finally:
             self.client.release(page)
         self.result.add(counts)
         self.observer.page_written(self.stream.name, self.result)
         return counts
 
+    def _load(self, page: Page) -> None:
+        """COPY ``page`` on the spare connection (taking one if the pool has one to spare) while the current
+        page merges. It is merged only once the current page has committed, so pages still commit in order
+        and never wait for each other's row locks."""
+
+        async def load() -> bool:
+            if self.spare is None:
+                self.spare = await self.pool.spare(self.stream)
+                if self.spare is None:
+                    return False
+            await self.spare.load(page.body)
+            return True
+
+        self.loading = (page, asyncio.ensure_future(load()))
+
+    async def _loaded(self, page: Page) -> bool:
+        """Whether ``page`` was loaded ahead; its connection then becomes the one it merges on. A load that
+        failed fails the page, as its own COPY would have."""
+        if self.loading is None or self.loading[0] is not page:
+            await self._stop_loading()
+            return False
+        task = self.loading[1]
+        self.loading = None
+        if not await task:
+            return False
+        self.repo, self.spare = self.spare, self.repo
+        return True
+
+    async def _stop_loading(self) -> None:
+        """Drop a page being loaded ahead (the walk ended first): its COPY is cancelled and rolled back."""
+        if self.loading is None:
+            return
+        task = self.loading[1]
+        self.loading = None
+        task.cancel()
+        await asyncio.wait((task,))
+        if not task.cancelled():
+            task.exception()  # a failed load of a page that will not be written is not this page's error
+        if self.spare is not None:
+            await self.spare.close()
+
     async def _close(self) -> None:
-        """Record how the stream ended unless its last page did, and hand its connection back."""
+        """Record how the stream ended unless its last page did, and hand its connections back."""
+        await self._stop_loading()
         repo, self.repo = self.repo, None
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            await spare.close()
+            self.pool.release(spare)
         try:
             if self.log is not None and not self.log.finished:
                 # Failed (or a walk that ended without a last page). A stream that failed before writing has no
@@ -342,10 +405,26 @@ class _StreamRun:
                 self.pool.release(repo)
 
 
+@dataclass
+class _Downloads:
+    """A walk's pages in order (``async for``), and a look at the next one."""
+
+    pages: AsyncGenerator[Page, None]
+    queue: collections.deque[Page | Exception | None]
+
+    def __aiter__(self) -> AsyncGenerator[Page, None]:
+        return self.pages
+
+    def upcoming(self) -> Page | None:
+        """The page that comes next, if it has already downloaded."""
+        head = self.queue[0] if self.queue else None
+        return head if isinstance(head, Page) else None
+
+
 @contextlib.asynccontextmanager
 async def _pipelined(
     fetch_pages: Callable[[], AsyncIterator[Page]], release: Callable[[Page], None], turn: _Turn
-) -> AsyncIterator[AsyncIterator[Page]]:
+) -> AsyncIterator[_Downloads]:
     """Pages while the next ones are already downloading.
 
     Before the stream's turn to write, it downloads as far ahead as the ahead budget lets it (the budget,
@@ -355,36 +434,41 @@ async def _pipelined(
     context, however the walk ended, stops the download and releases every page fetched but not handed
     over, within the stream's own task: a failed write must not leave page bytes held in the budget.
     """
-    queue: asyncio.Queue[Page | Exception | None] = asyncio.Queue()
-    taken = asyncio.Event()
+    queue: collections.deque[Page | Exception | None] = collections.deque()
+    arrived, taken = asyncio.Event(), asyncio.Event()
     fetched_ahead = 0  # pages in the queue that were fetched before the stream's turn (they are first in it)
 
     async def produce() -> None:
         nonlocal fetched_ahead
         try:
             async for page in fetch_pages():
-                queue.put_nowait(page)
+                queue.append(page)
+                arrived.set()
                 if not turn.holding:
                     fetched_ahead += 1
                 del page  # do not keep the body alive while the next page downloads
-                while turn.holding and queue.qsize() - fetched_ahead >= READ_AHEAD:
+                while turn.holding and len(queue) - fetched_ahead >= READ_AHEAD:
                     taken.clear()
                     await taken.wait()
-            queue.put_nowait(None)
+            queue.append(None)
         except Exception as exc:  # handed to the consumer, which re-raises it
-            queue.put_nowait(exc)
+            queue.append(exc)
+        arrived.set()
         # Cancellation (the consumer is gone) and Ctrl-C/SIGTERM (the run is stopping) propagate from here.
 
     def drain() -> None:
-        while not queue.empty():
-            left = queue.get_nowait()
+        while queue:
+            left = queue.popleft()
             if isinstance(left, Page):
                 release(left)
 
     async def pages() -> AsyncGenerator[Page, None]:
         nonlocal fetched_ahead
         while True:
-            item = await queue.get()
+            while not queue:
+                arrived.clear()
+                await arrived.wait()
+            item = queue.popleft()
             fetched_ahead = max(0, fetched_ahead - 1)
             taken.set()
             if item is None:
@@ -397,7 +481,7 @@ async def _pipelined(
     producer = asyncio.create_task(produce())
     handed = pages()
     try:
-        yield handed
+        yield _Downloads(handed, queue)
     finally:
         await handed.aclose()  # drops the page it may still refer to
         producer.cancel()
@@ -455,7 +539,7 @@ async def _walk_export(run: _StreamRun, state: dict[str, str]) -> None:
                 }
                 if generation is not None:
                     checkpoint["generation"] = generation
-                counts = await run.write(page, checkpoint)
+                counts = await run.write(page, checkpoint, pages.upcoming)
                 del page  # the loop variable would hold the body until the next page arrives
                 high_water = later(high_water, counts.max_modified_on)
 
@@ -494,6 +578,6 @@ async def _walk_list(run: _StreamRun, state: dict[str, str]) -> None:
             checkpoint: dict[str, str | None] = {} if page.has_more else {"high_water": high_water, "walk": "done"}
             if generation is not None and not page.has_more:
                 checkpoint["generation"] = generation
-            counts = await run.write(page, checkpoint)
+            counts = await run.write(page, checkpoint, walk.upcoming)
             del page  # the loop variable would hold the body until the next page arrives
             high_water = later(high_water, counts.max_modified_on)
