@@ -221,3 +221,48 @@ def test_a_page_loaded_ahead_is_merged_when_written_and_gone_when_not(db_dsn: st
 
     _on_one_connection(db_dsn, "jobs", work)
     assert ids() == [1, 2, 4]
+
+
+def test_a_spare_connection_is_lent_only_below_the_limit_and_never_fails(db_dsn: str) -> None:
+    """A spare (to load a stream's next page on) is lent while fewer than ``spares_below`` connections are in
+    use, an idle one first; at the limit, or when no connection can be opened, there is none: a spare only
+    speeds a stream up and must not fail it. A connection that broke no longer counts as in use."""
+    jobs = STREAMS_BY_NAME["jobs"]
+
+    async def go() -> None:
+        pool = ConnectionPool(db_dsn, spares_below=2)
+        try:
+            await pool.stream(jobs)
+            spare = await pool.spare(jobs)
+            assert spare is not None
+            assert await pool.spare(jobs) is None  # two in use
+            pool.release(spare)
+            again = await pool.spare(jobs)
+            assert again is not None and again.conn is spare.conn
+            await again.conn.close()
+            pool.release(again)
+            assert await pool.spare(jobs) is not None
+        finally:
+            await pool.close()
+        unreachable = ConnectionPool("postgresql://postgres@127.0.0.1:1/none", connect_timeout=1, spares_below=1)
+        assert await unreachable.spare(jobs) is None
+
+    asyncio.run(go())
+
+
+def test_sessions_read_committed_data_and_wait_in_a_transaction_whatever_the_server_defaults(db_dsn: str) -> None:
+    """A page loaded ahead waits in its transaction while the page before it merges on another connection,
+    then must see that page's rows: the run's sessions are READ COMMITTED without an idle-in-transaction
+    timeout even where the database's defaults say otherwise."""
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        name = conn.info.dbname
+        conn.execute(f"ALTER DATABASE \"{name}\" SET default_transaction_isolation = 'repeatable read'")
+        conn.execute(f'ALTER DATABASE "{name}" SET idle_in_transaction_session_timeout = 100')
+
+    async def settings(repo: StreamRepository, log: SyncLog) -> tuple[Any, ...] | None:
+        cur = await repo.conn.execute(
+            "SELECT current_setting('transaction_isolation'), current_setting('idle_in_transaction_session_timeout')"
+        )
+        return await cur.fetchone()
+
+    assert _on_one_connection(db_dsn, "jobs", settings) == ("read committed", "0")

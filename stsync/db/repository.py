@@ -63,18 +63,21 @@ def _db_error(exc: Exception, what: str) -> DatabaseUnavailable:
     return DatabaseUnavailable(f"database error while {what}: {text}")
 
 
+# Whatever the server's defaults: a page loaded ahead (see StreamRepository.load) waits in its transaction
+# while the page before it merges on another connection, then must see that page's rows.
+_SESSION_OPTIONS = (
+    r"-c TimeZone=UTC -c default_transaction_isolation=read\ committed -c idle_in_transaction_session_timeout=0"
+)
+
+
 async def connect(dsn: str, connect_timeout: float = 10) -> psycopg.AsyncConnection[Any]:
     """Open a connection in UTC (zone-less ServiceTitan timestamps are taken as UTC)."""
     try:
-        conn = await psycopg.AsyncConnection.connect(
-            dsn, connect_timeout=int(connect_timeout), options="-c TimeZone=UTC", autocommit=False
+        return await psycopg.AsyncConnection.connect(
+            dsn, connect_timeout=int(connect_timeout), options=_SESSION_OPTIONS, autocommit=False
         )
     except psycopg.Error as exc:
         raise _db_error(exc, "connecting") from None
-    # Whatever the server's default: a page loaded ahead is merged after the page before it has committed
-    # on another connection, and must see that page's rows.
-    await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
-    return conn
 
 
 class RunLock:
@@ -328,20 +331,26 @@ class ConnectionPool:
         return StreamRepository(conn, stream)
 
     async def spare(self, stream: Stream) -> StreamRepository | None:
-        """Like ``stream``, but None rather than a new connection when ``spares_below`` are open already."""
+        """Like ``stream`` while fewer than ``spares_below`` connections are in use (or being opened);
+        otherwise, or if a new connection cannot be opened, None: a spare is never worth an error."""
+        if len(self._all) - len(self._idle) + self._opening >= self.spares_below:
+            return None
         if self._idle:
             return StreamRepository(self._idle.pop(), stream)
-        if len(self._all) + self._opening >= self.spares_below:
-            return None
         self._opening += 1
         try:
             conn = await self._connect()
+        except DatabaseUnavailable:
+            return None
         finally:
             self._opening -= 1
         return StreamRepository(conn, stream)
 
     def release(self, repo: StreamRepository) -> None:
-        if not repo.conn.closed and repo.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        if repo.conn.closed:
+            with contextlib.suppress(ValueError):
+                self._all.remove(repo.conn)  # a connection that broke no longer counts as in use
+        elif repo.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             self._idle.append(repo.conn)
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:

@@ -338,6 +338,16 @@ class _StreamRun:
         self.observer.page_written(self.stream.name, self.result)
         return counts
 
+    @contextlib.asynccontextmanager
+    async def downloading(self, fetch_pages: Callable[[], AsyncIterator[Page]]) -> AsyncIterator[_Downloads]:
+        """The stream's pages as they download (see ``_pipelined``). However the walk ends, a page still
+        loading ahead is dropped before the pages left unwritten go back to the budget."""
+        async with _pipelined(fetch_pages, self.client.release, self.turn) as pages:
+            try:
+                yield pages
+            finally:
+                await self._stop_loading()
+
     def _load(self, page: Page) -> None:
         """COPY ``page`` on the spare connection (taking one if the pool has one to spare) while the current
         page merges. It is merged only once the current page has committed, so pages still commit in order
@@ -360,9 +370,11 @@ class _StreamRun:
             await self._stop_loading()
             return False
         task = self.loading[1]
-        self.loading = None
-        if not await task:
-            return False
+        try:
+            if not await task:
+                return False
+        finally:
+            self.loading = None
         self.repo, self.spare = self.spare, self.repo
         return True
 
@@ -530,7 +542,7 @@ async def _walk_export(run: _StreamRun, state: dict[str, str]) -> None:
 
     async def walk_from(first: str | None) -> None:
         nonlocal high_water
-        async with _pipelined(lambda: pages_from(first), client.release, run.turn) as pages:
+        async with run.downloading(lambda: pages_from(first)) as pages:
             async for page in pages:  # they download while the streams this one depends on write
                 checkpoint: dict[str, str | None] = {
                     "continue_from": page.continue_from,
@@ -571,7 +583,7 @@ async def _walk_list(run: _StreamRun, state: dict[str, str]) -> None:
             number += 1
 
     high_water = state.get("high_water")
-    async with _pipelined(pages, client.release, run.turn) as walk:
+    async with run.downloading(pages) as walk:
         async for page in walk:
             # Pages come in id order, so the high-water mark may only move with the last page;
             # until then the newest modifiedOn seen is carried in memory.
