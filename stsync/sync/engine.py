@@ -270,7 +270,7 @@ class _StreamRun:
         self.result = StreamResult(stream.name)
         self.repo: StreamRepository | None = None  # the connection the stream's next page is merged on
         self.spare: StreamRepository | None = None  # a second one, which meanwhile loads the page after it
-        self.loading: tuple[Page, asyncio.Task[bool]] | None = None
+        self.loading: asyncio.Task[bool] | None = None  # the load of the next page handed over, if any
         self.log: SyncLog | None = None  # None in a dry run
 
     async def run(self, state: dict[str, str]) -> StreamResult:
@@ -317,7 +317,7 @@ class _StreamRun:
                 count = page.count if page.count >= 0 else len(orjson.loads(page.body)["data"])
                 counts = PageCounts(count, 0, 0, 0, 0, None)
             else:
-                loaded = await self._loaded(page)
+                loaded = await self._loaded()
                 if self.repo is None:
                     self.repo = await self.pool.stream(self.stream)
                 following = upcoming()
@@ -329,9 +329,6 @@ class _StreamRun:
                 counts = await self.repo.write_page(
                     page.body, self.log, checkpoint, empty=page.count == 0, last=not page.has_more, loaded=loaded
                 )
-        except BaseException:
-            await self._stop_loading()  # before the page it holds goes back to the budget
-            raise
         finally:
             self.client.release(page)
         self.result.add(counts)
@@ -361,17 +358,15 @@ class _StreamRun:
             await self.spare.load(page.body)
             return True
 
-        self.loading = (page, asyncio.ensure_future(load()))
+        self.loading = asyncio.ensure_future(load())
 
-    async def _loaded(self, page: Page) -> bool:
-        """Whether ``page`` was loaded ahead; its connection then becomes the one it merges on. A load that
-        failed fails the page, as its own COPY would have."""
-        if self.loading is None or self.loading[0] is not page:
-            await self._stop_loading()
+    async def _loaded(self) -> bool:
+        """Whether the page being written (the one ``_load`` was given before) was loaded ahead; its connection
+        then becomes the one it merges on. A load that failed fails the page, as its own COPY would have."""
+        if self.loading is None:
             return False
-        task = self.loading[1]
         try:
-            if not await task:
+            if not await self.loading:
                 return False
         finally:
             self.loading = None
@@ -382,8 +377,7 @@ class _StreamRun:
         """Drop a page being loaded ahead (the walk ended first): its COPY is cancelled and rolled back."""
         if self.loading is None:
             return
-        task = self.loading[1]
-        self.loading = None
+        task, self.loading = self.loading, None
         task.cancel()
         await asyncio.wait((task,))
         if not task.cancelled():
@@ -393,7 +387,6 @@ class _StreamRun:
 
     async def _close(self) -> None:
         """Record how the stream ended unless its last page did, and hand its connections back."""
-        await self._stop_loading()
         repo, self.repo = self.repo, None
         spare, self.spare = self.spare, None
         if spare is not None:
