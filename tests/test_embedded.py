@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -62,3 +64,25 @@ def test_missing_binaries_name_what_to_install(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr("stsync.db.embedded._has_server", lambda _: False)
     with pytest.raises(DatabaseUnavailable, match=r"apt-get install -y postgresql.*brew install postgresql@16"):
         EmbeddedPostgres().start()
+
+
+def test_a_cluster_whose_process_was_killed_is_stopped_and_removed_by_the_next_one() -> None:
+    """kill -9 leaves a throwaway cluster running, with nobody left to stop it or delete its files (a large
+    benchmark world's are tens of GB). The next EmbeddedPostgres to start stops that server and removes its
+    directory; the cluster of a process still alive is left alone."""
+    code = (
+        "import sys\nfrom stsync.db.embedded import EmbeddedPostgres\n"
+        "pg = EmbeddedPostgres().start()\nprint(pg.base_dir, pg.dsn, flush=True)\nsys.stdin.read()\n"
+    )
+    orphan = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert orphan.stdout is not None
+    base, dsn = orphan.stdout.readline().split()
+    orphan.kill()
+    orphan.wait()
+    with psycopg.connect(dsn, connect_timeout=5) as conn:
+        conn.execute("SELECT 1")  # its server outlived it
+    with EmbeddedPostgres() as alive, EmbeddedPostgres():
+        assert not Path(base).exists()
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(dsn, connect_timeout=5)
+        assert alive.data_dir.exists()

@@ -1,7 +1,9 @@
 """A throwaway PostgreSQL server for `stsync demo` and the test suite.
 
 ``initdb`` into a temporary directory, start on 127.0.0.1 with a free port and trust auth, and remove
-everything on stop. Durability settings are off: nothing here is meant to survive a crash.
+everything on stop. Durability settings are off: nothing here is meant to survive a crash. A process
+killed before it could stop its server (kill -9, the OOM killer) leaves it running with nobody to stop it;
+the next one to start sweeps such clusters away (see ``EmbeddedPostgres.start``).
 
 PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` system user
 (created if missing) through ``runuser``.
@@ -10,6 +12,7 @@ PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pwd
 import re
@@ -29,6 +32,8 @@ from psycopg import sql
 from stsync.errors import DatabaseUnavailable
 
 SERVER_USER = "postgres"  # the OS user the server runs as when we are root
+TEMP_PREFIX = "stsync-pg-"
+OWNER_LOCK = "owner.lock"  # in a temporary cluster's directory: locked by its process for as long as it runs
 START_TIMEOUT = 60.0
 
 INSTALL_HINT = (
@@ -123,6 +128,7 @@ class EmbeddedPostgres:
         self._created_base = False
         self._bindir: Path | None = None
         self._as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        self._owner_lock: int | None = None
         self.running = False
 
     # --- paths and commands -------------------------------------------------------------------
@@ -152,13 +158,13 @@ class EmbeddedPostgres:
         """Shell command that stops a server left running with ``keep``."""
         return shlex.join(self._argv("pg_ctl", "-D", str(self.data_dir), "stop", "-m", "fast"))
 
-    def _run(self, argv: list[str], what: str) -> None:
+    def _run(self, argv: list[str], what: str, cwd: Path | None = None) -> None:
         # PG* variables from the caller's environment (PGPORT, PGDATA…) must not steer our cluster.
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = "C"
         proc = subprocess.run(
             argv,
-            cwd=self.base_dir,
+            cwd=cwd or self.base_dir,
             env=env,
             capture_output=True,
             text=True,
@@ -182,10 +188,43 @@ class EmbeddedPostgres:
 
     # --- lifecycle --------------------------------------------------------------------------
 
+    def _sweep_abandoned(self) -> None:
+        """Stop and remove the temporary clusters whose process died without stopping them: their owner lock
+        is free. One made with ``keep``, or still being made, has no lock and is left alone."""
+        for base in Path(tempfile.gettempdir()).glob(TEMP_PREFIX + "*"):
+            try:
+                fd = os.open(base / OWNER_LOCK, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue  # its process is alive
+            try:
+                if (base / "data" / "postmaster.pid").exists():
+                    with contextlib.suppress(DatabaseUnavailable, subprocess.SubprocessError):
+                        argv = self._argv("pg_ctl", "-D", str(base / "data"), "stop", "-m", "immediate", "-w")
+                        self._run(argv, "pg_ctl stop", cwd=base)
+                shutil.rmtree(base, ignore_errors=True)
+            finally:
+                os.close(fd)
+
+    def _claim(self) -> None:
+        """Lock the owner file of this process's temporary cluster until ``stop`` (or the process's end). The
+        file is locked before it gets its name, so a sweeping process never finds it unlocked."""
+        fd, path = tempfile.mkstemp(dir=self.base_dir, prefix=".owner-")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        Path(path).rename(self.base_dir / OWNER_LOCK)
+        self._owner_lock = fd
+
     def _prepare_dirs(self) -> None:
         if self.requested_base_dir is None:
-            self.base_dir = Path(tempfile.mkdtemp(prefix="stsync-pg-"))
+            self._sweep_abandoned()
+            self.base_dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
             self._created_base = True
+            if not self.keep:
+                self._claim()
         else:
             self.base_dir = self.requested_base_dir.resolve()
             self._created_base = not self.base_dir.exists()
@@ -301,6 +340,9 @@ class EmbeddedPostgres:
         else:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             self.log_file.unlink(missing_ok=True)
+        if self._owner_lock is not None:
+            os.close(self._owner_lock)
+            self._owner_lock = None
 
     def create_database(self, name: str) -> str:
         """Create an empty database and return its DSN."""
