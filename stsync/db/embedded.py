@@ -197,11 +197,10 @@ class EmbeddedPostgres:
             except OSError:
                 continue
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                continue  # its process is alive
-            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # its process is alive
                 if (base / "data" / "postmaster.pid").exists():
                     with contextlib.suppress(DatabaseUnavailable, subprocess.SubprocessError):
                         argv = self._argv("pg_ctl", "-D", str(base / "data"), "stop", "-m", "immediate", "-w")

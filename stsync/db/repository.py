@@ -310,7 +310,7 @@ class StreamRepository:
 
 class ConnectionPool:
     """The run's database connections, one per concurrently writing stream, reused across streams, and
-    spares: while fewer than ``spares_below`` are open, a writing stream may take a second one to load its
+    spares: while fewer than ``spares_below`` are in use, a writing stream may take a second one to load its
     next page on (see ``StreamRepository.load``).
 
     A stream that has nothing new costs its queries, not a connection set-up; the staging table is
@@ -323,7 +323,7 @@ class ConnectionPool:
         self.spares_below = spares_below
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._all: list[psycopg.AsyncConnection[Any]] = []
-        self._opening = 0  # connections being opened for spares
+        self._opening = 0  # spares being handed out (a new connection may take a while)
 
     async def stream(self, stream: Stream) -> StreamRepository:
         """A repository for ``stream`` on an idle (or new) connection; ``release`` it when done."""
@@ -335,16 +335,13 @@ class ConnectionPool:
         otherwise, or if a new connection cannot be opened, None: a spare is never worth an error."""
         if len(self._all) - len(self._idle) + self._opening >= self.spares_below:
             return None
-        if self._idle:
-            return StreamRepository(self._idle.pop(), stream)
         self._opening += 1
         try:
-            conn = await self._connect()
+            return await self.stream(stream)
         except DatabaseUnavailable:
             return None
         finally:
             self._opening -= 1
-        return StreamRepository(conn, stream)
 
     def release(self, repo: StreamRepository) -> None:
         if repo.conn.closed:
