@@ -71,6 +71,22 @@ class Response:
     delay_s: float = 0.0  # injected latency; adapters sleep it before answering
 
 
+def _token_fields(token: str) -> tuple[str, str, int, str]:
+    """A continuation token's version, resource, position in the feed and signature (ValueError if it is not
+    one of the sandbox's tokens; the signature is not checked here)."""
+    ver, name, pos, sig = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().split(":")
+    return ver, name, int(pos), sig
+
+
+def token_position(token: str) -> int | None:
+    """Where in its feed a continuation token of the sandbox resumes (None for anything else): tests compare
+    it with the token a killed run stored to tell which pages it committed."""
+    try:
+        return _token_fields(token)[2]
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 class BadRequest(Exception):
     def __init__(self, param: str, message: str) -> None:
         super().__init__(message)
@@ -276,9 +292,7 @@ class App:
 
     def decode_token(self, res: rs.Res, token: str) -> int:
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            ver, name, pos_s, sig = raw.split(":")
-            pos = int(pos_s)
+            ver, name, pos, sig = _token_fields(token)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest("from", "The value is neither a date nor a valid continuation token.") from exc
         if ver != "v1" or name != res.name or sig != self._sig(res, pos) or pos < 0:

@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from stsync.sandbox.app import token_position
 from stsync.sync.streams import STREAMS, STREAMS_BY_NAME
 
 STSYNC = str(Path(sys.executable).with_name("stsync"))
@@ -133,17 +134,16 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 
 def committed_pages(run: list[tuple[str, str | None]], stored: dict[str, str]) -> set[tuple[str, str | None]]:
-    """The (path, from) pages a killed run committed: on each feed, those requested before the stored token."""
+    """The (path, from) pages of ``run`` that are committed: on each feed, those that start before the token
+    stored with its last committed page (a page and that token commit together). Which run asked for a page
+    does not matter: a killed run's requests that the sandbox was still serving are logged after it died.
+    Pages asked for by date are left out."""
     committed: set[tuple[str, str | None]] = set()
-    by_path: dict[str, list[str | None]] = {}
     for path, token in run:
-        by_path.setdefault(path, []).append(token)
-    for path, tokens in by_path.items():
-        resume = stored.get(path)
-        if resume is None:
-            continue  # nothing of this feed was committed
-        prefix = tokens[: tokens.index(resume)] if resume in tokens else tokens
-        committed.update((path, t) for t in prefix)
+        resume = token_position(stored[path]) if path in stored else None
+        start = 0 if token is None else token_position(token)
+        if resume is not None and start is not None and start < resume:
+            committed.add((path, token))
     return committed
 
 

@@ -34,18 +34,23 @@ def medium_sandbox() -> Iterator[Any]:
 @pytest.mark.faults
 def test_sigkill_during_full_sync_then_rerun_converges(medium_sandbox: Any, db_dsn: str) -> None:
     """Kill -9 at several points of a full sync of a medium world; reruns finish it, refetch no page
-    that was committed before a kill, and the mirror equals the ground truth."""
+    that was committed before a kill, and the mirror equals the ground truth. Each run is killed once it
+    has made so many export requests and committed a page of its own, so that the kill lands among its
+    writes (downloads run ahead of them, so a request count alone can come before the first commit)."""
     sb = medium_sandbox
     env = cli_env(sb.url, db_dsn)
     committed: set[tuple[str, str | None]] = set()
+
+    def due(before: int, point: int, proc: subprocess.Popen[bytes]) -> bool:
+        if proc.poll() is not None:
+            return True
+        run = export_requests(sb.requests[before:])
+        return len(run) >= point and bool(committed_pages(run, stored_tokens(db_dsn)))
+
     for point in (8, 15, 22):  # successful export requests into each run
         before = len(sb.requests)
         proc = subprocess.Popen([STSYNC, "sync", "full"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(
-            lambda b=before, p=point, pr=proc: len(export_requests(sb.requests[b:])) >= p or pr.poll() is not None,
-            120,
-            f"{point} export requests",
-        )
+        wait_for(lambda b=before, p=point, pr=proc: due(b, p, pr), 120, f"{point} export requests and a commit")
         assert proc.poll() is None, "the sync finished before the kill point"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
