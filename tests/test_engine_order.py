@@ -18,7 +18,7 @@ from stsync.retry import RetryPolicy, set_no_wait
 from stsync.sandbox import Sandbox, SandboxOptions
 from stsync.servicetitan.client import ServiceTitanClient
 from stsync.sync.service import client_settings
-from stsync.sync.streams import STREAMS, STREAMS_BY_NAME
+from stsync.sync.streams import REFERENCE_STREAMS, STREAMS, STREAMS_BY_NAME
 from tests.e2e.harness import cli_env, sync_in_process
 
 
@@ -74,6 +74,28 @@ def test_dependents_download_while_their_parents_write_and_write_after_them(db_d
     for stream in STREAMS:
         for parent in stream.depends_on:
             assert last[parent] < first[stream.name], f"{stream.name} wrote before {parent} was done"
+
+
+def test_streams_start_longest_chain_of_work_first(db_dsn: str, monkeypatch: Any) -> None:
+    """A run lasts as long as its longest chain of work. locations, customers and jobs, which every other
+    large stream waits for, ask for their first pages first, then invoice items, the largest feed (its
+    place in STREAMS is last but one); the small reference streams come last."""
+    asked: list[str] = []
+    real_get = ServiceTitanClient.get
+
+    async def get(self: Any, module: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(path)
+        return await real_get(self, module, path, *args, **kwargs)
+
+    monkeypatch.setattr(ServiceTitanClient, "get", get)
+    with Sandbox.start(SandboxOptions(scale="small", seed=5)) as sb:
+        result = _run(sb, db_dsn)
+    assert {s.name: s.status for s in result.streams if s.status != "completed"} == {}
+    path = {s.export_path or s.list_path: s.name for s in STREAMS}
+    started = [path[p] for p in dict.fromkeys(asked)]
+    assert started[:4] == ["locations", "customers", "jobs", "invoice_items"]
+    assert set(started[-len(REFERENCE_STREAMS) :]) == set(REFERENCE_STREAMS)
+    assert [s.name for s in result.streams] == [s.name for s in STREAMS], "results keep the streams' order"
 
 
 def test_once_its_turn_comes_a_stream_downloads_on_while_its_pages_fetched_ahead_are_written(

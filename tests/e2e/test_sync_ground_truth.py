@@ -104,7 +104,8 @@ def test_faults_do_not_change_the_result(sandbox: Any, db_dsn: str) -> None:
 @pytest.mark.faults
 def test_token_revoked_mid_run(sandbox: Any, db_dsn: str) -> None:
     """The sandbox revokes every token after the first committed page; the run re-authenticates once
-    and finishes with the same mirror."""
+    and finishes with the same mirror. Invoice items' pages are slow, so that some of them are asked for
+    after the revocation however fast the other feeds download."""
 
     class RevokeAfterFirstPage:
         fired = False
@@ -120,6 +121,7 @@ def test_token_revoked_mid_run(sandbox: Any, db_dsn: str) -> None:
         def stream_finished(self, result: Any) -> None:
             pass
 
+    sandbox.faults.set({"rules": [{"kind": "latency", "ms": 150, "path": "/export/invoice-items"}]})
     config = load_config(None, env=cli_env(sandbox.url, db_dsn))
     observer = RevokeAfterFirstPage()
     result = asyncio.run(sync(config, "full", [], observer=observer))
