@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import typer.main
+from typer.testing import CliRunner
 
-from stsync.cli.main import app
+from stsync.cli.main import app, app_for
 
 ROOT = typer.main.get_command(app)
 
@@ -44,6 +45,24 @@ def test_help_runs(path: tuple[str, ...]) -> None:
     proc = subprocess.run([str(stsync), *path, "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "Usage" in proc.stdout
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL if p], ids=[" ".join(p) for p, _ in ALL if p])
+def test_a_command_line_gets_an_app_of_its_command_alone_with_the_same_help(path: tuple[str, ...]) -> None:
+    """`stsync` builds only the command its command line names (see ``app_for``), and that command's help
+    is the one the whole app gives."""
+    argv = ["--config", "x.yaml", "--debug", *path, "--help"]
+    alone = app_for(argv)
+    assert list(typer.main.get_command(alone).commands) == [path[0]]  # type: ignore[attr-defined]
+    runner = CliRunner()
+    whole, own = runner.invoke(app, argv), runner.invoke(alone, argv)
+    assert (own.exit_code, own.output) == (whole.exit_code, whole.output) == (0, whole.output)
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["--debug"], ["--config"], ["nonsense", "sync"], ["-c", "sync"]])
+def test_a_command_line_that_names_no_command_gets_the_whole_app(argv: list[str]) -> None:
+    """Help, usage errors and a config file named like a command see every command."""
+    assert app_for(argv) is app
 
 
 def test_sandbox_help_states_the_real_totals() -> None:

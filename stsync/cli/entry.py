@@ -27,15 +27,17 @@ from stsync.errors import LOCKED_MESSAGE, ExitCode
 _held: list[int] = []  # the flock's descriptor, open for the life of the process
 
 
-def sync_config_path(argv: list[str]) -> str | None:
-    """The config path ('' when none) if ``argv`` runs `stsync sync` for real (not --help); else None."""
-    config = os.environ.get("STSYNC_CONFIG", "")
+def split_command_line(argv: list[str]) -> tuple[str | None, int]:
+    """The config path given by the global options that lead ``argv`` (None when none is), and the index of
+    the command's name, the first word after them (``len(argv)`` when there is none). Raises ValueError when
+    ``--config`` has no value."""
+    config: str | None = None
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg in ("--config", "-c"):
             if i + 1 >= len(argv):
-                return None
+                raise ValueError("--config needs a value")
             config, i = argv[i + 1], i + 2
         elif arg.startswith("--config="):
             config, i = arg.split("=", 1)[1], i + 1
@@ -43,9 +45,18 @@ def sync_config_path(argv: list[str]) -> str | None:
             i += 1
         else:
             break
+    return config, i
+
+
+def sync_config_path(argv: list[str]) -> str | None:
+    """The config path ('' when none) if ``argv`` runs `stsync sync` for real (not --help); else None."""
+    try:
+        config, i = split_command_line(argv)
+    except ValueError:
+        return None
     if i >= len(argv) or argv[i] != "sync" or any(a in ("-h", "--help") for a in argv[i + 1 :]):
         return None
-    return config
+    return config if config is not None else os.environ.get("STSYNC_CONFIG", "")
 
 
 # Everything else that can change which tenant or database a run syncs: systemd credentials, libpq's own
