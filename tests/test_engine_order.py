@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from typing import Any
 
 import psycopg
@@ -96,6 +97,26 @@ def test_streams_start_longest_chain_of_work_first(db_dsn: str, monkeypatch: Any
     assert started[:4] == ["locations", "customers", "jobs", "invoice_items"]
     assert set(started[-len(REFERENCE_STREAMS) :]) == set(REFERENCE_STREAMS)
     assert [s.name for s in result.streams] == [s.name for s in STREAMS], "results keep the streams' order"
+
+
+def test_writer_slots_go_in_the_streams_order_whatever_order_they_start_in(db_dsn: str, monkeypatch: Any) -> None:
+    """Streams start longest chain first, but take their writer slots in STREAMS' order: the reference
+    streams, whose small pages are written at once, first. (Were they queued last, their first pages would
+    wait in the memory kept for waiting streams, which the large feeds' pages fill.)"""
+    first_writes: list[str] = []
+    real_write = repository.StreamRepository.write_page
+
+    async def write_page(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.stream.name not in first_writes:
+            first_writes.append(self.stream.name)
+        return await real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(repository.StreamRepository, "write_page", write_page)
+    with Sandbox.start(SandboxOptions(scale="small", seed=5)) as sb:
+        result = sync_in_process(sb.url, db_dsn, max_concurrency=1).result
+    assert result.exit_code == ExitCode.OK
+    independent = [s.name for s in STREAMS if not s.depends_on]
+    assert [name for name in first_writes if name in independent] == independent
 
 
 def test_once_its_turn_comes_a_stream_downloads_on_while_its_pages_fetched_ahead_are_written(
@@ -313,6 +334,31 @@ def _log(dsn: str) -> dict[str, tuple[Any, ...]]:
             "WHERE run_id = (SELECT run_id FROM servicetitan.st_sync_log ORDER BY id DESC LIMIT 1)"
         ).fetchall()
     return {row[0]: row[1:] for row in rows}
+
+
+def test_streams_a_resumed_full_walk_skips_hold_no_writer_slot(db_dsn: str) -> None:
+    """A `sync full` that resumes a killed one skips the streams it had finished. With a single writer slot,
+    the one stream left to walk gets it: a skipped stream that kept the slot it was queued for would leave it
+    waiting for ever (the run times out)."""
+    with Sandbox.start(SandboxOptions(scale="small", seed=5)) as sb:
+        assert _run(sb, db_dsn).exit_code == ExitCode.OK
+        with psycopg.connect(db_dsn) as conn:  # as if killed while walking invoice items
+            conn.execute("UPDATE servicetitan.sync_state SET value = 'in_progress' WHERE key = 'full_run.status'")
+            conn.execute("DELETE FROM servicetitan.sync_state WHERE key LIKE 'invoice_items.%'")
+        # In a thread: a run stuck on a writer slot cannot be cancelled either (its stream waits for a slot to
+        # record its failure), so the test stops waiting rather than the run.
+        done: list[Any] = []
+        runner = threading.Thread(
+            target=lambda: done.append(sync_in_process(sb.url, db_dsn, max_concurrency=1).result), daemon=True
+        )
+        runner.start()
+        runner.join(timeout=60)
+        assert done, "the resumed run never finished: a skipped stream kept the writer slot"
+    result = done[0]
+    statuses = {s.name: s.status for s in result.streams}
+    assert statuses.pop("invoice_items") == "completed"
+    assert set(statuses.values()) == {"skipped"}
+    assert result.exit_code == ExitCode.OK
 
 
 def test_each_stream_has_one_finished_log_row_even_when_it_fails_before_its_first_page(db_dsn: str) -> None:

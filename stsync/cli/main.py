@@ -72,7 +72,7 @@ app = build_app()
 
 def app_for(argv: list[str]) -> typer.Typer:
     """The app that runs ``argv``: when it names a command, an app of that command alone. Typer reads the
-    signature of every command it holds on each run, 15-25 ms for all of them; one command's takes 2-5 ms.
+    signature of every command it holds on each run, 20-30 ms for all of them; one command's takes 5-7 ms.
     Help and anything else get the whole app, so that usage errors list every command."""
     try:
         _, i = split_command_line(argv)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -194,11 +195,14 @@ def _start_order(runs: list[_StreamRun]) -> list[_StreamRun]:
     streams that wait for jobs do, and when latency rather than writing decides, invoice items' chain of
     pages starts with the run's fourth request, not its twentieth.
     """
-    chain: dict[str, int] = {}
-    for run in reversed(runs):  # streams come after the streams they depend on
-        after = [chain[r.stream.name] for r in runs if run.stream.name in r.stream.depends_on]
-        chain[run.stream.name] = run.stream.volume + max(after, default=0)
-    return sorted(runs, key=lambda run: -chain[run.stream.name])
+    streams = {run.stream.name: run.stream for run in runs}
+
+    @functools.cache
+    def chain(name: str) -> int:
+        waiting = [s.name for s in streams.values() if name in s.depends_on]
+        return streams[name].volume + max(map(chain, waiting), default=0)
+
+    return sorted(runs, key=lambda run: -chain(run.stream.name))
 
 
 def _stream_state(checkpoints: dict[str, str], name: str) -> dict[str, str]:

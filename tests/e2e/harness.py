@@ -140,7 +140,7 @@ def committed_pages(run: list[tuple[str, str | None]], stored: dict[str, str]) -
     Pages asked for by date are left out."""
     committed: set[tuple[str, str | None]] = set()
     for path, token in run:
-        resume = token_position(stored[path]) if path in stored else None
+        resume = token_position(stored[path]) if isinstance(stored.get(path), str) else None
         start = 0 if token is None else token_position(token)
         if resume is not None and start is not None and start < resume:
             committed.add((path, token))
