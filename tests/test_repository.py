@@ -266,3 +266,27 @@ def test_sessions_read_committed_data_and_wait_in_a_transaction_whatever_the_ser
         return await cur.fetchone()
 
     assert _on_one_connection(db_dsn, "jobs", settings) == ("read committed", "0")
+
+
+def test_marking_dead_runs_reads_only_the_rows_still_started(db_dsn: str) -> None:
+    """The lock's holder marks dead runs failed at every run's start. The log grows by a row per stream per
+    run, so that statement must find the 'started' rows through an index, not a scan of the whole log."""
+    from stsync.db.repository import Q
+
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO servicetitan.st_sync_log (run_id, stream, sync_type, status, completed_at)"
+            " SELECT gen_random_uuid(), 'jobs', 'incremental', 'completed', now() FROM generate_series(1, 5000)"
+        )
+        conn.execute(
+            "INSERT INTO servicetitan.st_sync_log (run_id, stream, sync_type, status) VALUES (%s, 'jobs', 'full', 'started')",
+            (uuid.uuid4(),),
+        )
+        conn.execute("ANALYZE servicetitan.st_sync_log")
+        plan = "\n".join(row[0] for row in conn.execute("EXPLAIN (ANALYZE) " + Q["mark_dead_runs"]).fetchall())
+        assert "Index Scan using st_sync_log_started" in plan, plan
+        assert "rows=1 " in plan.split("Index Scan", 1)[1]
+        statuses = conn.execute(
+            "SELECT status, count(*) FROM servicetitan.st_sync_log GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert statuses == [("completed", 5000), ("failed", 1)]
