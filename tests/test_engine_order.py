@@ -384,6 +384,37 @@ def test_each_stream_has_one_finished_log_row_even_when_it_fails_before_its_firs
     assert set(rows.values()) == {("completed", 1, None, True)}
 
 
+def test_a_stream_with_nothing_new_takes_no_connection(db_dsn: str, monkeypatch: Any) -> None:
+    """In a run where nothing changed, only the streams that got records back (reference lists without a
+    modified-since filter, or whose newest record is asked for again) take a connection from the pool; the
+    others are recorded on the lock's connection, and their checkpoints stay where they were."""
+    took: list[str] = []
+    real_stream = repository.ConnectionPool.stream
+
+    async def stream(self: Any, s: Any) -> Any:
+        took.append(s.name)
+        return await real_stream(self, s)
+
+    with Sandbox.start(SandboxOptions(scale="small", seed=5)) as sb:
+        assert _run(sb, db_dsn).exit_code == ExitCode.OK
+        before = _state(db_dsn)
+        monkeypatch.setattr(repository.ConnectionPool, "stream", stream)
+        unchanged = _run(sb, db_dsn, "incremental")
+    assert unchanged.exit_code == ExitCode.OK
+    with_records = {s.name for s in unchanged.streams if s.fetched}
+    assert set(took) == with_records
+    assert len(with_records) < len(STREAMS) // 4, with_records
+    after = _state(db_dsn)
+    assert {k: v for k, v in after.items() if k != "lastJobPull"} == {
+        k: v for k, v in before.items() if k != "lastJobPull"
+    }
+
+
+def _state(dsn: str) -> dict[str, str]:
+    with psycopg.connect(dsn) as conn:
+        return dict(conn.execute("SELECT key, value FROM servicetitan.sync_state").fetchall())
+
+
 def test_a_parent_whose_first_page_comes_last_is_not_starved_by_its_dependents(db_dsn: str) -> None:
     """customers and locations answer slowly, so jobs and installed equipment (which wait for them) fetch first
     and fill the one-byte ahead budget. customers and locations must still get their pages: their turn is due

@@ -12,7 +12,7 @@ import orjson
 import psycopg
 import pytest
 
-from stsync.db.repository import ConnectionPool, StreamRepository, SyncLog
+from stsync.db.repository import ConnectionPool, RunLock, StreamRepository, SyncLog
 from stsync.errors import DatabaseUnavailable
 from stsync.sync.streams import STREAMS_BY_NAME
 
@@ -290,3 +290,41 @@ def test_marking_dead_runs_reads_only_the_rows_still_started(db_dsn: str) -> Non
             "SELECT status, count(*) FROM servicetitan.st_sync_log GROUP BY 1 ORDER BY 1"
         ).fetchall()
     assert statuses == [("completed", 5000), ("failed", 1)]
+
+
+def test_a_page_without_records_is_recorded_on_the_run_connection(db_dsn: str) -> None:
+    """A page with no records (all a stream with nothing new gets) is counted into the stream's log row and
+    moves its checkpoint in one statement on the lock's connection, as write_page would have: the row is made
+    by the first such page, counted into by the next, and finished by the last ('partial' if records of the
+    stream were quarantined)."""
+    run_id = uuid.uuid4()
+
+    async def go() -> tuple[SyncLog, SyncLog]:
+        async with RunLock(db_dsn, 1) as lock:
+            jobs = SyncLog(run_id, "jobs", "incremental", datetime.now(UTC))
+            await lock.record_empty_page("jobs", jobs, {"continue_from": "a", "walk": "full"}, last=False)
+            assert (jobs.started, jobs.finished) == (True, False)
+            assert lock.conn is not None
+            first = await (await lock.conn.execute("SELECT status, pages FROM servicetitan.st_sync_log")).fetchall()
+            assert first == [("started", 1)]
+            await lock.record_empty_page("jobs", jobs, {"continue_from": "b", "walk": "done"}, last=True)
+            # A row that counted quarantined records (as a page written before would have) ends 'partial'.
+            invoices = SyncLog(run_id, "invoices", "incremental", datetime.now(UTC))
+            await lock.record_empty_page("invoices", invoices, {}, last=False)
+            await lock.conn.execute(
+                "UPDATE servicetitan.st_sync_log SET records_quarantined = 2 WHERE id = %s", (invoices.id,)
+            )
+            await lock.record_empty_page("invoices", invoices, {"high_water": "2026-01-01T00:00:00Z"}, last=True)
+            return jobs, invoices
+
+    jobs, invoices = asyncio.run(go())
+    assert jobs.finished and invoices.finished
+    with psycopg.connect(db_dsn) as conn:
+        rows = conn.execute(
+            "SELECT stream, status, pages, records_fetched, completed_at IS NOT NULL, duration_ms IS NOT NULL"
+            " FROM servicetitan.st_sync_log WHERE run_id = %s ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        state = dict(conn.execute("SELECT key, value FROM servicetitan.sync_state").fetchall())
+    assert rows == [("jobs", "completed", 2, 0, True, True), ("invoices", "partial", 2, 0, True, True)]
+    assert state == {"jobs.continue_from": "b", "jobs.walk": "done", "invoices.high_water": "2026-01-01T00:00:00Z"}

@@ -124,16 +124,38 @@ class RunLock:
     async def write_state(self, prefix: str, values: dict[str, str | None]) -> None:
         assert self.conn is not None
         try:
-            await self.conn.execute(
-                Q["put_state"],
-                {
-                    "keys": [prefix + k for k in values],
-                    "values": list(values.values()),
-                    "metadata": orjson.dumps({"scope": "run"}).decode(),
-                },
-            )
+            await self.conn.execute(Q["put_state"], _state_params(prefix, values, {"scope": "run"}))
         except psycopg.Error as exc:
             raise _db_error(exc, "writing the run state") from None
+
+    async def record_empty_page(
+        self, stream: str, log: SyncLog, checkpoint: dict[str, str | None], last: bool
+    ) -> PageCounts:
+        """What ``StreamRepository.write_page`` does with a page that has no records (its log row and its
+        checkpoint), in one autocommitted statement on this connection. A stream that has nothing new is
+        given only such a page, so a run where nothing changed opens no connection but this one. The lock's
+        connection is idle while the streams run; psycopg queues concurrent statements on it."""
+        assert self.conn is not None
+        try:
+            cur = await self.conn.execute(
+                Q["record_empty_page"],
+                {**log.params(), "finish": last, **_state_params(f"{stream}.", checkpoint, {"stream": stream})},
+            )
+            row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise _db_error(exc, f"writing a page of {stream}") from None
+        assert row is not None
+        log.id, log.started, log.finished = int(row[0]), True, last
+        return PageCounts(0, 0, 0, 0, 0, None)
+
+
+def _state_params(prefix: str, values: dict[str, str | None], metadata: dict[str, str]) -> dict[str, Any]:
+    """The parameters of ``put_state``: ``values`` under keys ``prefix`` + name."""
+    return {
+        "keys": [prefix + k for k in values],
+        "values": list(values.values()),
+        "metadata": orjson.dumps(metadata).decode(),
+    }
 
 
 @dataclass
@@ -222,8 +244,8 @@ class StreamRepository:
         """COPY + merge one page, record its counts and its checkpoint, and commit — all or nothing.
         An ``empty`` page (no records) only moves the checkpoint and the log; a ``loaded`` one (see ``load``)
         is only merged. The stream's first page also starts its sync-log row; its ``last`` page also finishes
-        it ('completed', or 'partial' when records were quarantined): a stream that has nothing new costs one
-        transaction."""
+        it ('completed', or 'partial' when records were quarantined). (A stream whose first page has no records
+        does not come here: see ``RunLock.record_empty_page``.)"""
         try:
             async with self.conn.cursor() as cur:
                 if not log.started:
@@ -292,15 +314,8 @@ class StreamRepository:
     async def _put_state(self, cur: psycopg.AsyncCursor[Any], checkpoint: dict[str, str | None]) -> None:
         if not checkpoint:
             return
-        keys = [f"{self.stream.name}.{k}" for k in checkpoint]
-        await cur.execute(
-            Q["put_state"],
-            {
-                "keys": keys,
-                "values": list(checkpoint.values()),
-                "metadata": orjson.dumps({"stream": self.stream.name}).decode(),
-            },
-        )
+        name = self.stream.name
+        await cur.execute(Q["put_state"], _state_params(f"{name}.", checkpoint, {"stream": name}))
 
     async def _rollback(self) -> None:
         # If the connection is gone, the error that brought us here is what gets reported.
@@ -313,8 +328,8 @@ class ConnectionPool:
     spares: while fewer than ``spares_below`` are in use, a writing stream may take a second one to load its
     next page on (see ``StreamRepository.load``).
 
-    A stream that has nothing new costs its queries, not a connection set-up; the staging table is
-    made in a connection's session by its first page that has records.
+    A stream that has nothing new takes no connection from it (see ``RunLock.record_empty_page``); the staging
+    table is made in a connection's session by its first page that has records.
     """
 
     def __init__(self, dsn: str, connect_timeout: float = 10, spares_below: int = 0) -> None:

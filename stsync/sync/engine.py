@@ -165,7 +165,7 @@ async def _run_streams(
         runs = []
         for stream in streams:
             turn = _Turn(writers, client.budget.lane(writing=False, priority=stream.volume))
-            runs.append(_StreamRun(pool, client, stream, options, observer, run_id, generation, turn))
+            runs.append(_StreamRun(lock, pool, client, stream, options, observer, run_id, generation, turn))
         # Tasks take their first steps in the order they are created: the streams send their first requests
         # in _start_order, and take their writer slots in the streams' order (reference data, small and written
         # at once, first), so the memory kept for the streams that wait is not spent on reference pages.
@@ -278,6 +278,7 @@ class _StreamRun:
 
     def __init__(
         self,
+        lock: RunLock,
         pool: ConnectionPool,
         client: ServiceTitanClient,
         stream: Stream,
@@ -287,7 +288,7 @@ class _StreamRun:
         generation: str | None,
         turn: _Turn,
     ) -> None:
-        self.pool, self.client, self.stream, self.options = pool, client, stream, options
+        self.lock, self.pool, self.client, self.stream, self.options = lock, pool, client, stream, options
         self.observer, self.run_id, self.generation, self.turn = observer, run_id, generation, turn
         self.result = StreamResult(stream.name)
         self.repo: StreamRepository | None = None  # the connection the stream's next page is merged on
@@ -338,6 +339,8 @@ class _StreamRun:
             if self.log is None:  # dry run: count, write nothing
                 count = page.count if page.count >= 0 else len(orjson.loads(page.body)["data"])
                 counts = PageCounts(count, 0, 0, 0, 0, None)
+            elif page.count == 0 and self.repo is None:  # nothing to merge, and no connection taken yet
+                counts = await self.lock.record_empty_page(self.stream.name, self.log, checkpoint, not page.has_more)
             else:
                 loaded = await self._loaded()
                 if self.repo is None:

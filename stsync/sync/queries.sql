@@ -35,6 +35,33 @@ UPDATE servicetitan.st_sync_log
                           ELSE duration_ms END
  WHERE id = %(log_id)s;
 
+-- name: record_empty_page
+-- A page without records, all that a stream with nothing new gets: its log row (made, or counted into, as
+-- start_log and add_page_to_log would) and its checkpoint in one statement, on the run's own connection in
+-- autocommit. So such a stream costs one round trip and opens no connection of its own.
+WITH logged AS (
+    INSERT INTO servicetitan.st_sync_log AS l (id, run_id, stream, sync_type, status, started_at, pages,
+                                               completed_at, duration_ms)
+    VALUES (COALESCE(%(log_id)s::bigint, nextval(pg_get_serial_sequence('servicetitan.st_sync_log', 'id'))),
+            %(run_id)s, %(stream)s, %(sync_type)s, CASE WHEN %(finish)s THEN 'completed' ELSE 'started' END,
+            %(started_at)s, 1, CASE WHEN %(finish)s THEN now() END,
+            CASE WHEN %(finish)s THEN (extract(epoch FROM now() - %(started_at)s::timestamptz) * 1000)::bigint END)
+    ON CONFLICT (id) DO UPDATE
+       SET pages = l.pages + 1,
+           status = CASE WHEN NOT %(finish)s THEN l.status
+                         WHEN l.records_quarantined > 0 THEN 'partial'
+                         ELSE 'completed' END,
+           completed_at = CASE WHEN %(finish)s THEN now() ELSE l.completed_at END,
+           duration_ms = CASE WHEN %(finish)s THEN (extract(epoch FROM now() - l.started_at) * 1000)::bigint
+                              ELSE l.duration_ms END
+    RETURNING id
+), checkpoint AS (
+    INSERT INTO servicetitan.sync_state AS s (key, value, metadata, updated_at)
+    SELECT k, v, %(metadata)s::jsonb, now() FROM unnest(%(keys)s::text[], %(values)s::text[]) AS u(k, v)
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, metadata = EXCLUDED.metadata, updated_at = now()
+)
+SELECT id FROM logged;
+
 -- name: finish_log
 -- How a stream ended, when its last page did not say it: the whole row if none of its pages was committed.
 INSERT INTO servicetitan.st_sync_log AS l (id, run_id, stream, sync_type, status, error, started_at, completed_at,
