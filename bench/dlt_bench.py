@@ -241,7 +241,7 @@ def main() -> None:
     sys.path.insert(0, str(BENCH))
     from common import git_commit, print_table, start_sandbox
 
-    from stsync.db.embedded import EmbeddedPostgres
+    from stsync.sandbox.postgres import EmbeddedPostgres
 
     res: dict[str, dict[str, Any]] = {}
     with EmbeddedPostgres() as pg, start_sandbox(args.scale) as sb:

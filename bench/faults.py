@@ -23,9 +23,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stsync.db.embedded import EmbeddedPostgres
 from stsync.db.migrations import migrate
 from stsync.sandbox import Sandbox, SandboxOptions
+from stsync.sandbox.postgres import EmbeddedPostgres
 from tests.e2e.harness import (
     STSYNC,
     cli_env,

@@ -33,8 +33,8 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import EXPORT_STREAMS, git_commit, print_table, start_sandbox
 
-from stsync.db.embedded import EmbeddedPostgres
 from stsync.db.migrations import migrate
+from stsync.sandbox.postgres import EmbeddedPostgres
 from stsync.sync.streams import ColType, Column
 
 _ESC = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -35,11 +35,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, git_commit, print_table, run_timed, start_sandbox
-from stsync.db.embedded import EmbeddedPostgres
 from stsync.db.migrations import migrate
 from stsync.demo import GHL_LOCATION, GHL_TOKEN, POOL_HOOK, demo_business_units
 from stsync.sandbox.app import Request, Response
 from stsync.sandbox.ghl import GhlOptions, GhlSandbox
+from stsync.sandbox.postgres import EmbeddedPostgres
 from tests.e2e.harness import STSYNC, cli_env
 
 WINDOW_S = 10.0

@@ -36,8 +36,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import EXPORT_STREAMS, git_commit, print_table, run_timed, start_sandbox
-from stsync.db.embedded import EmbeddedPostgres
 from stsync.db.migrations import migrate
+from stsync.sandbox.postgres import EmbeddedPostgres
 from tests.e2e.harness import STSYNC, cli_env
 
 Row = tuple[str, str, str, str]

@@ -16,15 +16,16 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from stsync.errors import ApiUnavailable, AuthError, ConfigError, StsyncError
+from stsync.errors import ConfigError
+from stsync.masking import MASK, mask_dsn, mask_webhook
 
 ENV_PREFIX = "STSYNC_"
 SECRET_KEYS = frozenset({"database.url", "servicetitan.client_secret", "servicetitan.app_key", "ghl.token"})
-MASK = "********"
 
 HOSTS = {
     "production": ("https://api.servicetitan.io", "https://auth.servicetitan.io"),
@@ -39,6 +40,33 @@ class _Section(BaseModel):
 class DatabaseConfig(_Section):
     url: SecretStr | None = None  # libpq URL or key=value string; may carry a password
     connect_timeout: float = Field(default=10, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _conninfo(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            from stsync.db.connect import conninfo_problem
+
+            problem = conninfo_problem(value.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"it {problem}")
+        return value
+
+
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def check_url(url: str, *, allow_insecure: bool = False, https_only: bool = False) -> str:
+    """``url`` without a trailing slash, or ValueError: an http(s) URL, and https unless it is loopback (or,
+    where allowed, ``allow_insecure``): over plain http the token and the app key travel in clear."""
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError("must be an http:// or https:// URL")
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "http" and (parts.hostname or "") not in _LOOPBACK and not allow_insecure:
+        if https_only:
+            raise ValueError("must be an https:// URL (plain http only to a loopback host)")
+        raise ValueError("plain http:// to a host that is not loopback; use https:// or set allow_insecure_http")
+    return url.rstrip("/")
 
 
 class ServiceTitanConfig(_Section):
@@ -64,14 +92,13 @@ class ServiceTitanConfig(_Section):
     # Default: $CACHE_DIRECTORY (systemd CacheDirectory=), else $XDG_CACHE_HOME/stsync, else ~/.cache/stsync.
     token_cache_dir: str | None = None
 
-    @field_validator("api_base_url", "auth_url")
+    # Plain http:// to a host that is not loopback (a proxy on a private network, say); secrets then travel in clear.
+    allow_insecure_http: bool = False
+
+    @model_validator(mode="before")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
+    def _http_urls(cls, values: Any) -> Any:
+        return _checked_urls(values, ("api_base_url", "auth_url"))
 
     def api_base(self) -> str:
         """Base URL of the ServiceTitan API (no trailing slash)."""
@@ -92,6 +119,21 @@ class ServiceTitanConfig(_Section):
         return default_directory(os.environ if env is None else env)
 
 
+def _checked_urls(values: Any, keys: tuple[str, ...]) -> Any:
+    """The section's raw values with its URL keys checked by ``check_url`` (before validation, because
+    whether plain http is allowed is another key of the same section)."""
+    if not isinstance(values, dict):
+        return values
+    allow = values.get("allow_insecure_http") in (True, "true", "True", "1", 1, "yes")
+    for key in keys:
+        if isinstance(values.get(key), str):
+            try:
+                values = {**values, key: check_url(values[key], allow_insecure=allow)}
+            except ValueError as exc:
+                raise PydanticCustomError("url", "{reason}", {"key": key, "reason": str(exc)}) from None
+    return values
+
+
 class SyncConfig(_Section):
     streams_exclude: tuple[str, ...] = ()
 
@@ -105,6 +147,11 @@ class GhlBusinessUnit(_Section):
     pipeline: str | None = "Sales"  # GHL pipeline name or id (api mode)
     webhook_url: str | None = None  # inbound webhook-trigger URL (webhook mode)
     sync_enabled: bool = True
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        return check_url(value, https_only=True) if value is not None else None
 
     @model_validator(mode="after")
     def _route(self) -> GhlBusinessUnit:
@@ -129,13 +176,12 @@ class GhlConfig(_Section):
     retry_attempts: int = Field(default=6, ge=1, le=100)
     retry_max_seconds: float = Field(default=120, gt=0)
     business_units: tuple[GhlBusinessUnit, ...] = ()
+    allow_insecure_http: bool = False  # see servicetitan.allow_insecure_http
 
-    @field_validator("api_base_url")
+    @model_validator(mode="before")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
+    def _http_urls(cls, values: Any) -> Any:
+        return _checked_urls(values, ("api_base_url",))
 
 
 class LoggingConfig(_Section):
@@ -301,30 +347,38 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
     return explain_config(path, env)[0]
 
 
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    """``('ghl', 'business_units', 2, 'pipline')`` as ``ghl.business_units[2].pipline``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
+    return out
+
+
 def _validation_error(exc: ValidationError, sources: Mapping[str, str]) -> ConfigError:
     err = exc.errors(include_url=False, include_input=False)[0]
-    loc = [str(p) for p in err["loc"]]
-    dotted = ".".join(loc[:2])
-    where = sources.get(dotted)
+    loc = tuple(err["loc"])
+    if err["type"] == "url":  # checked before the section's own validation: the key is in the context
+        loc = (*loc, str((err.get("ctx") or {}).get("key")))
+    dotted = _dotted(loc)
+    where = sources.get(".".join(str(p) for p in loc[:2]))
     if err["type"] == "extra_forbidden":
         return _fail(f"unknown key '{dotted}'" + (f" in {where}" if where else ""))
     # pydantic messages never contain the input (include_input=False), so secrets stay out.
-    return _fail(f"bad value for '{dotted}'" + (f" ({where})" if where else "") + f": {err['msg']}")
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return _fail(f"bad value for '{dotted}'" + (f" ({where})" if where else "") + f": {message}")
 
 
 # --- presentation -----------------------------------------------------------------------------
 
 
-def mask_url(url: str) -> str:
-    """The database URL with its password (URL or key=value form) replaced by ********."""
-    if "://" in url:
-        parts = urlsplit(url)
-        if parts.password is not None:
-            userinfo = f"{parts.username or ''}:{MASK}"
-            host = parts.netloc.rsplit("@", 1)[1]
-            return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
-        return re.sub(r"(?i)(password=)[^&]*", rf"\g<1>{MASK}", url)
-    return re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", rf"\g<1>{MASK}", url)
+def _shown(item: Any) -> Any:
+    if not isinstance(item, BaseModel):
+        return item
+    values = item.model_dump()
+    if "webhook_url" in values:
+        values["webhook_url"] = mask_webhook(values["webhook_url"])
+    return values
 
 
 def effective_values(config: Config) -> dict[str, dict[str, Any]]:
@@ -336,9 +390,9 @@ def effective_values(config: Config) -> dict[str, dict[str, Any]]:
         for key in model_type.model_fields:
             value = getattr(model, key)
             if isinstance(value, SecretStr):
-                value = mask_url(value.get_secret_value()) if f"{section}.{key}" == "database.url" else MASK
+                value = mask_dsn(value.get_secret_value()) if f"{section}.{key}" == "database.url" else MASK
             elif isinstance(value, tuple):
-                value = [v.model_dump() if isinstance(v, BaseModel) else v for v in value]
+                value = [_shown(v) for v in value]
             values[key] = value
         if section == "servicetitan":
             values["api_base_url"] = values["api_base_url"] or config.servicetitan.api_base()
@@ -347,20 +401,6 @@ def effective_values(config: Config) -> dict[str, dict[str, Any]]:
             values["token_cache_dir"] = str(cache) if cache is not None else None
         out[section] = values
     return out
-
-
-# --- checks (`stsync config check`) -------------------------------------------------------------
-
-
-class Check(BaseModel):
-    """One connection check: ok, or the error that says what failed (its exit code decides the run's)."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    name: str
-    ok: bool
-    detail: str
-    error: StsyncError | None = None
 
 
 def required_secret(value: SecretStr | None, key: str) -> str:
@@ -373,73 +413,3 @@ def required_secret(value: SecretStr | None, key: str) -> str:
             f"or as systemd credential '{key}' ($CREDENTIALS_DIRECTORY)"
         )
     return value.get_secret_value()
-
-
-def check_database(config: Config) -> Check:
-    """Connect to the configured database and run ``SELECT 1``."""
-    from stsync.db.migrations import _where, connect
-
-    try:
-        dsn = required_secret(config.database.url, "database.url")
-        with connect(dsn, config.database.connect_timeout) as conn:
-            conn.execute("SELECT 1")
-            version = conn.info.parameter_status("server_version") or "?"
-    except StsyncError as exc:
-        return Check(name="database", ok=False, detail=str(exc), error=exc)
-    return Check(name="database", ok=True, detail=f"{_where(dsn)}, PostgreSQL {version}")
-
-
-def check_servicetitan(config: Config) -> Check:
-    """Request an OAuth token with the configured client credentials (no API call is made)."""
-    import httpx
-
-    st = config.servicetitan
-    url = f"{st.auth_base()}/connect/token"
-    try:
-        if not st.client_id:
-            raise ConfigError("missing required key 'servicetitan.client_id'")
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": st.client_id,
-            "client_secret": required_secret(st.client_secret, "servicetitan.client_secret"),
-        }
-        required_secret(st.app_key, "servicetitan.app_key")
-        try:
-            response = httpx.post(url, data=form, timeout=min(st.timeout_seconds, 30))
-        except httpx.HTTPError as exc:
-            raise ApiUnavailable(f"cannot reach {url}: {type(exc).__name__}") from None
-        if response.status_code in (400, 401, 403):
-            raise AuthError(f"{url} refused the client credentials (HTTP {response.status_code})")
-        if response.status_code != 200:
-            raise ApiUnavailable(f"{url} answered HTTP {response.status_code}")
-        try:
-            token_ok = bool(response.json().get("access_token"))
-        except ValueError:
-            token_ok = False
-        if not token_ok:
-            raise ApiUnavailable(f"{url} answered without an access_token")
-    except StsyncError as exc:
-        return Check(name="servicetitan token", ok=False, detail=str(exc), error=exc)
-    return Check(name="servicetitan token", ok=True, detail=url)
-
-
-def check_token_cache(config: Config) -> Check:
-    """Whether the token cache's directory can be written. Without it every run asks for a token, which is
-    slower but not wrong: a failure here is reported and leaves the exit code alone."""
-    import tempfile
-
-    directory = config.servicetitan.token_cache_path()
-    if directory is None:
-        return Check(name="token cache", ok=True, detail="off: every run asks for a token")
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as exc:
-        return Check(name="token cache", ok=False, detail=f"cannot write {directory}: {exc.strerror or exc}")
-    return Check(name="token cache", ok=True, detail=str(directory))
-
-
-def check_config(config: Config) -> list[Check]:
-    """Every connection check, in order; none stops the others."""
-    return [check_database(config), check_servicetitan(config), check_token_cache(config)]

@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
+from psycopg import sql
 
 from stsync.config import Config, GhlConfig, load_config
-from stsync.db.embedded import EmbeddedPostgres
+from stsync.db.connect import connect_sync, db_errors
 from stsync.db.migrations import migrate
 from stsync.ghl.push import PushResult, push
 from stsync.sandbox import Sandbox, SandboxOptions
 from stsync.sandbox.ghl import GhlOptions, GhlSandbox
+from stsync.sandbox.postgres import EmbeddedPostgres
 from stsync.sync.engine import Observer, RunResult
 from stsync.sync.service import sync
 from stsync.sync.streams import STREAMS
@@ -144,11 +145,11 @@ def run_demo(
 def _table_counts(dsn: str) -> dict[str, tuple[int, int]]:
     tables = sorted({s.table for s in STREAMS} | {c.table for s in STREAMS for c in s.children})
     counts: dict[str, tuple[int, int]] = {}
-    with psycopg.connect(dsn) as conn:
+    with connect_sync(dsn) as conn, db_errors("counting the mirror's rows"):
         for table in tables:
             row = conn.execute(
-                psycopg.sql.SQL("SELECT count(*), count(*) FILTER (WHERE active) FROM servicetitan.{}").format(
-                    psycopg.sql.Identifier(table)
+                sql.SQL("SELECT count(*), count(*) FILTER (WHERE active) FROM servicetitan.{}").format(
+                    sql.Identifier(table)
                 )
             ).fetchone()
             counts[table] = (int(row[0]), int(row[1])) if row else (0, 0)

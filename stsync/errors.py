@@ -19,6 +19,7 @@ class ExitCode(enum.IntEnum):
     UNAVAILABLE = 69  # ServiceTitan, GHL or the database could not be reached or refused us
     SOFTWARE = 70  # a bug: an unexpected exception
     TEMPFAIL = 75  # another run holds the lock, or a temporary failure: try again later
+    NOPERM = 77  # the database role lacks a privilege (the message names it and the object)
     CONFIG = 78  # the configuration is invalid or incomplete
 
 
@@ -54,6 +55,12 @@ class AuthError(StsyncError):
     """Credentials were refused (OAuth client, app key, GHL token)."""
 
     exit_code = ExitCode.CONFIG
+
+
+class PrivilegeError(StsyncError):
+    """The database role lacks a privilege; the message names the privilege and the object."""
+
+    exit_code = ExitCode.NOPERM
 
 
 class MigrationError(StsyncError):

@@ -21,8 +21,8 @@ from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.factories.noprocess import xdistify_dbname
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from stsync.db.embedded import EmbeddedPostgres
 from stsync.db.migrations import migrate
+from stsync.sandbox.postgres import EmbeddedPostgres
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,8 @@ def test_a_failed_write_with_a_page_read_ahead_leaks_nothing(db_dsn: str, monkey
     """One stream's write fails while its next page waits in the read-ahead queue and the page after is
     downloading: that stream fails alone, every other stream completes, and the budget ends at zero (a leaked
     reservation would stall every later page)."""
-    from stsync.db import repository
     from stsync.errors import DatabaseUnavailable
+    from stsync.sync import repository
 
     failing = "invoice_items"  # 400 items in 100-record pages: four pages
     real_write, real_export = repository.StreamRepository.write_page, ServiceTitanClient.export_page

@@ -13,9 +13,11 @@ import pydantic
 import pytest
 from typer.testing import CliRunner
 
+from stsync.checks import check_token_cache
 from stsync.cli.main import app
-from stsync.config import check_token_cache, explain_config, load_config, mask_url
+from stsync.config import explain_config, load_config
 from stsync.errors import ConfigError
+from stsync.masking import mask_dsn as mask_url
 
 STSYNC = str(Path(sys.executable).with_name("stsync"))
 SECRET = "s3cr3t-Value-9f2c"
@@ -319,7 +321,7 @@ def test_check_unreachable_services_exit_69() -> None:
     }
     result = runner.invoke(app, ["config", "check"], env=env)
     assert result.exit_code == 69, result.output
-    assert "database: failed: cannot connect to PostgreSQL at 127.0.0.1:1: Connection refused" in result.output
+    assert "database: failed: cannot connect to PostgreSQL at 127.0.0.1:1/db: Connection refused" in result.output
     assert "servicetitan token: failed: cannot reach http://127.0.0.1:1/connect/token" in result.output
     assert SECRET not in result.output
 

@@ -13,11 +13,11 @@ import pytest
 
 from stsync.budget import PageBudget
 from stsync.config import load_config
-from stsync.db import repository
 from stsync.errors import ExitCode
 from stsync.retry import RetryPolicy, set_no_wait
 from stsync.sandbox import Sandbox, SandboxOptions
 from stsync.servicetitan.client import ServiceTitanClient
+from stsync.sync import repository
 from stsync.sync.service import client_settings
 from stsync.sync.streams import REFERENCE_STREAMS, STREAMS, STREAMS_BY_NAME
 from tests.e2e.harness import cli_env, sync_in_process

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stsync.cli import entry
+from stsync.cli import entry, startup
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_ending_without_teardown_keeps_output_exit_handlers_and_the_code() -> No
     run, and the exit code is the one asked for."""
     done = _end_in_child(
         "import atexit, sys\n"
-        "from stsync.cli.entry import _end\n"
+        "from stsync.cli.startup import end as _end\n"
         "atexit.register(lambda: print('handler ran'))\n"
         "sys.stdout.write('x' * 200_000)\n"
         "sys.stderr.write('to stderr')\n"
@@ -96,7 +96,7 @@ def test_ending_waits_for_a_thread_still_running() -> None:
     """A non-daemon thread still running when the command returns is waited for, as on a normal exit."""
     done = _end_in_child(
         "import threading\n"
-        "from stsync.cli.entry import _end\n"
+        "from stsync.cli.startup import end as _end\n"
         "go = threading.Event()\n"
         "counted = threading.active_count\n"
         "threading.active_count = lambda: (counted(), go.set())[0]  # the thread is let go once _end has looked\n"
@@ -112,7 +112,7 @@ def test_ending_with_a_process_pool_still_up_stops_it_and_exits() -> None:
     the normal teardown stops its workers. Skipping it would leave the exit waiting for them forever."""
     done = _end_in_child(
         "import concurrent.futures as cf, multiprocessing, threading\n"
-        "from stsync.cli.entry import _end\n"
+        "from stsync.cli.startup import end as _end\n"
         "if __name__ == '__main__':\n"
         "    made, pools = threading.Event(), []\n"
         "    def prewarm():\n"
@@ -132,7 +132,7 @@ def test_ending_with_a_process_pool_still_up_stops_it_and_exits() -> None:
 def test_exit_codes_are_those_of_sys_exit(
     code: object, expected: int, stderr: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert entry._exit_code(SystemExit(code)) == expected
+    assert startup.exit_code(SystemExit(code)) == expected
     assert capsys.readouterr().err == stderr
 
 
@@ -142,7 +142,7 @@ def _run_as_cli(command: str, before: str = "", env: dict[str, str] | None = Non
     body = "".join(f"    {line}\n" for line in command.strip().splitlines())
     code = (
         "import gc, os, sys\n"
-        "from stsync.cli import entry\n"
+        "from stsync.cli import entry, startup\n"
         "import stsync.cli.main\n"
         f"{before}"
         f"def command():\n{body}"
@@ -163,16 +163,16 @@ def test_the_collector_waits_while_the_process_starts_and_is_back_to_normal_when
     lines = _run_as_cli(
         """
 print(gc.get_threshold()[0])
-entry.start_up_done()
+startup.start_up_done()
 print(gc.get_threshold() == default, gc.get_freeze_count() > 0)
 """,
         before=(
             "default = gc.get_threshold()\n"
-            "entry.start_up_done()\n"
+            "startup.start_up_done()\n"
             "print(gc.get_threshold() == default, gc.get_freeze_count() == 0)\n"
         ),
     )
-    assert lines == ["True True", str(entry.GC_START_UP_THRESHOLD), "True True"]
+    assert lines == ["True True", str(startup.GC_START_UP_THRESHOLD), "True True"]
 
 
 def _glibc() -> bool:
@@ -190,7 +190,7 @@ def test_page_bodies_freed_once_the_work_begins_go_back_to_the_system() -> None:
         """
 def rss():
     return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-entry.start_up_done()
+startup.start_up_done()
 before = rss()
 for _ in range(3):
     body = bytearray(16 << 20)

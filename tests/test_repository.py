@@ -12,8 +12,8 @@ import orjson
 import psycopg
 import pytest
 
-from stsync.db.repository import ConnectionPool, RunLock, StreamRepository, SyncLog
 from stsync.errors import DatabaseUnavailable
+from stsync.sync.repository import ConnectionPool, RunLock, StreamRepository, SyncLog
 from stsync.sync.streams import STREAMS_BY_NAME
 
 T = TypeVar("T")
@@ -271,7 +271,7 @@ def test_sessions_read_committed_data_and_wait_in_a_transaction_whatever_the_ser
 def test_marking_dead_runs_reads_only_the_rows_still_started(db_dsn: str) -> None:
     """The lock's holder marks dead runs failed at every run's start. The log grows by a row per stream per
     run, so that statement must find the 'started' rows through an index, not a scan of the whole log."""
-    from stsync.db.repository import Q
+    from stsync.sync.repository import Q
 
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute(

@@ -47,7 +47,8 @@ def check(
 
     Exit codes: 0 all ok, 69 a service is unreachable, 78 invalid config or refused credentials.
     """
-    from stsync.config import check_config, load_config
+    from stsync.checks import check_config
+    from stsync.config import load_config
 
     config = load_config(STATE.config_path)
     checks = check_config(config)

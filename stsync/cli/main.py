@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 
 from stsync.cli import bu_cmd, config_cmd, demo_cmd, ghl_cmd, jobs_cmd, migrate_cmd, sandbox_cmd, sync_cmd
-from stsync.cli.entry import split_command_line
+from stsync.cli.startup import split_command_line
 from stsync.cli.state import STATE
 from stsync.errors import ExitCode, StsyncError, exit_code_for
+from stsync.masking import mask_dsn, mask_urls
 
 
 def main(
@@ -25,7 +26,6 @@ def main(
             envvar="STSYNC_CONFIG",
             help="YAML config file (default: $STSYNC_CONFIG; environment variables "
             "STSYNC_<SECTION>__<KEY> override it).",
-            dir_okay=False,
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs on stderr.")] = False,
@@ -81,26 +81,49 @@ def app_for(argv: list[str]) -> typer.Typer:
     return build_app([argv[i]]) if i < len(argv) and argv[i] in _COMMANDS else app
 
 
+def _usage_line(exc: Exception) -> str:
+    """Click's usage error as one line with a pointer to the command's help (its own is four lines)."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "stsync"
+    message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+    return f"stsync: error: {message} (see `{command} --help`)"
+
+
 def run() -> None:
-    """Console-script entry: run the app and turn errors into one stderr line and an exit code."""
+    """Console-script entry: run the app; every error becomes one stderr line and the exit code of
+    ``stsync.errors.ExitCode`` (the one place exit codes are decided)."""
+    # typer ships its own copy of click; its exceptions are only reachable there.
+    from typer import Abort
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
     try:
-        app_for(sys.argv[1:])()
+        code = app_for(sys.argv[1:])(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), file=sys.stderr)
+        code = ExitCode.USAGE
+    except UsageError as exc:
+        print(_usage_line(exc), file=sys.stderr)
+        code = ExitCode.USAGE
+    except ClickException as exc:
+        print(f"stsync: error: {mask_dsn(exc.format_message())}", file=sys.stderr)
+        code = exc.exit_code
     except StsyncError as exc:
         if STATE.debug:
             traceback.print_exc()
-        print(f"stsync: error: {exc}", file=sys.stderr)
-        sys.exit(int(exc.exit_code))
-    except KeyboardInterrupt:
+        print(f"stsync: error: {mask_dsn(str(exc))}", file=sys.stderr)
+        code = exc.exit_code
+    except (KeyboardInterrupt, Abort):
         print("stsync: interrupted", file=sys.stderr)
-        sys.exit(int(ExitCode.TEMPFAIL))
+        code = ExitCode.TEMPFAIL
     except Exception as exc:  # the one catch-all: a bug, reported in one line unless --debug
         if STATE.debug:
             traceback.print_exc()
+        text = mask_urls(mask_dsn(" ".join(str(exc).split())))
         print(
-            f"stsync: internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
-            file=sys.stderr,
+            f"stsync: internal error: {type(exc).__name__}: {text} (run with --debug for a traceback)", file=sys.stderr
         )
-        sys.exit(int(exit_code_for(exc)))
+        code = exit_code_for(exc)
+    sys.exit(int(code) if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

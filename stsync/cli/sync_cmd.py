@@ -117,6 +117,20 @@ def result_json(result: Any) -> dict[str, Any]:
     }
 
 
+def iso_datetime(value: str, option: str) -> str:
+    """``value`` if it is an ISO 8601 date or date-time (a zone-less one is UTC), else a usage error."""
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"'{value}' is not an ISO 8601 date or date-time such as 2026-01-31 or 2026-01-31T08:00:00Z",
+            param_hint=option,
+        ) from None
+    return value.strip()
+
+
 def sync(
     targets: Annotated[
         list[str] | None,
@@ -147,8 +161,8 @@ def sync(
     Exit codes: 0 ok, 1 partial (records quarantined), 69 ServiceTitan or database unavailable,
     75 another run holds the lock, 78 config error.
     """
-    from stsync.cli.entry import start_up_done
     from stsync.cli.logs import setup as setup_logs
+    from stsync.cli.startup import start_up_done
     from stsync.config import load_config
     from stsync.sync.service import sync as run
 
@@ -158,8 +172,8 @@ def sync(
         sync_type = words.pop(0)
     if any(w in SYNC_TYPES for w in words):
         raise typer.BadParameter("'full' or 'incremental' must come first", param_hint="TARGETS")
-    if since and since[:4].isdigit() is False:
-        raise typer.BadParameter("expected an ISO date such as 2026-01-31", param_hint="--since")
+    if since is not None:
+        since = iso_datetime(since, "--since")
 
     config = load_config(STATE.config_path)
     setup_logs(config.logging.level, config.logging.format, STATE.debug)

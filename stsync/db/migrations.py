@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
+from stsync.db.connect import connect_sync, db_errors, error_for
 from stsync.errors import DatabaseUnavailable, MigrationError
 
 # Fixed key of the session advisory lock that serialises migrations ("stsy-mig" as ASCII).
@@ -93,29 +93,8 @@ def discover(directory: Path | None = None) -> list[MigrationFile]:
     return files
 
 
-def _where(dsn: str) -> str:
-    try:
-        info = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "the configured database"
-    host = info.get("host") or info.get("hostaddr") or "localhost"
-    return f"{host}:{info.get('port') or 5432}"
-
-
 def connect(dsn: str, connect_timeout: float = 10) -> psycopg.Connection[Any]:
-    """An autocommit connection, or DatabaseUnavailable naming host:port (never the password)."""
-    try:
-        return psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout)))
-    except psycopg.ProgrammingError:
-        raise DatabaseUnavailable("database.url is not a valid PostgreSQL URL") from None
-    except psycopg.Error as exc:
-        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-        # libpq: 'connection failed: connection to server at "h", port 5432 failed: <reason>'
-        reason = re.sub(r"^(connection failed: )?connection to server .*? failed: ", "", lines[0]) if lines else ""
-        reason = reason.replace("FATAL:  ", "") or type(exc).__name__
-        # libpq messages carry host and user, never the password; strip any URL anyway.
-        reason = re.sub(r"postgres(?:ql)?://\S+", "<url>", reason)
-        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {_where(dsn)}: {reason}") from None
+    return connect_sync(dsn, connect_timeout, autocommit=True)
 
 
 def _applied(conn: psycopg.Connection[Any]) -> dict[str, tuple[str, datetime, int]]:
@@ -150,7 +129,7 @@ def _statuses(files: list[MigrationFile], applied: dict[str, tuple[str, datetime
 def status(dsn: str, directory: Path | None = None, connect_timeout: float = 10) -> list[MigrationStatus]:
     """Every migration file with when it was applied (None: pending). Writes nothing."""
     files = discover(directory)
-    with connect(dsn, connect_timeout) as conn:
+    with connect(dsn, connect_timeout) as conn, db_errors("reading the applied migrations"):
         applied = _applied(conn)
     return _statuses(files, applied)
 
@@ -164,7 +143,7 @@ def migrate(
     """
     files = discover(directory)
     result = MigrationResult(dry_run=dry_run)
-    with connect(dsn, connect_timeout) as conn:
+    with connect(dsn, connect_timeout) as conn, db_errors("applying migrations"):
         if dry_run:
             applied = _applied(conn)
             _verify(files, applied)
@@ -203,6 +182,8 @@ def _apply(conn: psycopg.Connection[Any], f: MigrationFile) -> int:
         if conn.closed or conn.broken:
             raise DatabaseUnavailable(f"lost the database connection while applying {f.name}") from None
         raise MigrationError(f"{f.name}: {_first_line(exc)}") from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise error_for(exc, f"applying {f.name}") from None
     except psycopg.Error as exc:
         raise MigrationError(f"{f.name}: {_first_line(exc)}") from None
     return duration_ms

@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from stsync.errors import ApiUnavailable, AuthError, ConfigError, RecordError, TemporaryError
+from stsync.masking import mask_webhook
 from stsync.ratelimit import RateLimiter
 from stsync.retry import RetryableStatus, RetryPolicy, parse_retry_after, retrying
 
@@ -347,7 +348,7 @@ class GhlClient:
                         )
                     return resp.status_code, body
         except (httpx.TransportError, RetryableStatus) as exc:
-            raise ApiUnavailable(f"webhook {_redact(url)} kept failing: {_describe(exc)}") from None
+            raise ApiUnavailable(f"webhook {mask_webhook(url)} kept failing: {_describe(exc)}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -395,9 +396,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     return str(exc) or type(exc).__name__
-
-
-def _redact(url: str) -> str:
-    """A webhook URL is a secret of sorts: show only its host and the start of its path."""
-    parts = httpx.URL(url)
-    return f"{parts.scheme}://{parts.host}{parts.path[:24]}…"

@@ -153,10 +153,10 @@ SELECT st_job_id, status, attempts, next_retry_at FROM integrations.ghl_webhook_
 
 -- name: webhook_claim
 -- Written and committed before the POST: a crash mid-post never leads to a second post.
-INSERT INTO integrations.ghl_webhook_posts AS w (st_job_id, st_business_unit_id, url, status, attempts)
-VALUES (%(job_id)s, %(bu_id)s, %(url)s, 'sending', 1)
+INSERT INTO integrations.ghl_webhook_posts AS w (st_job_id, st_business_unit_id, status, attempts)
+VALUES (%(job_id)s, %(bu_id)s, 'sending', 1)
 ON CONFLICT (st_job_id) DO UPDATE
-   SET status = 'sending', url = EXCLUDED.url, attempts = w.attempts + 1, posted_at = now()
+   SET status = 'sending', st_business_unit_id = EXCLUDED.st_business_unit_id, attempts = w.attempts + 1, posted_at = now()
  WHERE w.status = 'failed'
 RETURNING st_job_id;
 
@@ -170,8 +170,8 @@ UPDATE integrations.ghl_webhook_posts
 
 -- name: webhook_failed_unposted
 -- A job that cannot be posted at all (no email or phone): failed with the reason, retried only on request.
-INSERT INTO integrations.ghl_webhook_posts (st_job_id, st_business_unit_id, url, status, error, attempts, next_retry_at)
-VALUES (%(job_id)s, %(bu_id)s, %(url)s, 'failed', %(error)s, 0, NULL)
+INSERT INTO integrations.ghl_webhook_posts (st_job_id, st_business_unit_id, status, error, attempts, next_retry_at)
+VALUES (%(job_id)s, %(bu_id)s, 'failed', %(error)s, 0, NULL)
 ON CONFLICT (st_job_id) DO UPDATE SET error = EXCLUDED.error, next_retry_at = NULL;
 
 -- name: statistics

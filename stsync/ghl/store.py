@@ -9,16 +9,13 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from stsync.config import Config, required_secret
+from stsync.config import Config, check_url, required_secret
+from stsync.db.connect import connect, error_for
 from stsync.errors import DatabaseUnavailable, LockedError, UsageError
+from stsync.masking import mask_webhook
 from stsync.sqlfile import load
 
 Q = load("ghl")
-
-
-def _db_error(exc: Exception, what: str) -> DatabaseUnavailable:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DatabaseUnavailable(f"database error while {what}: {text}")
 
 
 class Store:
@@ -34,7 +31,7 @@ class Store:
                 await cur.execute(Q[name], params or {})
                 return list(await cur.fetchall()) if cur.description else []
         except psycopg.Error as exc:
-            raise _db_error(exc, f"running {name}") from None
+            raise error_for(exc, f"running {name}") from None
 
     async def write(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         rows = await self.fetch(name, params)
@@ -42,7 +39,7 @@ class Store:
             try:
                 await self.conn.commit()
             except psycopg.Error as exc:
-                raise _db_error(exc, f"committing {name}") from None
+                raise error_for(exc, f"committing {name}") from None
         return rows
 
     async def seed_business_units(self, config: Config) -> None:
@@ -64,12 +61,7 @@ class Store:
 async def open_store(config: Config, *, dry_run: bool = False, lock: bool = False) -> AsyncIterator[Store]:
     """A Store on a fresh connection (UTC); with ``lock`` the push's advisory lock is held on it."""
     dsn = required_secret(config.database.url, "database.url")
-    try:
-        conn = await psycopg.AsyncConnection.connect(
-            dsn, connect_timeout=int(config.database.connect_timeout), options="-c TimeZone=UTC"
-        )
-    except psycopg.Error as exc:
-        raise _db_error(exc, "connecting") from None
+    conn = await connect(dsn, config.database.connect_timeout)
     try:
         if lock:
             # A session lock taken outside any transaction outlives the dry run's rollback.
@@ -87,15 +79,27 @@ async def open_store(config: Config, *, dry_run: bool = False, lock: bool = Fals
         else:
             await conn.commit()
     except psycopg.Error as exc:
-        raise _db_error(exc, "talking to the database") from None
+        raise error_for(exc, "talking to the database") from None
     finally:
         await conn.close()  # also releases the advisory lock
 
 
 async def set_business_unit(config: Config, bu_id: int, **changes: Any) -> None:
     """Change one business unit's routing; UsageError when it is unknown."""
-    params = {"id": bu_id, "name": None, "sync_enabled": None, "mode": None, "pipeline": None, "webhook_url": None}
+    params: dict[str, Any] = {
+        "id": bu_id,
+        "name": None,
+        "sync_enabled": None,
+        "mode": None,
+        "pipeline": None,
+        "webhook_url": None,
+    }
     params.update({k: v for k, v in changes.items() if v is not None})
+    if params["webhook_url"] is not None:
+        try:
+            params["webhook_url"] = check_url(params["webhook_url"], https_only=True)
+        except ValueError as exc:
+            raise UsageError(f"--webhook-url {exc}") from None
     async with open_store(config) as store:
         try:
             rows = await store.write("set_business_unit", params)
@@ -110,8 +114,10 @@ async def set_business_unit(config: Config, bu_id: int, **changes: Any) -> None:
 
 
 async def list_business_units(config: Config) -> list[dict[str, Any]]:
+    """Every business unit's routing, webhook URLs masked (they are secrets)."""
     async with open_store(config) as store:
-        return await store.fetch("list_business_units")
+        rows = await store.fetch("list_business_units")
+    return [{**r, "webhook_url": mask_webhook(r["webhook_url"])} for r in rows]
 
 
 async def statistics(config: Config, dead_limit: int = 20) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -54,7 +54,7 @@ async def _post_one(
 ) -> str:
     """Post one job (claimed first); returns posted | failed | dead | skipped."""
     assert run.client is not None
-    params = {"job_id": job["job_id"], "bu_id": job["business_unit_id"], "url": url}
+    params = {"job_id": job["job_id"], "bu_id": job["business_unit_id"]}
     if "email" not in contact and "phone" not in contact:
         await run.store.write("webhook_failed_unposted", {**params, "error": "job's customer has no email or phone"})
         return "failed"

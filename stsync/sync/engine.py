@@ -31,9 +31,9 @@ from typing import Literal, Protocol
 import orjson
 
 from stsync.budget import Lane
-from stsync.db.repository import ConnectionPool, PageCounts, RunLock, StreamRepository, SyncLog, later
 from stsync.errors import ExitCode, StsyncError, exit_code_for
 from stsync.servicetitan.client import ContinuationRejected, Page, ServiceTitanClient
+from stsync.sync.repository import ConnectionPool, PageCounts, RunLock, StreamRepository, SyncLog, later
 from stsync.sync.streams import FeedKind, Stream
 
 log = logging.getLogger("stsync.sync")

@@ -2,59 +2,62 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
+from stsync.config import Config, required_secret
 from stsync.errors import ConfigError
 from stsync.retry import RetryPolicy
 from stsync.servicetitan.client import ClientSettings, ServiceTitanClient
 from stsync.sync.engine import Observer, RunResult, SyncOptions, SyncType, run_sync
-from stsync.sync.streams import STREAMS, select_streams
+from stsync.sync.streams import STREAMS, STREAMS_BY_NAME, select_streams
+
+T = TypeVar("T")
 
 
-def _secret(value: Any, key: str) -> str:
-    if value is None:
-        raise ConfigError(
-            f"missing secret '{key}': set it in the config file, in STSYNC_{key.upper().replace('.', '__')}, "
-            f"in a file named by '{key}_file', or as systemd credential '{key}'"
-        )
-    text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
-    if not text:
-        raise ConfigError(f"secret '{key}' is empty")
-    return text
-
-
-def _required(value: Any, key: str) -> Any:
+def _required(value: T | None, key: str) -> T:
     if value is None or value == "":
         raise ConfigError(f"missing required key '{key}'")
     return value
 
 
-def client_settings(config: Any) -> ClientSettings:
+def client_settings(config: Config) -> ClientSettings:
     st = config.servicetitan
     return ClientSettings(
         api_base=st.api_base(),
         auth_base=st.auth_base(),
         tenant_id=int(_required(st.tenant_id, "servicetitan.tenant_id")),
         client_id=str(_required(st.client_id, "servicetitan.client_id")),
-        client_secret=_secret(st.client_secret, "servicetitan.client_secret"),
-        app_key=_secret(st.app_key, "servicetitan.app_key"),
+        client_secret=required_secret(st.client_secret, "servicetitan.client_secret"),
+        app_key=required_secret(st.app_key, "servicetitan.app_key"),
         requests_per_second=float(st.requests_per_second),
         page_memory_bytes=int(st.page_memory_mb) * 1024 * 1024,
         timeout_seconds=float(st.timeout_seconds),
         token_cache_dir=st.token_cache_path(),
         retry=RetryPolicy(
-            attempts=int(getattr(st, "retry_attempts", 8)),
-            max_seconds=float(getattr(st, "retry_max_seconds", 300.0)),
+            attempts=st.retry_attempts,
+            max_seconds=st.retry_max_seconds,
         ),
     )
 
 
-def database_url(config: Any) -> str:
-    return _secret(config.database.url, "database.url")
+def database_url(config: Config) -> str:
+    return required_secret(config.database.url, "database.url")
+
+
+def excluded_streams(config: Config) -> set[str]:
+    """``sync.streams_exclude``; a name that is no stream is a config error (a typo would sync it)."""
+    excluded = set(config.sync.streams_exclude)
+    unknown = sorted(excluded - set(STREAMS_BY_NAME))
+    if unknown:
+        raise ConfigError(
+            f"config error: bad value for 'sync.streams_exclude': unknown stream '{unknown[0]}' "
+            f"(known: {', '.join(STREAMS_BY_NAME)})"
+        )
+    return excluded
 
 
 async def sync(
-    config: Any,
+    config: Config,
     sync_type: SyncType,
     stream_names: list[str],
     since: str | None = None,
@@ -64,7 +67,7 @@ async def sync(
 ) -> RunResult:
     """Run `stsync sync` as configured. Raises only for run-level problems (config, lock, database)."""
     streams = select_streams(stream_names) if stream_names else list(STREAMS)
-    excluded = set(getattr(getattr(config, "sync", None), "streams_exclude", []) or [])
+    excluded = excluded_streams(config)
     streams = [s for s in streams if s.name not in excluded]
     settings = client_settings(config)
     st = config.servicetitan

@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from stsync.db.embedded import EmbeddedPostgres
 from stsync.db.migrations import migrate
 from stsync.sandbox import Sandbox, SandboxOptions
+from stsync.sandbox.postgres import EmbeddedPostgres
 from tests.e2e.harness import STSYNC, cli_env, mirror_differences, run_cli
 
 

@@ -36,7 +36,7 @@ def _assert_one_line_error(proc: Any, code: int, *needles: str) -> str:
 
 def test_unreachable_database_exits_69(sandbox: Any) -> None:
     env = cli_env(sandbox.url, f"postgresql://postgres@127.0.0.1:{_closed_port()}/postgres")
-    _assert_one_line_error(run_cli(["sync", "incremental"], env), 69, "database", "connecting")
+    _assert_one_line_error(run_cli(["sync", "incremental"], env), 69, "PostgreSQL", "cannot connect")
 
 
 def test_unreachable_api_exits_69(db_dsn: str) -> None:

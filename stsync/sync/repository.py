@@ -1,4 +1,4 @@
-"""The repository layer of the sync engine: the only code that talks psycopg for `stsync sync`.
+"""The mirror's repository: the only code that talks psycopg for `stsync sync`.
 
 The engine hands it pages; it bulk-loads each page with binary COPY, merges it with one statement,
 writes the feed checkpoint and the sync-log counts, and commits all of that in one transaction, so
@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from stsync.db.connect import connect, error_for
 from stsync.errors import LOCKED_MESSAGE, DatabaseUnavailable, LockedError
 from stsync.sqlfile import load
 from stsync.sync.merge import child_merge, page_merge
@@ -58,28 +59,6 @@ class PageCounts:
     max_modified_on: str | None
 
 
-def _db_error(exc: Exception, what: str) -> DatabaseUnavailable:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DatabaseUnavailable(f"database error while {what}: {text}")
-
-
-# Whatever the server's defaults: a page loaded ahead (see StreamRepository.load) waits in its transaction
-# while the page before it merges on another connection, then must see that page's rows.
-_SESSION_OPTIONS = (
-    r"-c TimeZone=UTC -c default_transaction_isolation=read\ committed -c idle_in_transaction_session_timeout=0"
-)
-
-
-async def connect(dsn: str, connect_timeout: float = 10) -> psycopg.AsyncConnection[Any]:
-    """Open a connection in UTC (zone-less ServiceTitan timestamps are taken as UTC)."""
-    try:
-        return await psycopg.AsyncConnection.connect(
-            dsn, connect_timeout=int(connect_timeout), options=_SESSION_OPTIONS, autocommit=False
-        )
-    except psycopg.Error as exc:
-        raise _db_error(exc, "connecting") from None
-
-
 class RunLock:
     """One sync run per tenant: a session advisory lock held on its own connection.
 
@@ -104,7 +83,7 @@ class RunLock:
             await self.conn.execute(Q["mark_dead_runs"])
         except psycopg.Error as exc:
             await self.conn.close()
-            raise _db_error(exc, "taking the run lock") from None
+            raise error_for(exc, "taking the run lock") from None
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -118,7 +97,7 @@ class RunLock:
             cur = await self.conn.execute(Q["get_state"], {"prefix": prefix.replace("_", r"\_") + "%"})
             rows = await cur.fetchall()
         except psycopg.Error as exc:
-            raise _db_error(exc, "reading the run state") from None
+            raise error_for(exc, "reading the run state") from None
         return {key[len(prefix) :]: value for key, value in rows if value is not None}
 
     async def write_state(self, prefix: str, values: dict[str, str | None]) -> None:
@@ -126,7 +105,7 @@ class RunLock:
         try:
             await self.conn.execute(Q["put_state"], _state_params(prefix, values, {"scope": "run"}))
         except psycopg.Error as exc:
-            raise _db_error(exc, "writing the run state") from None
+            raise error_for(exc, "writing the run state") from None
 
     async def record_empty_page(
         self, stream: str, log: SyncLog, checkpoint: dict[str, str | None], last: bool
@@ -143,7 +122,7 @@ class RunLock:
             )
             row = await cur.fetchone()
         except psycopg.Error as exc:
-            raise _db_error(exc, f"writing a page of {stream}") from None
+            raise error_for(exc, f"writing a page of {stream}") from None
         assert row is not None
         log.id, log.started, log.finished = int(row[0]), True, last
         return PageCounts(0, 0, 0, 0, 0, None)
@@ -217,7 +196,7 @@ class StreamRepository:
             await self.conn.commit()
         except psycopg.Error as exc:
             await self._rollback()
-            raise _db_error(exc, f"finishing the sync log of {self.stream.name}") from None
+            raise error_for(exc, f"finishing the sync log of {self.stream.name}") from None
         assert row is not None
         log.id, log.finished = int(row[0]), True
 
@@ -230,7 +209,7 @@ class StreamRepository:
                 await self._copy(cur, body)
         except psycopg.Error as exc:
             await self._rollback()
-            raise _db_error(exc, f"writing a page of {self.stream.name}") from None
+            raise error_for(exc, f"writing a page of {self.stream.name}") from None
 
     async def write_page(
         self,
@@ -289,7 +268,7 @@ class StreamRepository:
             await self.conn.commit()
         except psycopg.Error as exc:
             await self._rollback()
-            raise _db_error(exc, f"writing a page of {self.stream.name}") from None
+            raise error_for(exc, f"writing a page of {self.stream.name}") from None
         log.started, log.finished = True, last
         return counts
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from stsync.db.embedded import EmbeddedPostgres
 from stsync.errors import DatabaseUnavailable
+from stsync.sandbox.postgres import EmbeddedPostgres
 
 
 def test_start_connect_stop_removes_the_directory() -> None:
@@ -61,7 +61,7 @@ def test_an_unreachable_base_dir_is_refused_with_a_reason(tmp_path: Path) -> Non
 
 def test_missing_binaries_name_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without server binaries the error says what to install, and nothing is started."""
-    monkeypatch.setattr("stsync.db.embedded._has_server", lambda _: False)
+    monkeypatch.setattr("stsync.sandbox.postgres._has_server", lambda _: False)
     with pytest.raises(DatabaseUnavailable, match=r"apt-get install -y postgresql.*brew install postgresql@16"):
         EmbeddedPostgres().start()
 
@@ -71,7 +71,7 @@ def test_a_cluster_whose_process_was_killed_is_stopped_and_removed_by_the_next_o
     benchmark world's are tens of GB). The next EmbeddedPostgres to start stops that server and removes its
     directory; the cluster of a process still alive is left alone."""
     code = (
-        "import sys\nfrom stsync.db.embedded import EmbeddedPostgres\n"
+        "import sys\nfrom stsync.sandbox.postgres import EmbeddedPostgres\n"
         "pg = EmbeddedPostgres().start()\nprint(pg.base_dir, pg.dsn, flush=True)\nsys.stdin.read()\n"
     )
     orphan = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
