@@ -390,7 +390,8 @@ def effective_values(config: Config) -> dict[str, dict[str, Any]]:
         for key in model_type.model_fields:
             value = getattr(model, key)
             if isinstance(value, SecretStr):
-                value = mask_dsn(value.get_secret_value()) if f"{section}.{key}" == "database.url" else MASK
+                secret = value.get_secret_value()
+                value = mask_dsn(secret, conninfo=True) if f"{section}.{key}" == "database.url" else MASK
             elif isinstance(value, tuple):
                 value = [_shown(v) for v in value]
             values[key] = value

@@ -14,13 +14,17 @@ MASK = "********"
 
 # userinfo of anything URL-like: scheme://user:password@host; the password runs to the last @ before the path.
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^/\s]*@")
-# password=value in a query string or a key=value string, and "password value" with its = missing.
-_KV_PASSWORD = re.compile(r"(?i)(\bpassword\s*=?\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)")
+# password=value in a query string or a key=value string.
+_KV_PASSWORD = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)")
+# In a connection string (not a message about one), also "password value" with its = missing.
+_LOOSE_PASSWORD = re.compile(r"(?i)(\bpassword\s*=?\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)")
 
 
-def mask_dsn(text: str) -> str:
-    """``text`` with every database password in it replaced by ********."""
-    return _KV_PASSWORD.sub(rf"\g<1>{MASK}", _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text))
+def mask_dsn(text: str, *, conninfo: bool = False) -> str:
+    """``text`` with every database password in it replaced by ********; ``conninfo`` when ``text`` is the
+    connection string itself, however malformed."""
+    kv = _LOOSE_PASSWORD if conninfo else _KV_PASSWORD
+    return kv.sub(rf"\g<1>{MASK}", _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text))
 
 
 _URL = re.compile(r"(?i)\b(https?://[^/\s?#]+)[^\s\"'<>]*")

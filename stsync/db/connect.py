@@ -11,6 +11,7 @@ Messages never contain the connection string (libpq's do, when it cannot parse o
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +31,16 @@ SESSION_OPTIONS = (
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
+@functools.cache
+def _keywords() -> frozenset[str]:
+    return frozenset(o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()) | {"="}
+
+
+def _quoted(match: re.Match[str]) -> str:
+    # Only libpq's own words are repeated: any other quoted text may be (part of) the password.
+    return match.group(0) if match.group(1) in _keywords() else "…"
+
+
 def conninfo_problem(dsn: str) -> str | None:
     """Why ``dsn`` is not a libpq URL or key=value string (None when it is), without repeating any of it."""
     if dsn != dsn.strip():
@@ -41,7 +52,7 @@ def conninfo_problem(dsn: str) -> str | None:
     except psycopg.ProgrammingError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "does not parse"
         # libpq quotes the text it could not parse, which may be the password: keep only option names.
-        reason = re.sub(r'"[^"]*[@:/\s][^"]*"|"[^"]{24,}"', "…", reason)
+        reason = re.sub(r'"([^"]*)"', _quoted, reason)
         return f"is not a PostgreSQL URL (postgresql://user@host/db) or key=value string: {reason}"
     sslmode = info.get("sslmode")
     if sslmode is not None and sslmode not in SSLMODES:
