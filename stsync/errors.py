@@ -92,6 +92,18 @@ class ApiUnavailable(UnavailableError):
     """An HTTP API kept failing (5xx, 429, timeouts, resets) beyond the retry budget."""
 
 
+class Outage(UnavailableError):
+    """A service is down for the whole run: every part of the run stops with this one error."""
+
+
+class ApiOutage(Outage, ApiUnavailable):
+    """An HTTP API failed for every request for a while (see ``stsync.retry.Breaker``)."""
+
+
+class DatabaseOutage(Outage, DatabaseUnavailable):
+    """PostgreSQL cannot be reached, or the connection was lost: every stream stops."""
+
+
 LOCKED_MESSAGE = "another stsync sync is running for this tenant; exiting without syncing"
 
 

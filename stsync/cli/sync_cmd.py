@@ -28,7 +28,7 @@ class PlainObserver:
         pass
 
     def stream_finished(self, result: Any) -> None:
-        if self.enabled:
+        if self.enabled and not result.outage:  # an outage is one line for the run, not one per stream
             print(stream_line(result), flush=True)
 
 
@@ -66,7 +66,8 @@ class RichObserver:
     def stream_finished(self, result: Any) -> None:
         if result.name in self.tasks:
             self.progress.remove_task(self.tasks[result.name])
-        self.console.print(stream_line(result), highlight=False)
+        if not result.outage:
+            self.console.print(stream_line(result), highlight=False)
 
 
 def stream_line(r: Any) -> str:
@@ -193,7 +194,7 @@ def sync(
     code = result.exit_code
     if code not in (ExitCode.OK, ExitCode.PARTIAL):
         failed = next(s for s in result.streams if s.exit_code == code)
-        raise _StreamFailure(f"{failed.name}: {failed.error}", code)
+        raise _StreamFailure(str(failed.error) if failed.outage else f"{failed.name}: {failed.error}", code)
     raise typer.Exit(int(code))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from stsync.errors import ConfigError, DatabaseUnavailable, PrivilegeError, StsyncError
+from stsync.errors import ConfigError, DatabaseOutage, DatabaseUnavailable, PrivilegeError, StsyncError
 from stsync.masking import mask_dsn
 
 # Whatever the server's defaults: zone-less ServiceTitan timestamps are taken as UTC, and the sync engine
@@ -106,7 +106,7 @@ def connect_error(exc: psycopg.Error, dsn: str) -> StsyncError:
         return ConfigError(
             f"config error: PostgreSQL at {where(dsn)} refused the connection: {reason}; check database.url"
         )
-    return DatabaseUnavailable(f"cannot connect to PostgreSQL at {where(dsn)}: {reason}")
+    return DatabaseOutage(f"cannot connect to PostgreSQL at {where(dsn)}: {reason}")
 
 
 async def connect(dsn: str, connect_timeout: float = 10, autocommit: bool = False) -> psycopg.AsyncConnection[Any]:
@@ -156,6 +156,8 @@ def error_for(exc: psycopg.Error, what: str) -> StsyncError:
         exc, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName | psycopg.errors.UndefinedFunction
     ):
         return ConfigError(f"the database is not migrated ({primary}): run `stsync migrate`")
+    if isinstance(exc, psycopg.OperationalError):  # the connection broke, or the server is going away
+        return DatabaseOutage(f"lost the database connection while {what}: {mask_dsn(_first_line(exc))}")
     return DatabaseUnavailable(f"database error while {what}: {mask_dsn(_first_line(exc))}")
 
 

@@ -22,7 +22,7 @@ import orjson
 from stsync.errors import ApiUnavailable, AuthError, ConfigError, RecordError, TemporaryError
 from stsync.masking import mask_webhook
 from stsync.ratelimit import RateLimiter
-from stsync.retry import RetryableStatus, RetryPolicy, parse_retry_after, retrying
+from stsync.retry import RetryableStatus, RetryPolicy, describe, parse_retry_after, retrying
 
 log = logging.getLogger("stsync.ghl")
 
@@ -127,7 +127,7 @@ class GhlClient:
         """
         url = path
         try:
-            async for attempt in retrying(self.settings.retry):
+            async for attempt in retrying(self.settings.retry, "GHL"):
                 with attempt:
                     self._check_daily()
                     await self.limiter.acquire()
@@ -164,7 +164,7 @@ class GhlClient:
                     )
         except (httpx.TransportError, RetryableStatus) as exc:
             raise ApiUnavailable(
-                f"GHL at {self.settings.base_url} kept failing on {method} {path}: {_describe(exc)}"
+                f"GHL at {self.settings.base_url} kept failing on {method} {path}: {describe(exc)}"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -334,7 +334,7 @@ class GhlClient:
         Retries like any call; a non-2xx final answer raises GhlRequestError.
         """
         try:
-            async for attempt in retrying(self.settings.retry):
+            async for attempt in retrying(self.settings.retry, "GHL webhook"):
                 with attempt:
                     resp = await self._http.post(
                         url, content=orjson.dumps(payload), headers={"Content-Type": "application/json"}
@@ -348,7 +348,7 @@ class GhlClient:
                         )
                     return resp.status_code, body
         except (httpx.TransportError, RetryableStatus) as exc:
-            raise ApiUnavailable(f"webhook {mask_webhook(url)} kept failing: {_describe(exc)}") from None
+            raise ApiUnavailable(f"webhook {mask_webhook(url)} kept failing: {describe(exc)}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -388,11 +388,3 @@ def _message(body: Any, resp: httpx.Response) -> str:
     if isinstance(body, str) and body:
         return body.splitlines()[0][:200]
     return resp.reason_phrase or "no body"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused or host unreachable"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    return str(exc) or type(exc).__name__

@@ -27,7 +27,15 @@ import orjson
 from stsync.budget import ByteBudget, Lane, PageBudget
 from stsync.errors import ApiUnavailable, AuthError, StsyncError
 from stsync.ratelimit import WindowLimiter
-from stsync.retry import RetryableStatus, RetryPolicy, parse_retry_after, retrying
+from stsync.retry import (
+    Breaker,
+    RetryableStatus,
+    RetryPolicy,
+    describe,
+    is_outage_sign,
+    parse_retry_after,
+    retrying,
+)
 from stsync.servicetitan.tokens import CachedToken, TokenCache
 
 log = logging.getLogger("stsync.servicetitan")
@@ -60,6 +68,7 @@ class ClientSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     page_memory_bytes: int = 48 * 1024 * 1024
     token_cache_dir: Path | None = None  # None: every run asks for a token of its own
+    outage_seconds: float = 10.0  # failing this long with no success stops every request (see retry.Breaker)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class ServiceTitanClient:
         self.budget = PageBudget(settings.page_memory_bytes)
         self._writing_lane = self.budget.lane()
         self.requests_sent = 0
+        self.breaker = Breaker("ServiceTitan", settings.outage_seconds)
         self._http = httpx.AsyncClient(
             # Every stream downloads at once; a request waits for a free connection as long as it takes.
             timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds), pool=None),
@@ -126,16 +136,13 @@ class ServiceTitanClient:
                 "client_secret": self.settings.client_secret,
             }
             try:
-                async for attempt in retrying(self.settings.retry):
+                async for attempt in retrying(self.settings.retry, "ServiceTitan auth", self.breaker):
                     with attempt:
-                        self.requests_sent += 1
-                        resp = await self._http.post(url, data=form)
-                        if resp.status_code == 429 or resp.status_code >= 500:
-                            raise RetryableStatus(
-                                resp.status_code, url, parse_retry_after(resp.headers.get("Retry-After"))
-                            )
+                        resp = await self._token_attempt(url, form)
             except (httpx.TransportError, RetryableStatus) as exc:
-                raise ApiUnavailable(f"ServiceTitan auth at {url} unreachable: {_describe(exc)}") from None
+                if outage := await self.breaker.exhausted(exc, url):
+                    raise outage from None
+                raise ApiUnavailable(f"ServiceTitan auth at {url} unreachable: {describe(exc)}") from None
             if resp.status_code in (400, 401, 403):
                 raise AuthError(
                     f"ServiceTitan refused the client credentials at {url} "
@@ -154,6 +161,20 @@ class ServiceTitanClient:
             if self._token_cache is not None:
                 self._token_cache.store(CachedToken(token, time.time() + lifetime))
             return token
+
+    async def _token_attempt(self, url: str, form: dict[str, str]) -> httpx.Response:
+        self.breaker.check()
+        self.requests_sent += 1
+        try:
+            resp = await self._http.post(url, data=form)
+            if resp.status_code == 429 or resp.status_code >= 500:
+                raise RetryableStatus(resp.status_code, url, parse_retry_after(resp.headers.get("Retry-After")))
+        except (httpx.TransportError, RetryableStatus) as exc:
+            if is_outage_sign(exc):
+                self.breaker.failed(exc, url)
+            raise
+        self.breaker.succeeded()
+        return resp
 
     async def authenticate(self) -> None:
         """Get a token now, so refused credentials or an unreachable API fail the run at once."""
@@ -206,20 +227,27 @@ class ServiceTitanClient:
         refreshed = False
         policy = dataclasses.replace(self.settings.retry, attempts=max(1, self.settings.retry.attempts - failed))
         try:
-            async for attempt in retrying(policy):
+            async for attempt in retrying(policy, "ServiceTitan", self.breaker):
                 with attempt:
                     try:
-                        return await self._attempt(url, params, lane, room, refreshed), failed
+                        self.breaker.check()
+                        outcome = await self._attempt(url, params, lane, room, refreshed)
                     except _TokenRefused:
                         refreshed = True
                         raise RetryableStatus(401, url, 0.0) from None
-                    except BaseException:
+                    except BaseException as exc:
                         failed += 1
+                        if is_outage_sign(exc):
+                            self.breaker.failed(exc, url)
                         if room is not None:
                             room.give_back()  # not held through the back-off: the next attempt asks for room again
                         raise
+                    self.breaker.succeeded()
+                    return outcome, failed
         except (httpx.TransportError, RetryableStatus) as exc:
-            raise ApiUnavailable(f"ServiceTitan {url} kept failing: {_describe(exc)}") from None
+            if outage := await self.breaker.exhausted(exc, url):
+                raise outage from None
+            raise ApiUnavailable(f"ServiceTitan {url} kept failing: {describe(exc)}") from None
         raise AssertionError("unreachable")  # pragma: no cover - the retry loop returns or raises
 
     async def _attempt(
@@ -429,11 +457,3 @@ def _error_title(resp: httpx.Response) -> str:
     if isinstance(doc, dict):
         return str(doc.get("title") or doc.get("error") or doc.get("message") or resp.reason_phrase)
     return resp.reason_phrase
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused or host unreachable"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    return str(exc) or type(exc).__name__

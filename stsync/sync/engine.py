@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 import orjson
 
 from stsync.budget import Lane
-from stsync.errors import ExitCode, StsyncError, exit_code_for
+from stsync.errors import ExitCode, Outage, StsyncError, exit_code_for
 from stsync.servicetitan.client import ContinuationRejected, Page, ServiceTitanClient
 from stsync.sync.repository import ConnectionPool, PageCounts, RunLock, StreamRepository, SyncLog, later
 from stsync.sync.streams import FeedKind, Stream
@@ -57,6 +57,7 @@ class StreamResult:
     duration_ms: int = 0
     error: str | None = None
     exit_code: ExitCode = ExitCode.OK
+    outage: bool = False  # failed because the API or the database is down: the run's one error says so
 
     def add(self, counts: PageCounts) -> None:
         self.pages += 1
@@ -312,6 +313,9 @@ class _StreamRun:
             await walker(self, state)
             result.status = "partial" if result.quarantined else "completed"
             result.exit_code = ExitCode.PARTIAL if result.quarantined else ExitCode.OK
+        except Outage as exc:  # every stream stops with it: reported once, for the run
+            result.status, result.error, result.exit_code = "failed", exc.message, exc.exit_code
+            result.outage = True
         except StsyncError as exc:
             result.status, result.error, result.exit_code = "failed", exc.message, exc.exit_code
             log.error("%s: %s", stream.name, exc.message)
@@ -426,6 +430,8 @@ class _StreamRun:
                     async with contextlib.nullcontext() if self.turn.holding else self.turn.writers:
                         repo = await self.pool.stream(self.stream)
                 await repo.finish_log(self.log, self.result.status, self.result.error)
+        except Outage:
+            pass  # the database is down: the run reports that once
         except StsyncError as exc:
             log.error("%s: %s", self.stream.name, exc.message)
         finally:

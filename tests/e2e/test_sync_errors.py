@@ -40,9 +40,30 @@ def test_unreachable_database_exits_69(sandbox: Any) -> None:
 
 
 def test_unreachable_api_exits_69(db_dsn: str) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
-    env = cli_env(url, db_dsn, STSYNC_SERVICETITAN__RETRY_ATTEMPTS="2")
-    _assert_one_line_error(run_cli(["sync", "incremental"], env), 69, "unreachable", url)
+    """The API down: one line naming the host, not a line per stream (bench/outage_bench.py times it)."""
+    host = f"127.0.0.1:{_closed_port()}"
+    env = cli_env(f"http://{host}", db_dsn, STSYNC_SERVICETITAN__RETRY_ATTEMPTS="2")
+    proc = run_cli(["sync", "incremental"], env)
+    _assert_one_line_error(proc, 69, "unreachable", host)
+    assert len((proc.stdout + proc.stderr).strip().splitlines()) <= 5, proc.stdout + proc.stderr
+
+
+def test_api_down_with_a_token_cached_stops_every_stream_with_one_error(sandbox: Any, db_dsn: str) -> None:
+    """Every stream's requests fail: the shared breaker stops them all, and the run says so once."""
+    env = cli_env(sandbox.url, db_dsn)
+    assert run_cli(["sync", "reference"], env).returncode == 0  # a token in the cache, checkpoints stored
+    sandbox.faults.set({"rules": [{"kind": "status", "status": 503, "retry_after": None, "path": "/tenant/"}]})
+    try:
+        proc = run_cli(["sync", "incremental"], env)
+    finally:
+        sandbox.faults.clear()
+    last = _assert_one_line_error(proc, 69, "unreachable", "HTTP 503")
+    assert "jobs:" not in last
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) <= 5, lines
+    assert not any(line.startswith(("jobs:", "customers:")) for line in lines), "no line per stream"
+    rerun = run_cli(["sync", "incremental"], env)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
 
 
 def test_refused_credentials_exit_78_without_the_secret(sandbox: Any, db_dsn: str) -> None:
