@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from stsync.masking import mask_dsn
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -21,13 +23,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
+class _MaskSecrets(logging.Filter):
+    """A last guard: a database password that reached a message (a driver's text, say) is masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_dsn(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 def setup(level: str = "INFO", fmt: str = "auto", debug: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_MaskSecrets())
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler.setFormatter(JsonFormatter() if use_json else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("stsync")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else level.upper())
     root.propagate = False
-    # httpx logs every request at INFO; that is a debug matter for a cron job.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
+    # httpx's own records name whole URLs (a webhook URL is a secret): stsync.http logs each request instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from stsync.errors import ApiUnavailable, AuthError, ConfigError, RecordError, TemporaryError
+from stsync.httplog import SECRET_PATH, event_hooks
 from stsync.masking import mask_webhook
 from stsync.ratelimit import RateLimiter
 from stsync.retry import RetryableStatus, RetryPolicy, describe, parse_retry_after, retrying
@@ -75,6 +76,7 @@ class GhlClient:
             base_url=settings.base_url,
             timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)),
             transport=transport,
+            event_hooks=event_hooks(),
         )
         self._pipelines: list[dict[str, Any]] | None = None
         self._fields: dict[str, dict[str, Any]] = {}
@@ -337,7 +339,10 @@ class GhlClient:
             async for attempt in retrying(self.settings.retry, "GHL webhook"):
                 with attempt:
                     resp = await self._http.post(
-                        url, content=orjson.dumps(payload), headers={"Content-Type": "application/json"}
+                        url,
+                        content=orjson.dumps(payload),
+                        headers={"Content-Type": "application/json"},
+                        extensions=SECRET_PATH,
                     )
                     if resp.status_code == 429 or resp.status_code >= 500:
                         raise RetryableStatus(resp.status_code, url, parse_retry_after(resp.headers.get("Retry-After")))

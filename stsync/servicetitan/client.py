@@ -26,6 +26,7 @@ import orjson
 
 from stsync.budget import ByteBudget, Lane, PageBudget
 from stsync.errors import ApiUnavailable, AuthError, StsyncError
+from stsync.httplog import event_hooks
 from stsync.ratelimit import WindowLimiter
 from stsync.retry import (
     Breaker,
@@ -96,8 +97,9 @@ class ServiceTitanClient:
             timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds), pool=None),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),  # a connection per stream
             transport=transport,
-            # Plain-http endpoints (the sandbox, a local proxy) use no TLS: skip reading the CA bundle (~40 ms
-            # of every run). Any https endpoint gets httpx's default verification.
+            event_hooks=event_hooks(),
+            # Plain-http endpoints (the sandbox, a loopback proxy) use no TLS: skip reading the CA bundle, a
+            # measurable part of a short run (docs/performance.md). Any https endpoint gets httpx's verification.
             verify=not all(url.lower().startswith("http:") for url in (settings.api_base, settings.auth_base)),
         )
         self._token: str | None = None

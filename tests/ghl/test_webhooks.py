@@ -65,3 +65,27 @@ def test_a_200_without_id_is_a_dead_url(mirror_dsn: str, ghl: Any, tmp_path: Pat
     posted = {r[0] for r in rows(mirror_dsn, POSTS) if r[1] == "posted"}
     assert dead[0][0] in posted
     assert {p["stJobId"] for p in ghl.dump()["webhooks"]["pool"]} == posted
+
+
+def test_webhook_urls_appear_in_no_output_log_or_table(mirror_dsn: str, ghl: Any, tmp_path: Path) -> None:
+    """A webhook-trigger URL is a secret: not in the push's output or its --debug log, not in `bu list`,
+    `config show` or `ghl status`, and not in the post log (which keeps the business unit)."""
+    url = ghl.webhook_url("pool")
+    secret = url.split("/hooks/", 1)[1]
+    env = env_for(
+        "http://127.0.0.1:9", mirror_dsn, write_config(tmp_path, mirror_dsn, ghl.url, units=default_units(url))
+    )
+    push = cli(["--debug", "ghl", "push"], env)
+    assert push.returncode in (0, 1), push.stderr[-2000:]
+    assert ghl.dump()["webhooks"]["pool"], "the run posted to the webhook"
+    assert "POST 127.0.0.1" in push.stderr and "/******** 200" in push.stderr, "debug request lines"
+    outputs = [push.stdout + push.stderr]
+    for args in (["bu", "list"], ["bu", "list", "--json"], ["config", "show"], ["ghl", "status"]):
+        proc = cli(args, env)
+        assert proc.returncode in (0, 1), (args, proc.stderr)
+        outputs.append(proc.stdout + proc.stderr)
+    for output in outputs:
+        assert secret not in output
+    assert "********" in outputs[3], "config show names the masked URL"
+    stored = rows(mirror_dsn, "SELECT row_to_json(w)::text FROM integrations.ghl_webhook_posts w")
+    assert stored and not any(secret in r[0] for r in stored)
