@@ -20,7 +20,8 @@ from psycopg import sql
 from stsync.config import Config, GhlConfig, load_config
 from stsync.db.connect import connect_sync, db_errors
 from stsync.db.migrations import migrate
-from stsync.ghl.push import PushResult, push
+from stsync.ghl.changes import PushResult
+from stsync.ghl.service import push
 from stsync.sandbox import Sandbox, SandboxOptions
 from stsync.sandbox.ghl import GhlOptions, GhlSandbox
 from stsync.sandbox.postgres import EmbeddedPostgres

@@ -24,7 +24,7 @@ def _config() -> Any:
 @app.command("list")
 def list_(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List business units: enabled, mode, pipeline or webhook URL, active jobs in the mirror."""
-    from stsync.ghl.store import list_business_units
+    from stsync.ghl.service import list_business_units
 
     rows = asyncio.run(list_business_units(_config()))
     if json_out:
@@ -47,7 +47,7 @@ def set_(
     name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
 ) -> None:
     """Change a business unit's mode, pipeline or webhook URL."""
-    from stsync.ghl.store import set_business_unit
+    from stsync.ghl.service import set_business_unit
 
     if mode is not None and mode not in ("api", "webhook"):
         raise typer.BadParameter("expected api or webhook", param_hint="--mode")
@@ -58,7 +58,7 @@ def set_(
 @app.command("enable")
 def enable(bu_id: Annotated[int, BU_ID]) -> None:
     """Push this business unit's jobs to GHL."""
-    from stsync.ghl.store import set_business_unit
+    from stsync.ghl.service import set_business_unit
 
     asyncio.run(set_business_unit(_config(), bu_id, sync_enabled=True))
     typer.echo(f"business unit {bu_id} enabled")
@@ -67,7 +67,7 @@ def enable(bu_id: Annotated[int, BU_ID]) -> None:
 @app.command("disable")
 def disable(bu_id: Annotated[int, BU_ID]) -> None:
     """Stop pushing this business unit's jobs (what was pushed stays in GHL)."""
-    from stsync.ghl.store import set_business_unit
+    from stsync.ghl.service import set_business_unit
 
     asyncio.run(set_business_unit(_config(), bu_id, sync_enabled=False))
     typer.echo(f"business unit {bu_id} disabled")

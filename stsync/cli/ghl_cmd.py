@@ -73,7 +73,7 @@ def push(
     75 another push is running or the daily GHL budget is used up, 78 config error (token, stage).
     """
     from stsync.ghl.push import KINDS
-    from stsync.ghl.push import push as run
+    from stsync.ghl.service import push as run
 
     if what not in KINDS:
         raise typer.BadParameter(f"expected one of {', '.join(KINDS)}", param_hint="WHAT")
@@ -88,7 +88,7 @@ def status(
     dead: Annotated[int, typer.Option("--dead", min=0, help="List up to N dead letters.")] = 20,
 ) -> None:
     """Counts of contacts, opportunities and webhook posts by sync status, and the dead letters."""
-    from stsync.ghl.store import statistics
+    from stsync.ghl.service import statistics
 
     stats, letters = asyncio.run(statistics(_config(), dead))
     if json_out:
@@ -108,8 +108,8 @@ def retry(
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary.")] = False,
 ) -> None:
     """Make failed items due now (and dead ones with --dead), then push."""
-    from stsync.ghl.push import push as run
-    from stsync.ghl.store import requeue
+    from stsync.ghl.service import push as run
+    from stsync.ghl.service import requeue
 
     config = _config()
     counts = asyncio.run(requeue(config, dead))
@@ -128,7 +128,7 @@ def pull(
 
     Run it once before the first push into a location that already has contacts.
     """
-    from stsync.ghl.pull import pull as run
+    from stsync.ghl.service import pull as run
 
     counts = asyncio.run(run(_config()))
     if json_out:

@@ -20,7 +20,7 @@ def show(
 ) -> None:
     """Business unit, GHL contact, opportunity (id, stage, status), sync status and last error of a job."""
     from stsync.config import load_config
-    from stsync.ghl.store import job_status
+    from stsync.ghl.service import job_status
 
     row = asyncio.run(job_status(load_config(STATE.config_path), job_id))
     if json_out:

@@ -8,22 +8,20 @@ Rows already linked are left alone.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
-import httpx
-
-from stsync.config import Config
 from stsync.errors import ConfigError
 from stsync.ghl import plan
-from stsync.ghl.push import make_client
-from stsync.ghl.store import open_store
+from stsync.ghl.client import GhlClient
+from stsync.ghl.settings import StoreSettings
+from stsync.ghl.store import Store, open_store
 
 PAGE = 100
 
 
-async def pull(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> dict[str, int]:
+async def pull(store_settings: StoreSettings, client: GhlClient) -> dict[str, int]:
+    """Link what GHL already holds; returns counts of what was seen and linked."""
     counts: Counter[str] = Counter()
-    async with open_store(config, lock=True) as store, make_client(config, transport) as client:
+    async with open_store(store_settings, lock=True) as store:
         by_email: dict[str, list[int]] = {}
         by_phone: dict[str, list[int]] = {}
         for cust in await store.fetch("desired_contacts", {"mode": "api"}):
@@ -83,7 +81,7 @@ async def pull(config: Config, transport: httpx.AsyncBaseTransport | None = None
     return dict(counts)
 
 
-async def _pipeline_settings(store: Any, client: Any) -> dict[str, str]:
+async def _pipeline_settings(store: Store, client: GhlClient) -> dict[str, str]:
     """{GHL pipeline id: business unit pipeline setting} for the enabled api-mode business units."""
     out: dict[str, str] = {}
     for bu in await store.fetch("list_business_units"):

@@ -1,4 +1,4 @@
-"""The GHL push's repository: the only GHL code that talks psycopg. Driver errors become stsync errors."""
+"""The GHL side's repository: the only GHL code that talks psycopg. Driver errors become stsync errors."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from stsync.config import Config, check_url, required_secret
+from stsync.config import check_url
 from stsync.db.connect import connect, error_for
 from stsync.errors import DatabaseUnavailable, LockedError, UsageError
+from stsync.ghl.settings import BusinessUnitSeed, StoreSettings
 from stsync.masking import mask_webhook
 from stsync.sqlfile import load
 
@@ -42,8 +43,8 @@ class Store:
                 raise error_for(exc, f"committing {name}") from None
         return rows
 
-    async def seed_business_units(self, config: Config) -> None:
-        for bu in config.ghl.business_units:
+    async def seed_business_units(self, seeds: tuple[BusinessUnitSeed, ...]) -> None:
+        for bu in seeds:
             await self.write(
                 "seed_business_unit",
                 {
@@ -58,10 +59,9 @@ class Store:
 
 
 @contextlib.asynccontextmanager
-async def open_store(config: Config, *, dry_run: bool = False, lock: bool = False) -> AsyncIterator[Store]:
+async def open_store(settings: StoreSettings, *, dry_run: bool = False, lock: bool = False) -> AsyncIterator[Store]:
     """A Store on a fresh connection (UTC); with ``lock`` the push's advisory lock is held on it."""
-    dsn = required_secret(config.database.url, "database.url")
-    conn = await connect(dsn, config.database.connect_timeout)
+    conn = await connect(settings.dsn, settings.connect_timeout)
     try:
         if lock:
             # A session lock taken outside any transaction outlives the dry run's rollback.
@@ -72,7 +72,7 @@ async def open_store(config: Config, *, dry_run: bool = False, lock: bool = Fals
                 raise LockedError("another stsync ghl push is running; exiting without pushing")
             await conn.set_autocommit(False)
         store = Store(conn, dry_run=dry_run)
-        await store.seed_business_units(config)
+        await store.seed_business_units(settings.business_units)
         yield store
         if dry_run:
             await conn.rollback()
@@ -84,7 +84,7 @@ async def open_store(config: Config, *, dry_run: bool = False, lock: bool = Fals
         await conn.close()  # also releases the advisory lock
 
 
-async def set_business_unit(config: Config, bu_id: int, **changes: Any) -> None:
+async def set_business_unit(settings: StoreSettings, bu_id: int, **changes: Any) -> None:
     """Change one business unit's routing; UsageError when it is unknown."""
     params: dict[str, Any] = {
         "id": bu_id,
@@ -100,7 +100,7 @@ async def set_business_unit(config: Config, bu_id: int, **changes: Any) -> None:
             params["webhook_url"] = check_url(params["webhook_url"], https_only=True)
         except ValueError as exc:
             raise UsageError(f"--webhook-url {exc}") from None
-    async with open_store(config) as store:
+    async with open_store(settings) as store:
         try:
             rows = await store.write("set_business_unit", params)
         except DatabaseUnavailable as exc:
@@ -113,28 +113,30 @@ async def set_business_unit(config: Config, bu_id: int, **changes: Any) -> None:
             raise UsageError(f"business unit {bu_id} is not configured; add it under ghl.business_units")
 
 
-async def list_business_units(config: Config) -> list[dict[str, Any]]:
+async def list_business_units(settings: StoreSettings) -> list[dict[str, Any]]:
     """Every business unit's routing, webhook URLs masked (they are secrets)."""
-    async with open_store(config) as store:
+    async with open_store(settings) as store:
         rows = await store.fetch("list_business_units")
     return [{**r, "webhook_url": mask_webhook(r["webhook_url"])} for r in rows]
 
 
-async def statistics(config: Config, dead_limit: int = 20) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def statistics(
+    settings: StoreSettings, dead_limit: int = 20
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Counts by kind and status, and up to ``dead_limit`` dead letters."""
-    async with open_store(config) as store:
+    async with open_store(settings) as store:
         return await store.fetch("statistics"), await store.fetch("dead_letters", {"limit": dead_limit})
 
 
-async def job_status(config: Config, job_id: int) -> dict[str, Any]:
-    async with open_store(config) as store:
+async def job_status(settings: StoreSettings, job_id: int) -> dict[str, Any]:
+    async with open_store(settings) as store:
         rows: Sequence[dict[str, Any]] = await store.fetch("job_status", {"job_id": job_id})
     if not rows:
         raise UsageError(f"job {job_id} is not in the mirror; run `stsync sync` first")
     return rows[0]
 
 
-async def requeue(config: Config, dead: bool) -> dict[str, int]:
-    async with open_store(config) as store:
+async def requeue(settings: StoreSettings, dead: bool) -> dict[str, int]:
+    async with open_store(settings) as store:
         rows = await store.write("requeue_failed", {"dead": dead})
     return {k: int(v) for k, v in rows[0].items()}

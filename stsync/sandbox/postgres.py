@@ -26,10 +26,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import psycopg
 from psycopg import sql
 
-from stsync.errors import DatabaseUnavailable
+from stsync.db.connect import connect_sync, db_errors
+from stsync.errors import DatabaseUnavailable, StsyncError
 
 SERVER_USER = "postgres"  # the OS user the server runs as when we are root
 TEMP_PREFIX = "stsync-pg-"
@@ -306,10 +306,10 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with psycopg.connect(self.dsn, connect_timeout=5) as conn:
+                with connect_sync(self.dsn, connect_timeout=5) as conn:
                     conn.execute("SELECT 1")
                 return
-            except psycopg.OperationalError as exc:
+            except StsyncError as exc:
                 if time.monotonic() > deadline:
                     raise DatabaseUnavailable(
                         f"embedded PostgreSQL on {self.host}:{self.port} not ready after {timeout:.0f}s: "
@@ -345,7 +345,7 @@ class EmbeddedPostgres:
 
     def create_database(self, name: str) -> str:
         """Create an empty database and return its DSN."""
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+        with connect_sync(self.dsn) as conn, db_errors(f"creating database {name}"):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.dsn_for(name)
 

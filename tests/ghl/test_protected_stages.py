@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from stsync.ghl import plan
-from stsync.ghl.push import push
+from stsync.ghl.service import push
 from tests.ghl.conftest import config_at, write_config
 from tests.ghl.scenario import opportunity_view, rows
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stsync.ghl import plan
-from stsync.ghl.push import make_client
+from stsync.ghl.service import make_client
 from tests.ghl.conftest import config_at, write_config
 from tests.ghl.scenario import cli, duplicates, env_for, expected_customers, push_json, rows
 

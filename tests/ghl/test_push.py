@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from stsync.ghl.push import push
+from stsync.ghl.service import push
 from tests.ghl.conftest import config_at, write_config
 
 

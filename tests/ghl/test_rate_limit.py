@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stsync.ghl.push import push
+from stsync.ghl.service import push
 from stsync.sandbox.ghl import GhlSandbox
 from tests.ghl.conftest import config_at, ghl_options, write_config
 

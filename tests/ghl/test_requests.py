@@ -14,8 +14,7 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 
 from stsync.ghl.client import GhlRequestError
-from stsync.ghl.pull import pull
-from stsync.ghl.push import make_client, push
+from stsync.ghl.service import make_client, pull, push
 from stsync.sandbox.ghl.specs import load
 from tests.ghl.conftest import config_at, write_config
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from stsync.ghl.push import push
+from stsync.ghl.service import push
 from tests.ghl.conftest import config_at, write_config
 from tests.ghl.scenario import cli, env_for, rows
 

@@ -1,0 +1,253 @@
+"""Apply a GHL push plan (``stsync.ghl.push``): make the requests and keep the bookkeeping.
+
+Every contact carries the ServiceTitan customer id in the contact custom field ``plan.CUSTOMER_ID_FIELD``
+(when the location has it). Crash safety: before creating anything we look it up (duplicate search by
+email/phone; for a customer with neither, a search by name checked against that custom field; opportunity
+search by contact + pipeline) and accept the ids GHL returns in duplicate errors, so a crash between GHL's
+success and our bookkeeping never creates a second contact or opportunity. Each write commits on its own:
+a killed push loses at most one item's bookkeeping. Webhook posts: see ``stsync.ghl.webhooks``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from stsync.errors import ConfigError
+from stsync.ghl import plan, webhooks
+from stsync.ghl.changes import Change, ContactChange, OpportunityChange, PushResult, WebhookChange
+from stsync.ghl.client import GhlClient, GhlRequestError
+from stsync.ghl.settings import PushSettings
+from stsync.ghl.store import Store
+
+log = logging.getLogger("stsync.ghl.push")
+
+
+async def apply(
+    changes: Sequence[Change],
+    store: Store,
+    client: GhlClient,
+    settings: PushSettings,
+    result: PushResult,
+    now: datetime,
+) -> None:
+    """Make each change in order, counting outcomes into ``result``."""
+    applier = _Applier(store, client, settings, result)
+    for change in changes:
+        if isinstance(change, ContactChange):
+            await applier.contact(change)
+        elif isinstance(change, OpportunityChange):
+            await applier.opportunity(change)
+        else:
+            await applier.webhook(change)
+
+
+class _Applier:
+    """What applying a plan learns on the way: the customer-id field, the contacts pushed, dead URLs."""
+
+    def __init__(self, store: Store, client: GhlClient, settings: PushSettings, result: PushResult) -> None:
+        self.store, self.client, self.settings, self.result = store, client, settings, result
+        self._id_field: str | None = None
+        self._id_field_resolved = False
+        self._contacts: dict[int, Mapping[str, Any]] | None = None  # read once the contacts are done
+        self._dead_urls: set[str] = set()
+
+    # --- contacts ----------------------------------------------------------------------------------
+
+    async def contact(self, change: ContactChange) -> None:
+        counts = self.result.counts["contacts"]
+        cid, fields, row = change.customer_id, dict(change.fields), change.row
+        id_field = await self._customer_id_field()
+        if id_field:
+            fields["customFields"] = [{"id": id_field, "field_value": str(cid)}]
+        if not change.known and "email" not in fields and "phone" not in fields and not (id_field and "name" in fields):
+            await self._contact_failed(
+                change,
+                "customer has no email or phone, and without a name and the contact custom field "
+                f"'{plan.CUSTOMER_ID_FIELD}' GHL cannot find it again",
+                None,
+            )
+            counts["no_email_or_phone"] += 1
+            return
+        try:
+            gid, created = await self._push_contact(change.known, fields, cid, id_field)
+        except GhlRequestError as exc:
+            attempts = (row or {}).get("attempts", 0) + 1
+            await self._contact_failed(change, str(exc), plan.backoff(attempts))
+            counts["dead" if attempts >= self.settings.max_attempts else "failed"] += 1
+            return
+        await self.store.write(
+            "contact_synced",
+            {"customer_id": cid, "ghl_id": gid, "location_id": self.settings.location_id, "hash": change.digest},
+        )
+        counts["created" if created else "updated"] += 1
+
+    async def _customer_id_field(self) -> str | None:
+        """Id of the contact custom field holding the ServiceTitan customer id; None when the location has none."""
+        if not self._id_field_resolved:
+            self._id_field_resolved = True
+            try:
+                found = await self.client.custom_field(
+                    plan.CUSTOMER_ID_FIELD, "contact", "the ServiceTitan customer id"
+                )
+                self._id_field = str(found["id"])
+            except ConfigError:
+                log.warning(
+                    "GHL contact custom field %r not found; contacts will not carry the customer id",
+                    plan.CUSTOMER_ID_FIELD,
+                )
+        return self._id_field
+
+    async def _push_contact(
+        self, known: str | None, fields: dict[str, Any], customer_id: int, id_field: str | None
+    ) -> tuple[str, bool]:
+        """Update the known contact, else the one GHL already has for this customer, else create it."""
+        update = {k: v for k, v in fields.items() if k != "source"}
+        if known and await _still_there("contact", known, self.client.update_contact(known, update)):
+            return known, False
+        # Look up before creating: a crash after GHL created the contact but before we recorded it must not
+        # create a second one.
+        if "email" in fields or "phone" in fields:
+            found = await self.client.find_duplicate(fields.get("email"), fields.get("phone"))
+        else:
+            found = await self._find_by_customer_id(fields["name"], customer_id, id_field)
+        if found:
+            await self.client.update_contact(found, update)
+            return found, False
+        return await self.client.upsert_contact(fields), True
+
+    async def _find_by_customer_id(self, name: str, customer_id: int, id_field: str | None) -> str | None:
+        """A contact without email or phone: the one named ``name`` carrying our customer id."""
+        if not id_field:
+            return None
+        for c in await self.client.search_contacts(1, 100, query=name):
+            for f in c.get("customFields") or []:
+                if isinstance(f, dict) and f.get("id") == id_field and str(f.get("value")) == str(customer_id):
+                    return str(c["id"])
+        return None
+
+    async def _contact_failed(self, change: ContactChange, error: str, retry_in: str | None) -> None:
+        await self.store.write(
+            "contact_failed",
+            {
+                "customer_id": change.customer_id,
+                "location_id": self.settings.location_id,
+                "hash": change.digest,
+                "error": error[:1000],
+                "retry_in": retry_in,
+                "max_attempts": self.settings.max_attempts,
+            },
+        )
+
+    # --- opportunities -----------------------------------------------------------------------------
+
+    async def opportunity(self, change: OpportunityChange) -> None:
+        counts = self.result.counts["opportunities"]
+        if self._contacts is None:  # the contacts of this push are done by now
+            self._contacts = {r["st_customer_id"]: r for r in await self.store.fetch("contact_rows")}
+        contact = self._contacts.get(change.want.customer_id)
+        if not contact or not contact["ghl_contact_id"] or contact["sync_status"] not in ("synced", "pending"):
+            counts["waiting_for_contact"] += 1
+            return
+        want, row, status = change.want, change.row, change.status
+        stage = await self.client.stage(want.pipeline, change.stage)  # ConfigError when missing: stops the run
+        fields: dict[str, Any] = {
+            "pipelineId": stage.pipeline_id,
+            "pipelineStageId": stage.id,
+            "name": want.name,
+            "status": status,
+        }
+        if want.job.value is not None:
+            fields["monetaryValue"] = float(want.job.value)
+        if want.job.technicians:
+            techs = await self.client.custom_field(self.settings.technicians_field, "opportunity")
+            fields["customFields"] = [{"id": techs["id"], "field_value": want.job.technicians}]
+        params = {
+            "customer_id": want.customer_id,
+            "pipeline_id": stage.pipeline_id,
+            "pipeline": want.pipeline,
+            "job_id": want.job.job_id,
+            "bu_id": want.business_unit_id,
+            "location_id": self.settings.location_id,
+            "hash": change.digest,
+        }
+        try:
+            oid, created = await self._upsert_opportunity(row, fields, contact["ghl_contact_id"])
+            if status != "open" and (row is None or row["status"] != status):
+                await self.client.set_opportunity_status(oid, status)
+        except GhlRequestError as exc:
+            attempts = (row or {}).get("attempts", 0) + 1
+            await self.store.write(
+                "opportunity_failed",
+                {
+                    **params,
+                    "error": str(exc)[:1000],
+                    "retry_in": plan.backoff(attempts),
+                    "max_attempts": self.settings.max_attempts,
+                },
+            )
+            counts["dead" if attempts >= self.settings.max_attempts else "failed"] += 1
+            return
+        await self.store.write(
+            "opportunity_synced",
+            {
+                **params,
+                "ghl_id": oid,
+                "stage_id": stage.id,
+                "stage_name": stage.name,
+                "status": status,
+                "value": want.job.value,
+            },
+        )
+        counts["created" if created else "updated"] += 1
+
+    async def _upsert_opportunity(
+        self, row: Mapping[str, Any] | None, fields: dict[str, Any], contact_id: str
+    ) -> tuple[str, bool]:
+        known = row["ghl_opportunity_id"] if row and row["pipeline_id"] == fields["pipelineId"] else None
+        if known and await _still_there("opportunity", known, self.client.update_opportunity(known, fields)):
+            return known, False
+        found = [
+            o
+            for o in await self.client.search_opportunities(contact_id=contact_id, pipeline_id=fields["pipelineId"])
+            if o.get("contactId") in (None, contact_id) and o.get("pipelineId") in (None, fields["pipelineId"])
+        ]
+        if found:
+            oid = str(found[0]["id"])
+            await self.client.update_opportunity(oid, fields)
+            return oid, False
+        oid, created = await self.client.create_opportunity({**fields, "contactId": contact_id})
+        if not created:
+            await self.client.update_opportunity(oid, fields)
+        return oid, created
+
+    # --- webhook posts -----------------------------------------------------------------------------
+
+    async def webhook(self, change: WebhookChange) -> None:
+        counts: Counter[str] = self.result.counts["webhooks"]
+        url = change.job["webhook_url"]
+        if url in self._dead_urls:
+            counts["skipped_dead_url"] += 1
+            return
+        outcome = await webhooks.post(change, self.store, self.client, self.settings.max_attempts)
+        counts[outcome] += 1
+        if outcome == "dead":
+            self._dead_urls.add(url)
+            job = change.job
+            self.result.dead_urls.append(f"business unit {job['business_unit_id']} ({job['business_unit']})")
+
+
+async def _still_there(kind: str, ghl_id: str, update: Awaitable[Any]) -> bool:
+    """Run the update of a record GHL should still hold. False when GHL says it is gone (400/404): the
+    caller then looks it up again before creating, like a record it never pushed."""
+    try:
+        await update
+        return True
+    except GhlRequestError as exc:
+        if exc.status not in (400, 404):
+            raise
+        log.warning("GHL %s %s is gone (%s); looking it up again", kind, ghl_id, exc)
+        return False
