@@ -81,6 +81,19 @@ def app_for(argv: list[str]) -> typer.Typer:
     return build_app([argv[i]]) if i < len(argv) and argv[i] in _COMMANDS else app
 
 
+def _command(argv: list[str]) -> str:
+    """``stsync`` and the command's name (and its subcommand's, for a group) as ``argv`` gives them."""
+    try:
+        _, i = split_command_line(argv)
+    except ValueError:
+        return "stsync"
+    words = argv[i : i + 2] if i < len(argv) and argv[i] in _GROUPS else argv[i : i + 1]
+    return " ".join(["stsync", *words])
+
+
+_GROUPS = ("config", "sandbox", "ghl", "bu", "jobs")
+
+
 def _usage_line(exc: Exception) -> str:
     """Click's usage error as one line with a pointer to the command's help (its own is four lines)."""
     ctx = getattr(exc, "ctx", None)
@@ -110,7 +123,8 @@ def run() -> None:
     except StsyncError as exc:
         if STATE.debug:
             traceback.print_exc()
-        print(f"stsync: error: {mask_dsn(str(exc))}", file=sys.stderr)
+        hint = f" (see `{_command(sys.argv[1:])} --help`)" if exc.exit_code == ExitCode.USAGE else ""
+        print(f"stsync: error: {mask_dsn(str(exc))}{hint}", file=sys.stderr)
         code = exc.exit_code
     except (KeyboardInterrupt, Abort):
         print("stsync: interrupted", file=sys.stderr)
