@@ -1,7 +1,10 @@
 """The endpoint table: which real ServiceTitan paths serve which sandbox resource, and how.
 
-Paths and query parameters are checked against the official specs in ``/work/shared/specs/servicetitan``
-(section 3 of the reference). One row per internal resource; adding a resource is adding a row.
+Paths and query parameters are checked against the official specs copied into ``specs/servicetitan/`` next
+to this module (section 3 of the reference; tests/sandbox/test_contract.py validates served bodies against
+them). They are byte-identical copies of ServiceTitan's published v2 OpenAPI files as kept in
+archdotdev/tap-service-titan (``tap_service_titan/openapi_specs/``, commit 0001e257), one per module served.
+One row per internal resource; adding a resource is adding a row.
 """
 
 from __future__ import annotations
