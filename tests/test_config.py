@@ -18,6 +18,7 @@ from stsync.cli.main import app
 from stsync.config import explain_config, load_config
 from stsync.errors import ConfigError
 from stsync.masking import mask_dsn as mask_url
+from tests.sandbox_creds import CLIENT_SECRET, SANDBOX_ENV
 
 STSYNC = str(Path(sys.executable).with_name("stsync"))
 SECRET = "s3cr3t-Value-9f2c"
@@ -257,10 +258,8 @@ def _check_env(sandbox: Any, dsn: str, secret: str) -> dict[str, str]:
             "STSYNC_DATABASE__URL": dsn,
             "STSYNC_SERVICETITAN__AUTH_URL": sandbox.url,
             "STSYNC_SERVICETITAN__API_BASE_URL": sandbox.url,
-            "STSYNC_SERVICETITAN__TENANT_ID": "1234567",
-            "STSYNC_SERVICETITAN__CLIENT_ID": "sandbox-client-id",
+            **SANDBOX_ENV,
             "STSYNC_SERVICETITAN__CLIENT_SECRET": secret,
-            "STSYNC_SERVICETITAN__APP_KEY": "sandbox-app-key",
         }
     )
     return env
@@ -270,7 +269,7 @@ def test_check_passes_against_database_and_sandbox(sandbox: Any, pg_server: Any)
     """`config check` connects to PostgreSQL and gets a token from the sandbox: exit 0."""
     proc = subprocess.run(
         [STSYNC, "config", "check"],
-        env=_check_env(sandbox, pg_server.dsn, "sandbox-client-secret"),
+        env=_check_env(sandbox, pg_server.dsn, CLIENT_SECRET),
         capture_output=True,
         text=True,
         check=False,

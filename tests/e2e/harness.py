@@ -22,22 +22,16 @@ import psycopg
 
 from stsync.sandbox.app import token_position
 from stsync.sync.streams import STREAMS, STREAMS_BY_NAME
+from tests.sandbox_creds import SANDBOX_ENV, TENANT
 
 STSYNC = str(Path(sys.executable).with_name("stsync"))
-
-SANDBOX_CREDENTIALS = {
-    "STSYNC_SERVICETITAN__TENANT_ID": "1234567",
-    "STSYNC_SERVICETITAN__CLIENT_ID": "sandbox-client-id",
-    "STSYNC_SERVICETITAN__CLIENT_SECRET": "sandbox-client-secret",
-    "STSYNC_SERVICETITAN__APP_KEY": "sandbox-app-key",
-}
 
 
 def cli_env(sandbox_url: str, dsn: str, **extra: str) -> dict[str, str]:
     """The environment of a CLI run against ``sandbox_url``. Runs made with one such environment share a token
     cache, as a machine's timer runs do; it is never the user's own ~/.cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STSYNC_")}
-    env.update(SANDBOX_CREDENTIALS)
+    env.update(SANDBOX_ENV)
     token_cache = tempfile.mkdtemp(prefix="stsync-token-cache-")
     atexit.register(shutil.rmtree, token_cache, True)
     env.update(
@@ -155,7 +149,7 @@ def stored_tokens(db_dsn: str) -> dict[str, str]:
         ).fetchall()
     by_stream = {key.removesuffix(".continue_from"): value for key, value in rows}
     return {
-        f"/{s.module}/v2/tenant/1234567/{s.export_path}": by_stream[s.name]
+        f"/{s.module}/v2/tenant/{TENANT}/{s.export_path}": by_stream[s.name]
         for s in STREAMS
         if s.export_path and s.name in by_stream
     }

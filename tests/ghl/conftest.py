@@ -16,9 +16,10 @@ from psycopg import sql
 
 from stsync.config import Config, load_config
 from stsync.retry import set_no_wait
+from tests.sandbox_creds import GHL_LOCATION as LOCATION
+from tests.sandbox_creds import GHL_TOKEN as TOKEN
+from tests.sandbox_creds import SANDBOX_ENV
 
-LOCATION = "loc-sandbox-1"
-TOKEN = "pit-sandbox-token-1"
 SALES, INSTALL, POOL, PLUMBING = 1314, 54670601, 4622, 26143
 
 
@@ -27,10 +28,7 @@ def st_env(sandbox_url: str, dsn: str) -> dict[str, str]:
         "STSYNC_DATABASE__URL": dsn,
         "STSYNC_SERVICETITAN__API_BASE_URL": sandbox_url,
         "STSYNC_SERVICETITAN__AUTH_URL": sandbox_url,
-        "STSYNC_SERVICETITAN__TENANT_ID": "1234567",
-        "STSYNC_SERVICETITAN__CLIENT_ID": "sandbox-client-id",
-        "STSYNC_SERVICETITAN__CLIENT_SECRET": "sandbox-client-secret",
-        "STSYNC_SERVICETITAN__APP_KEY": "sandbox-app-key",
+        **SANDBOX_ENV,
     }
 
 

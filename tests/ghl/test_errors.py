@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from stsync.sandbox.ghl import INSTALL_STAGES, SALES_STAGES, GhlSandbox
-from tests.ghl.conftest import TOKEN, ghl_options, write_config
+from tests.ghl.conftest import LOCATION, TOKEN, ghl_options, write_config
 from tests.ghl.scenario import cli, env_for, expected_customers, one_line_error, opportunity_view, push_json, rows
 
 CONTACTS = "SELECT st_customer_id, ghl_contact_id, sync_status, pushed_hash FROM integrations.ghl_contacts ORDER BY 1"
@@ -60,7 +60,7 @@ def test_refused_token_exits_78_and_keeps_the_record(mirror_dsn: str, ghl: Any, 
         "http://127.0.0.1:9", mirror_dsn, write_config(tmp_path, mirror_dsn, ghl.url, token="pit-revoked-token-xyz")
     )
     proc = cli(["ghl", "push"], bad)
-    one_line_error(proc, 78, "GHL refused the token", "loc-sandbox-1", "ghl.token")
+    one_line_error(proc, 78, "GHL refused the token", LOCATION, "ghl.token")
     assert "pit-revoked-token-xyz" not in proc.stderr + proc.stdout
     assert TOKEN not in proc.stderr + proc.stdout
     assert (rows(mirror_dsn, CONTACTS), rows(mirror_dsn, OPPS), ghl.dump()) == before

@@ -8,8 +8,8 @@ import httpx
 
 from stsync.sandbox import Sandbox
 from stsync.sandbox.resources import TABLE
+from tests.sandbox_creds import APP_KEY, TENANT, token_form
 
-TENANT = 1234567
 BATCH = 37
 
 
@@ -26,20 +26,13 @@ class Api:
         self.token = self.new_token()
 
     def new_token(self) -> str:
-        r = self.http.post(
-            "/connect/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "sandbox-client-id",
-                "client_secret": "sandbox-client-secret",
-            },
-        )
+        r = self.http.post("/connect/token", data=token_form())
         assert r.status_code == 200, r.text
         return r.json()["access_token"]
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}", "ST-App-Key": "sandbox-app-key"}
+        return {"Authorization": f"Bearer {self.token}", "ST-App-Key": APP_KEY}
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         return self.http.get(path, params=params, headers=self.headers)

@@ -10,6 +10,7 @@ import pytest
 from sbhelpers import Api, prefix
 
 from stsync.sandbox import Sandbox, SandboxOptions
+from tests.sandbox_creds import APP_KEY, TENANT, token_form
 
 CUSTOMERS = f"{prefix('crm')}/customers"
 EXPORT = f"{prefix('crm')}/export/customers"
@@ -135,38 +136,28 @@ def test_rate_limit_per_app_key_and_tenant() -> None:
 def test_token_endpoint(fresh: Sandbox) -> None:
     """client_credentials only; wrong credentials are 400 invalid_client (IdentityServer)."""
     http = httpx.Client(base_url=fresh.url)
-    ok = http.post(
-        "/connect/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "sandbox-client-id",
-            "client_secret": "sandbox-client-secret",
-        },
-    ).json()
+    ok = http.post("/connect/token", data=token_form()).json()
     assert ok["expires_in"] == 900 and ok["token_type"] == "Bearer" and ok["access_token"] and ok["scope"]
-    bad = http.post(
-        "/connect/token",
-        data={"grant_type": "client_credentials", "client_id": "sandbox-client-id", "client_secret": "nope"},
-    )
+    bad = http.post("/connect/token", data=token_form(client_secret="nope"))
     assert bad.status_code == 400 and bad.json() == {"error": "invalid_client"}
 
 
 @pytest.mark.parametrize(
     ("headers", "path", "status"),
     [
-        ({"ST-App-Key": "sandbox-app-key"}, CUSTOMERS, 401),  # no token
-        ({"ST-App-Key": "sandbox-app-key", "Authorization": "Bearer nope"}, CUSTOMERS, 401),
+        ({"ST-App-Key": APP_KEY}, CUSTOMERS, 401),  # no token
+        ({"ST-App-Key": APP_KEY, "Authorization": "Bearer nope"}, CUSTOMERS, 401),
         ({"Authorization": "TOKEN"}, CUSTOMERS, 401),  # no app key
         ({"ST-App-Key": "other-app", "Authorization": "TOKEN"}, CUSTOMERS, 403),
         (
-            {"ST-App-Key": "sandbox-app-key", "Authorization": "TOKEN"},
+            {"ST-App-Key": APP_KEY, "Authorization": "TOKEN"},
             "/crm/v2/tenant/7654321/customers",
             403,
         ),
-        ({"ST-App-Key": "sandbox-app-key", "Authorization": "TOKEN"}, "/crm/v2/tenant/abc/customers", 404),
+        ({"ST-App-Key": APP_KEY, "Authorization": "TOKEN"}, "/crm/v2/tenant/abc/customers", 404),
         (
-            {"ST-App-Key": "sandbox-app-key", "Authorization": "TOKEN"},
-            "/dispatch/v2/tenant/1234567/appointments",
+            {"ST-App-Key": APP_KEY, "Authorization": "TOKEN"},
+            f"/dispatch/v2/tenant/{TENANT}/appointments",
             404,
         ),
     ],
@@ -216,15 +207,8 @@ def test_async_transport(fresh: Sandbox) -> None:
 
     async def run() -> int:
         async with httpx.AsyncClient(base_url=fresh.url, transport=fresh.async_transport()) as client:
-            tok = await client.post(
-                "/connect/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": "sandbox-client-id",
-                    "client_secret": "sandbox-client-secret",
-                },
-            )
-            headers = {"Authorization": f"Bearer {tok.json()['access_token']}", "ST-App-Key": "sandbox-app-key"}
+            tok = await client.post("/connect/token", data=token_form())
+            headers = {"Authorization": f"Bearer {tok.json()['access_token']}", "ST-App-Key": APP_KEY}
             r = await client.get(EXPORT, headers=headers)
             return len(r.json()["data"])
 

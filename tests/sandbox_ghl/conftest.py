@@ -8,11 +8,10 @@ import httpx
 import pytest
 
 from stsync.sandbox.ghl import GhlOptions, GhlSandbox
-
-LOC = "loc-sandbox-1"
-TOKEN = "pit-sandbox-token-1"
-OTHER_LOC = "loc-sandbox-2"
-OTHER_TOKEN = "pit-sandbox-token-2"
+from tests.sandbox_creds import GHL_LOCATION as LOC
+from tests.sandbox_creds import GHL_OTHER_LOCATION as OTHER_LOC
+from tests.sandbox_creds import GHL_OTHER_TOKEN as OTHER_TOKEN
+from tests.sandbox_creds import GHL_TOKEN as TOKEN
 
 
 class FakeClock:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from stsync.sandbox.ghl import GhlSandbox
-from tests.sandbox_ghl.conftest import LOC, OTHER_LOC, FakeClock, options
+from tests.sandbox_ghl.conftest import LOC, OTHER_LOC, OTHER_TOKEN, TOKEN, FakeClock, options
 
 
 def _upsert(client: httpx.Client, **fields: object) -> dict:
@@ -40,9 +40,7 @@ def test_upsert_email_wins_and_conflicting_phone_is_ignored(ghl: GhlSandbox, cli
 def test_phone_first_preference(clock: FakeClock) -> None:
     """duplicate_match=("phone", "email") makes the phone decide."""
     with GhlSandbox.start(options(clock, duplicate_match=("phone", "email"))) as g:
-        c = httpx.Client(
-            base_url=g.url, headers={"Authorization": "Bearer pit-sandbox-token-1", "Version": "2021-07-28"}
-        )
+        c = httpx.Client(base_url=g.url, headers={"Authorization": f"Bearer {TOKEN}", "Version": "2021-07-28"})
         a = c.post("/contacts/upsert", json={"locationId": LOC, "email": "a@example.com"}).json()["contact"]["id"]
         b = c.post("/contacts/upsert", json={"locationId": LOC, "phone": "5125550100"}).json()["contact"]["id"]
         out = c.post("/contacts/upsert", json={"locationId": LOC, "email": "a@example.com", "phone": "5125550100"})
@@ -64,9 +62,7 @@ def test_create_duplicate_is_400_with_meta_contact_id(client: httpx.Client) -> N
 def test_duplicates_allowed_knob(clock: FakeClock) -> None:
     """allow_duplicate_contacts: create always creates; upsert creates only with createNewIfDuplicateAllowed."""
     with GhlSandbox.start(options(clock, allow_duplicate_contacts=True)) as g:
-        c = httpx.Client(
-            base_url=g.url, headers={"Authorization": "Bearer pit-sandbox-token-1", "Version": "2021-07-28"}
-        )
+        c = httpx.Client(base_url=g.url, headers={"Authorization": f"Bearer {TOKEN}", "Version": "2021-07-28"})
         body = {"locationId": LOC, "email": "a@example.com"}
         assert c.post("/contacts/", json=body).status_code == 201
         assert c.post("/contacts/", json=body).status_code == 201
@@ -107,7 +103,7 @@ def test_other_location_is_403(ghl: GhlSandbox, client: httpx.Client) -> None:
     other = httpx.post(
         f"{ghl.url}/contacts/upsert",
         json={"locationId": OTHER_LOC, "email": "z@example.com"},
-        headers={"Authorization": "Bearer pit-sandbox-token-2", "Version": "2021-07-28"},
+        headers={"Authorization": f"Bearer {OTHER_TOKEN}", "Version": "2021-07-28"},
     ).json()["contact"]["id"]
     assert client.get(f"/contacts/{other}").status_code == 403
     assert client.get("/contacts/nope").json() == {"statusCode": 400, "message": "Contact with id nope not found"}

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from stsync.sandbox.ghl import GhlSandbox
-from tests.sandbox_ghl.conftest import LOC, TOKEN, FakeClock, options
+from tests.sandbox_ghl.conftest import LOC, OTHER_LOC, OTHER_TOKEN, TOKEN, FakeClock, options
 
 RATE_HEADERS = (
     "X-RateLimit-Limit-Daily",
@@ -82,11 +82,9 @@ def test_eight_per_second_never_sees_429(ghl: GhlSandbox, client: httpx.Client, 
 def test_limits_are_per_location(clock: FakeClock) -> None:
     with GhlSandbox.start(options(clock, rate_limit=2)) as g:
         a = httpx.Client(base_url=g.url, headers={"Authorization": f"Bearer {TOKEN}", "Version": "2021-07-28"})
-        b = httpx.Client(
-            base_url=g.url, headers={"Authorization": "Bearer pit-sandbox-token-2", "Version": "2021-07-28"}
-        )
+        b = httpx.Client(base_url=g.url, headers={"Authorization": f"Bearer {OTHER_TOKEN}", "Version": "2021-07-28"})
         assert [a.get("/contacts/", params={"locationId": LOC}).status_code for _ in range(3)] == [200, 200, 429]
-        assert b.get("/contacts/", params={"locationId": "loc-sandbox-2"}).status_code == 200
+        assert b.get("/contacts/", params={"locationId": OTHER_LOC}).status_code == 200
 
 
 def test_daily_limit(clock: FakeClock) -> None:

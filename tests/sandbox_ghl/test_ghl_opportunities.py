@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from stsync.sandbox.ghl import INSTALL_STAGES, SALES_STAGES, GhlSandbox
-from tests.sandbox_ghl.conftest import LOC, FakeClock, options
+from tests.sandbox_ghl.conftest import LOC, TOKEN, FakeClock, options
 
 
 def _contact(client: httpx.Client, email: str) -> str:
@@ -38,9 +38,7 @@ def test_same_seed_same_ids(clock: FakeClock) -> None:
 
     def run(seed: int) -> tuple[Any, Any, list[str]]:
         with GhlSandbox.start(options(clock, seed=seed)) as g:
-            c = httpx.Client(
-                base_url=g.url, headers={"Authorization": "Bearer pit-sandbox-token-1", "Version": "2021-07-28"}
-            )
+            c = httpx.Client(base_url=g.url, headers={"Authorization": f"Bearer {TOKEN}", "Version": "2021-07-28"})
             cid = _contact(c, "a@example.com")
             oid = _create(c, pipelineId=_pipes(c)["Sales"]["id"], contactId=cid).json()["opportunity"]["id"]
             d = g.dump()
@@ -69,9 +67,7 @@ def test_duplicate_opportunity_names_the_existing_one(client: httpx.Client) -> N
 
 def test_multiple_opportunities_knob(clock: FakeClock) -> None:
     with GhlSandbox.start(options(clock, allow_multiple_opportunities=True)) as g:
-        c = httpx.Client(
-            base_url=g.url, headers={"Authorization": "Bearer pit-sandbox-token-1", "Version": "2021-07-28"}
-        )
+        c = httpx.Client(base_url=g.url, headers={"Authorization": f"Bearer {TOKEN}", "Version": "2021-07-28"})
         cid, pid = _contact(c, "a@example.com"), _pipes(c)["Sales"]["id"]
         assert [_create(c, pipelineId=pid, contactId=cid).status_code for _ in range(2)] == [201, 201]
 
