@@ -55,7 +55,7 @@ def build_app(commands: Iterable[str] = _COMMANDS) -> typer.Typer:
         help="Mirror a ServiceTitan tenant into PostgreSQL and drive GoHighLevel from it.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
-        rich_markup_mode=None,  # click's plain help: rich's help renderer alone costs ~0.2 s per `--help`
+        rich_markup_mode=None,  # click's plain help: rich's help renderer is slow to import for every `--help`
         add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
@@ -72,8 +72,8 @@ app = build_app()
 
 def app_for(argv: list[str]) -> typer.Typer:
     """The app that runs ``argv``: when it names a command, an app of that command alone. Typer reads the
-    signature of every command it holds on each run, 20-30 ms for all of them; one command's takes 5-7 ms.
-    Help and anything else get the whole app, so that usage errors list every command."""
+    signature of every command it holds on each run, so one command's app starts faster than the whole
+    (docs/performance.md). Help and anything else get the whole app, so that usage errors list every command."""
     try:
         _, i = split_command_line(argv)
     except ValueError:
