@@ -55,7 +55,9 @@ def build_app(commands: Iterable[str] = _COMMANDS) -> typer.Typer:
         help="Mirror a ServiceTitan tenant into PostgreSQL and drive GoHighLevel from it.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
-        rich_markup_mode=None,  # click's plain help: rich's help renderer is slow to import for every `--help`
+        # Click's plain help, written through click's formatter: `stsync` without a command can print it to
+        # stderr (rich's renderer writes to stdout itself), and it reads the same in a pipe or a journal.
+        rich_markup_mode=None,
         add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )

@@ -1,11 +1,15 @@
-"""What the console script does so that a short run starts and ends fast, each kept because a benchmark
-showed it worth more than 5 % of a no-change `stsync sync incremental` (figures: docs/performance.md).
+"""What the console script does so that a short run starts and ends fast. Each measure is kept because
+``bench/startup_bench.py`` showed it worth more than 5 % of a no-change `stsync sync incremental`
+(figures: docs/performance.md); the ones that were not are gone.
 
 - ``begin``: the cycle collector waits while the process starts (start-up allocates objects that live to the
   end; at the default threshold the collector scans them over and over), and pydantic does not look for
   plugins (stsync has none; the search reads the entry points of every installed package).
 - ``end``: the process ends without the interpreter's teardown of its modules.
-- ``split_command_line`` lets the CLI build the one command it runs (see ``stsync.cli.main.app_for``).
+- ``split_command_line`` lets the CLI build the one command it runs (``stsync.cli.main.app_for``): typer
+  reads the signature of every command it holds on each run.
+- The command modules (``stsync/cli/*_cmd.py``) import their services inside the command, so a run imports
+  what its own command needs and not every other command's dependencies.
 """
 
 from __future__ import annotations

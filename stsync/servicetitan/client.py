@@ -98,9 +98,6 @@ class ServiceTitanClient:
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),  # a connection per stream
             transport=transport,
             event_hooks=event_hooks(),
-            # Plain-http endpoints (the sandbox, a loopback proxy) use no TLS: skip reading the CA bundle, a
-            # measurable part of a short run (docs/performance.md). Any https endpoint gets httpx's verification.
-            verify=not all(url.lower().startswith("http:") for url in (settings.api_base, settings.auth_base)),
         )
         self._token: str | None = None
         self._token_expires = 0.0
