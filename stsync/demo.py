@@ -25,7 +25,7 @@ from stsync.ghl.service import push
 from stsync.sandbox import Sandbox, SandboxOptions
 from stsync.sandbox.ghl import GhlOptions, GhlSandbox
 from stsync.sandbox.postgres import EmbeddedPostgres
-from stsync.sync.engine import Observer, RunResult
+from stsync.sync.model import Observer, RunResult
 from stsync.sync.service import sync
 from stsync.sync.streams import STREAMS
 

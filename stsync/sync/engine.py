@@ -1,126 +1,39 @@
-"""The sync engine: walk every selected stream's feed and hand its pages to the repository.
+"""The sync engine: schedule every selected stream of a run, walk its feed (``stsync.sync.feeds``) and hand
+its pages to the repository.
 
 - One run at a time per tenant (``RunLock``). Every stream starts downloading at once; it writes when
   the streams it depends on have finished (customers and locations, then jobs, then the rest), holding
   one of ``max_concurrency`` writer slots. Pages downloaded before a stream's turn come out of a smaller
   part of the page budget, so they never hold the memory the streams ahead of it need.
-- Export feeds: ``full`` walks from the beginning (or resumes an interrupted full walk);
-  ``incremental`` resumes from the stored continuation token, falling back to the stored
-  high-water ``modifiedOn`` when the token is missing or rejected.
-- List-only streams (small reference data) are refreshed each run; incremental runs ask only for
-  records modified since the stored high-water mark.
 - Each page commits together with its checkpoint. The next page downloads while the current one
-  is written (a short queue between a fetcher task and the writer); if it has downloaded already, it is
+  is written (``stsync.sync.pipeline``); if it has downloaded already, it is
   loaded (COPYed) on a spare connection meanwhile and merged there once the current page has committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol
 
 import orjson
 
 from stsync.budget import Lane
 from stsync.errors import ExitCode, Outage, StsyncError, exit_code_for
-from stsync.servicetitan.client import ContinuationRejected, Page, ServiceTitanClient
-from stsync.sync.repository import ConnectionPool, PageCounts, RunLock, StreamRepository, SyncLog, later
+from stsync.servicetitan.client import Page, ServiceTitanClient
+from stsync.sync.feeds import walk_export, walk_list
+from stsync.sync.model import Observer, RunResult, Silent, StreamResult, SyncOptions
+from stsync.sync.pipeline import Downloads, pipelined
+from stsync.sync.repository import ConnectionPool, PageCounts, RunLock, StreamRepository, SyncLog
 from stsync.sync.streams import FeedKind, Stream
 
 log = logging.getLogger("stsync.sync")
-
-SyncType = Literal["full", "incremental"]
-
-READ_AHEAD = 2  # pages queued for a writing stream: the one written next and the one after it
-
-
-@dataclass
-class StreamResult:
-    name: str
-    status: str = "started"  # completed | partial | failed | skipped
-    fetched: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-    pages: int = 0
-    requests: int = 0
-    duration_ms: int = 0
-    error: str | None = None
-    exit_code: ExitCode = ExitCode.OK
-    outage: bool = False  # failed because the API or the database is down: the run's one error says so
-
-    def add(self, counts: PageCounts) -> None:
-        self.pages += 1
-        self.fetched += counts.fetched
-        self.created += counts.created
-        self.updated += counts.updated
-        self.unchanged += counts.unchanged
-        self.quarantined += counts.quarantined
-
-
-@dataclass
-class RunResult:
-    run_id: uuid.UUID
-    sync_type: SyncType
-    dry_run: bool
-    streams: list[StreamResult] = field(default_factory=list)
-    duration_ms: int = 0
-    requests: int = 0
-
-    @property
-    def exit_code(self) -> ExitCode:
-        codes = [s.exit_code for s in self.streams if s.exit_code != ExitCode.OK]
-        if not codes:
-            return ExitCode.OK
-        # A failure outranks "partial"; among failures, the first stream's error decides.
-        failures = [c for c in codes if c != ExitCode.PARTIAL]
-        return failures[0] if failures else ExitCode.PARTIAL
-
-    def totals(self) -> dict[str, int]:
-        keys = ("fetched", "created", "updated", "unchanged", "quarantined", "pages")
-        return {k: sum(getattr(s, k) for s in self.streams) for k in keys}
-
-
-class Observer(Protocol):
-    """What the CLI hears while a run goes on (progress bars or plain lines)."""
-
-    def stream_started(self, name: str) -> None: ...
-    def page_written(self, name: str, result: StreamResult) -> None: ...
-    def stream_finished(self, result: StreamResult) -> None: ...
-
-
-class _Silent:
-    def stream_started(self, name: str) -> None:
-        pass
-
-    def page_written(self, name: str, result: StreamResult) -> None:
-        pass
-
-    def stream_finished(self, result: StreamResult) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    sync_type: SyncType
-    dsn: str
-    tenant_id: int
-    page_size: int = 5000
-    include_recent_changes: bool = False
-    since: str | None = None
-    dry_run: bool = False
-    max_concurrency: int = 8
-    connect_timeout: float = 10
 
 
 async def run_sync(
@@ -130,7 +43,7 @@ async def run_sync(
     observer: Observer | None = None,
 ) -> RunResult:
     """Run one sync over ``streams``; never raises for a single stream's failure (see the result)."""
-    observer = observer or _Silent()
+    observer = observer or Silent()
     result = RunResult(uuid.uuid4(), options.sync_type, options.dry_run)
     started = time.monotonic()
     # The token is asked for while the run lock is taken: one round trip less before the first page.
@@ -297,6 +210,11 @@ class _StreamRun:
         self.loading: asyncio.Task[bool] | None = None  # the load of the next page handed over, if any
         self.log: SyncLog | None = None  # None in a dry run
 
+    @property
+    def lane(self) -> Lane:
+        """The part of the page budget the stream's downloads take their memory from."""
+        return self.turn.lane
+
     async def run(self, state: dict[str, str]) -> StreamResult:
         result, stream = self.result, self.stream
         started = time.monotonic()
@@ -309,7 +227,7 @@ class _StreamRun:
             self.observer.stream_finished(result)
             return result
         try:
-            walker = _walk_export if stream.feed is FeedKind.EXPORT else _walk_list
+            walker = walk_export if stream.feed is FeedKind.EXPORT else walk_list
             await walker(self, state)
             result.status = "partial" if result.quarantined else "completed"
             result.exit_code = ExitCode.PARTIAL if result.quarantined else ExitCode.OK
@@ -365,10 +283,10 @@ class _StreamRun:
         return counts
 
     @contextlib.asynccontextmanager
-    async def downloading(self, fetch_pages: Callable[[], AsyncIterator[Page]]) -> AsyncIterator[_Downloads]:
-        """The stream's pages as they download (see ``_pipelined``). However the walk ends, a page still
-        loading ahead is dropped before the pages left unwritten go back to the budget."""
-        async with _pipelined(fetch_pages, self.client.release, self.turn) as pages:
+    async def downloading(self, fetch_pages: Callable[[], AsyncIterator[Page]]) -> AsyncIterator[Downloads]:
+        """The stream's pages as they download (``stsync.sync.pipeline.pipelined``). However the walk ends, a
+        page still loading ahead is dropped before the pages left unwritten go back to the budget."""
+        async with pipelined(fetch_pages, self.client.release, lambda: self.turn.holding) as pages:
             try:
                 yield pages
             finally:
@@ -439,181 +357,3 @@ class _StreamRun:
             if repo is not None:
                 await repo.close()
                 self.pool.release(repo)
-
-
-@dataclass
-class _Downloads:
-    """A walk's pages in order (``async for``), and a look at the next one."""
-
-    pages: AsyncGenerator[Page, None]
-    queue: collections.deque[Page | Exception | None]
-
-    def __aiter__(self) -> AsyncGenerator[Page, None]:
-        return self.pages
-
-    def upcoming(self) -> Page | None:
-        """The page that comes next, if it has already downloaded."""
-        head = self.queue[0] if self.queue else None
-        return head if isinstance(head, Page) else None
-
-
-@contextlib.asynccontextmanager
-async def _pipelined(
-    fetch_pages: Callable[[], AsyncIterator[Page]], release: Callable[[Page], None], turn: _Turn
-) -> AsyncIterator[_Downloads]:
-    """Pages while the next ones are already downloading.
-
-    Before the stream's turn to write, it downloads as far ahead as the ahead budget lets it (the budget,
-    not this queue, bounds that memory); once writing, it keeps one page queued and one downloading besides
-    the pages it fetched ahead: those are written while the next ones download, not before.
-    The consumer releases each page it was given (see ``ServiceTitanClient.release``). Leaving the
-    context, however the walk ended, stops the download and releases every page fetched but not handed
-    over, within the stream's own task: a failed write must not leave page bytes held in the budget.
-    """
-    queue: collections.deque[Page | Exception | None] = collections.deque()
-    arrived, taken = asyncio.Event(), asyncio.Event()
-    fetched_ahead = 0  # pages in the queue that were fetched before the stream's turn (they are first in it)
-
-    async def produce() -> None:
-        nonlocal fetched_ahead
-        try:
-            async for page in fetch_pages():
-                queue.append(page)
-                arrived.set()
-                if not turn.holding:
-                    fetched_ahead += 1
-                del page  # do not keep the body alive while the next page downloads
-                while turn.holding and len(queue) - fetched_ahead >= READ_AHEAD:
-                    taken.clear()
-                    await taken.wait()
-            queue.append(None)
-        except Exception as exc:  # handed to the consumer, which re-raises it
-            queue.append(exc)
-        arrived.set()
-        # Cancellation (the consumer is gone) and Ctrl-C/SIGTERM (the run is stopping) propagate from here.
-
-    def drain() -> None:
-        while queue:
-            left = queue.popleft()
-            if isinstance(left, Page):
-                release(left)
-
-    async def pages() -> AsyncGenerator[Page, None]:
-        nonlocal fetched_ahead
-        while True:
-            while not queue:
-                arrived.clear()
-                await arrived.wait()
-            item = queue.popleft()
-            fetched_ahead = max(0, fetched_ahead - 1)
-            taken.set()
-            if item is None:
-                return
-            if isinstance(item, Exception):
-                raise item
-            yield item
-            del item  # the consumer is done with it; do not hold it while waiting for the next
-
-    producer = asyncio.create_task(produce())
-    handed = pages()
-    try:
-        yield _Downloads(handed, queue)
-    finally:
-        await handed.aclose()  # drops the page it may still refer to
-        producer.cancel()
-        await asyncio.wait((producer,))  # its error, if any, was handed over through the queue
-        drain()
-
-
-async def _walk_export(run: _StreamRun, state: dict[str, str]) -> None:
-    client, stream, options, generation = run.client, run.stream, run.options, run.generation
-    assert stream.export_path is not None
-    high_water = state.get("high_water")
-    start: str | None
-    if options.since:
-        start, walk = options.since, "since"
-    elif options.sync_type == "full":
-        # Resume this generation's full walk where a killed run left it; otherwise start over.
-        resuming = (
-            state.get("walk") == "full"
-            and state.get("continue_from")
-            and (generation is None or state.get("generation") == generation)
-        )
-        start, walk = (state["continue_from"], "full") if resuming else (None, "full")
-    elif state.get("continue_from"):
-        start, walk = state["continue_from"], state.get("walk", "done")
-    elif high_water:
-        start, walk = high_water, "done"
-    else:
-        start, walk = None, "full"  # first run ever: an incremental run is a full walk
-
-    async def pages_from(first: str | None) -> AsyncIterator[Page]:
-        cursor = first
-        while True:
-            page = await client.export_page(
-                stream.module,
-                stream.export_path or "",
-                cursor,
-                options.include_recent_changes,
-                stream.export_params,
-                run.turn.lane,
-            )
-            more, cursor = page.has_more, page.continue_from
-            yield page
-            del page  # keep no page body alive across the next download
-            if not more:
-                return
-
-    async def walk_from(first: str | None) -> None:
-        nonlocal high_water
-        async with run.downloading(lambda: pages_from(first)) as pages:
-            async for page in pages:  # they download while the streams this one depends on write
-                checkpoint: dict[str, str | None] = {
-                    "continue_from": page.continue_from,
-                    "walk": walk if page.has_more else "done",
-                    "high_water": high_water,  # the repository raises it to the page's newest modifiedOn
-                }
-                if generation is not None:
-                    checkpoint["generation"] = generation
-                counts = await run.write(page, checkpoint, pages.upcoming)
-                del page  # the loop variable would hold the body until the next page arrives
-                high_water = later(high_water, counts.max_modified_on)
-
-    try:
-        await walk_from(start)
-    except ContinuationRejected:
-        # Tokens are opaque and their lifetime is undocumented: fall back to the date we know.
-        log.warning("%s: continuation token rejected; resuming from %s", stream.name, high_water or "the start")
-        await walk_from(high_water)
-
-
-async def _walk_list(run: _StreamRun, state: dict[str, str]) -> None:
-    client, stream, options, generation = run.client, run.stream, run.options, run.generation
-    params = dict(stream.list_params)
-    since = options.since or (state.get("high_water") if options.sync_type == "incremental" else None)
-    if since:
-        params["modifiedOnOrAfter"] = since
-    page_size = options.page_size
-
-    async def pages() -> AsyncGenerator[Page, None]:
-        number = 1
-        while True:
-            page = await client.list_page(stream.module, stream.list_path, number, page_size, params, run.turn.lane)
-            more = page.has_more
-            yield page
-            del page  # keep no page body alive across the next download
-            if not more:
-                return
-            number += 1
-
-    high_water = state.get("high_water")
-    async with run.downloading(pages) as walk:
-        async for page in walk:
-            # Pages come in id order, so the high-water mark may only move with the last page;
-            # until then the newest modifiedOn seen is carried in memory.
-            checkpoint: dict[str, str | None] = {} if page.has_more else {"high_water": high_water, "walk": "done"}
-            if generation is not None and not page.has_more:
-                checkpoint["generation"] = generation
-            counts = await run.write(page, checkpoint, walk.upcoming)
-            del page  # the loop variable would hold the body until the next page arrives
-            high_water = later(high_water, counts.max_modified_on)

@@ -8,7 +8,8 @@ from stsync.config import Config, required_secret
 from stsync.errors import ConfigError
 from stsync.retry import RetryPolicy
 from stsync.servicetitan.client import ClientSettings, ServiceTitanClient
-from stsync.sync.engine import Observer, RunResult, SyncOptions, SyncType, run_sync
+from stsync.sync.engine import run_sync
+from stsync.sync.model import Observer, RunResult, SyncOptions, SyncType
 from stsync.sync.streams import STREAMS, STREAMS_BY_NAME, select_streams
 
 T = TypeVar("T")

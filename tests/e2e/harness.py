@@ -157,7 +157,7 @@ def stored_tokens(db_dsn: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class InProcessRun:
-    result: Any  # stsync.sync.engine.RunResult
+    result: Any  # stsync.sync.model.RunResult
     held: int  # page-budget bytes still held at the end (a leak would stall later pages)
     peak: int
 
@@ -176,7 +176,8 @@ def sync_in_process(
     instead of hanging the suite."""
     from stsync.config import load_config
     from stsync.servicetitan.client import ServiceTitanClient
-    from stsync.sync.engine import SyncOptions, run_sync
+    from stsync.sync.engine import run_sync
+    from stsync.sync.model import SyncOptions
     from stsync.sync.service import client_settings
 
     settings = dataclasses.replace(client_settings(load_config(None, cli_env(sandbox_url, dsn))), **client)
