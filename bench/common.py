@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 from stsync.sandbox import Sandbox, SandboxOptions  # noqa: E402
 from stsync.sync.streams import STREAMS, FeedKind, Stream  # noqa: E402
 
-TENANT = 1234567
+TENANT = SandboxOptions().tenant
 EXPORT_STREAMS: tuple[Stream, ...] = tuple(s for s in STREAMS if s.feed is FeedKind.EXPORT)
 
 

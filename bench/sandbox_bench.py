@@ -15,7 +15,11 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-TENANT = 1234567
+sys.path.insert(0, str(ROOT))
+
+from stsync.sandbox import APP_KEY, CLIENT_ID, CLIENT_SECRET, SandboxOptions  # noqa: E402
+
+TENANT = SandboxOptions().tenant
 
 
 def free_port() -> int:
@@ -29,8 +33,8 @@ def token(client: httpx.Client) -> str:
         "/connect/token",
         data={
             "grant_type": "client_credentials",
-            "client_id": "sandbox-client-id",
-            "client_secret": "sandbox-client-secret",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
         },
     )
     r.raise_for_status()
@@ -90,7 +94,7 @@ def main() -> None:
                 raise SystemExit("sandbox did not answer within 60 s")
         first = time.perf_counter() - t0
         print(f"serve --scale large: first successful answer (token) after {first:.2f} s")
-        h = {"Authorization": f"Bearer {tok}", "ST-App-Key": "sandbox-app-key"}
+        h = {"Authorization": f"Bearer {tok}", "ST-App-Key": APP_KEY}
         base = f"/crm/v2/tenant/{TENANT}"
         t = time.perf_counter()
         r = client.get(f"{base}/customers", params={"pageSize": 50}, headers=h)

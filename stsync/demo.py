@@ -22,7 +22,7 @@ from stsync.db.connect import connect_sync, db_errors
 from stsync.db.migrations import migrate
 from stsync.ghl.changes import PushResult
 from stsync.ghl.service import push
-from stsync.sandbox import Sandbox, SandboxOptions
+from stsync.sandbox import APP_KEY, CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxOptions
 from stsync.sandbox.ghl import GhlOptions, GhlSandbox
 from stsync.sandbox.postgres import EmbeddedPostgres
 from stsync.sync.model import Observer, RunResult
@@ -107,10 +107,10 @@ def run_demo(
                 "STSYNC_DATABASE__URL": pg.dsn,
                 "STSYNC_SERVICETITAN__API_BASE_URL": sandbox.url,
                 "STSYNC_SERVICETITAN__AUTH_URL": sandbox.url,
-                "STSYNC_SERVICETITAN__TENANT_ID": "1234567",
-                "STSYNC_SERVICETITAN__CLIENT_ID": "sandbox-client-id",
-                "STSYNC_SERVICETITAN__CLIENT_SECRET": "sandbox-client-secret",
-                "STSYNC_SERVICETITAN__APP_KEY": "sandbox-app-key",
+                "STSYNC_SERVICETITAN__TENANT_ID": str(sandbox.opts.tenant),
+                "STSYNC_SERVICETITAN__CLIENT_ID": CLIENT_ID,
+                "STSYNC_SERVICETITAN__CLIENT_SECRET": CLIENT_SECRET,
+                "STSYNC_SERVICETITAN__APP_KEY": APP_KEY,
                 # The sandbox's tokens die with it: keeping them on disk would only leave files behind.
                 "STSYNC_SERVICETITAN__TOKEN_CACHE": "false",
             }

@@ -75,7 +75,7 @@ def serve(
         throttle_rate=throttle_rate,
         drop_rate=drop_rate,
     )
-    from stsync.sandbox import Sandbox, SandboxOptions
+    from stsync.sandbox import APP_KEY, CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxOptions
 
     opts = SandboxOptions(
         scale=scale,
@@ -112,8 +112,7 @@ def serve(
         err=False,
     )
     typer.echo(
-        f"  client_id=sandbox-client-id client_secret=sandbox-client-secret app_key=sandbox-app-key; "
-        f"token URL {sb.url}/connect/token",
+        f"  client_id={CLIENT_ID} client_secret={CLIENT_SECRET} app_key={APP_KEY}; token URL {sb.url}/connect/token",
         err=False,
     )
     if ghl is not None:
