@@ -85,6 +85,7 @@ def run_line(result: Any) -> str:
         f"streams={len(result.streams)} fetched={t['fetched']} created={t['created']} updated={t['updated']} "
         f"unchanged={t['unchanged']} quarantined={t['quarantined']} requests={result.requests} "
         f"{result.duration_ms / 1000:.2f}s run_id={result.run_id}"
+        + (f" analyzed={len(result.analyzed)}" if result.analyzed else "")
     )
 
 
@@ -97,6 +98,8 @@ def result_json(result: Any) -> dict[str, Any]:
         "duration_ms": result.duration_ms,
         "requests": result.requests,
         "totals": result.totals(),
+        "analyzed": result.analyzed,
+        "analyze_ms": result.analyze_ms,
         "streams": [
             {
                 k: getattr(s, k)

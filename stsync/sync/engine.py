@@ -52,6 +52,10 @@ async def run_sync(
         async with RunLock(options.dsn, options.tenant_id, options.connect_timeout) as lock:
             await authenticating
             result.streams = await _run_streams(lock, client, streams, options, observer, result.run_id)
+            if not options.dry_run:
+                analyzing = time.monotonic()
+                result.analyzed = await _refresh_statistics(lock, streams, result.streams)
+                result.analyze_ms = int((time.monotonic() - analyzing) * 1000)
     finally:
         if not authenticating.done():
             authenticating.cancel()
@@ -98,6 +102,21 @@ async def _run_streams(
     if generation and all(s.status in ("completed", "partial", "skipped") for s in results):
         await lock.write_state("full_run.", {"status": "done"})
     return results
+
+
+async def _refresh_statistics(lock: RunLock, streams: list[Stream], results: list[StreamResult]) -> list[str]:
+    """ANALYZE the tables the run changed much, so that no reader after a bulk load meets a planner without
+    statistics. Best effort: a failure is logged, and the next run's check still finds the tables due."""
+    changed: dict[str, int] = {}
+    for stream, res in zip(streams, results, strict=True):
+        for table in (stream.table, *(child.table for child in stream.children)):  # a child counts as its parent
+            key = f"servicetitan.{table}"
+            changed[key] = changed.get(key, 0) + res.created + res.updated
+    try:
+        return await lock.refresh_statistics(changed)
+    except StsyncError as exc:
+        log.warning("planner statistics not refreshed: %s", exc.message)
+        return []
 
 
 def _start_order(runs: list[_StreamRun]) -> list[_StreamRun]:

@@ -46,6 +46,8 @@ class RunResult:
     streams: list[StreamResult] = field(default_factory=list)
     duration_ms: int = 0
     requests: int = 0
+    analyzed: list[str] = field(default_factory=list)  # tables the run analyzed (stsync.db.statistics)
+    analyze_ms: int = 0
 
     @property
     def exit_code(self) -> ExitCode:

@@ -19,6 +19,7 @@ import orjson
 import psycopg
 
 from stsync.db.connect import connect, error_for
+from stsync.db.statistics import analyze_changed
 from stsync.errors import LOCKED_MESSAGE, DatabaseUnavailable, LockedError
 from stsync.sqlfile import load
 from stsync.sync.merge import child_merge, page_merge
@@ -106,6 +107,12 @@ class RunLock:
             await self.conn.execute(Q["put_state"], _state_params(prefix, values, {"scope": "run"}))
         except psycopg.Error as exc:
             raise error_for(exc, "writing the run state") from None
+
+    async def refresh_statistics(self, changed: dict[str, int]) -> list[str]:
+        """ANALYZE the tables the run changed enough (``stsync.db.statistics``), on this connection; the
+        tables analyzed."""
+        assert self.conn is not None
+        return await analyze_changed(self.conn, changed)
 
     async def record_empty_page(
         self, stream: str, log: SyncLog, checkpoint: dict[str, str | None], last: bool
