@@ -30,6 +30,8 @@ def push_line(result: Any) -> str:
         if counts:
             parts.append(f"{kind}[" + " ".join(f"{k}={v}" for k, v in sorted(counts.items())) + "]")
     parts.append(f"planned={result.planned_total} requests={result.requests}")
+    if not result.planned_total:
+        parts.append("(nothing to push: GHL not asked)" if not result.dry_run else "(nothing to push)")
     return " ".join(parts)
 
 

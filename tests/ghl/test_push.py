@@ -29,3 +29,17 @@ def test_push_creates_one_contact_and_opportunity_each(mirror_dsn: str, ghl: Any
     dump = ghl.dump()
     print({k: (len(v) if hasattr(v, "__len__") else v) for k, v in dump.items()})
     assert result.counts["contacts"]["created"] > 0
+
+
+def test_a_push_with_nothing_pending_makes_no_ghl_call(mirror_dsn: str, ghl: Any, tmp_path: Path) -> None:
+    from stsync.cli.ghl_cmd import push_line
+
+    path = write_config(tmp_path, mirror_dsn, ghl.url)
+    first = run_push(path)
+    assert first.planned_total > 0 and first.requests > 0
+    ghl.clear_requests()
+    again = run_push(path)
+    assert again.planned_total == 0
+    assert again.requests == 0
+    assert ghl.requests == []
+    assert "nothing to push" in push_line(again)
