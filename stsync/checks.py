@@ -83,6 +83,21 @@ def check_token_cache(config: Config) -> Check:
     return Check(name="token cache", ok=True, detail=str(directory))
 
 
+def check_ghl_stages(config: Config) -> Check:
+    """Ask the GHL location for its pipelines and find every stage the configured pipelines map to."""
+    import asyncio
+
+    from stsync.ghl.service import check_stages
+
+    if not config.ghl.location_id:
+        return Check(name="ghl stages", ok=True, detail="skipped: ghl.location_id is not set")
+    try:
+        detail = asyncio.run(check_stages(config))
+    except StsyncError as exc:
+        return Check(name="ghl stages", ok=False, detail=str(exc), error=exc)
+    return Check(name="ghl stages", ok=True, detail=detail)
+
+
 def check_config(config: Config) -> list[Check]:
     """Every connection check, in order; none stops the others."""
-    return [check_database(config), check_servicetitan(config), check_token_cache(config)]
+    return [check_database(config), check_servicetitan(config), check_token_cache(config), check_ghl_stages(config)]

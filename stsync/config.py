@@ -162,14 +162,23 @@ class GhlBusinessUnit(_Section):
         return self
 
 
+class GhlPipeline(_Section):
+    """One ``ghl.pipelines.<pipeline>`` item: which of the location's stages (name or id) each of stsync's
+    stages is (``stsync.ghl.stages``); stages left out keep their defaults."""
+
+    kind: Literal["sales", "install"] | None = None  # default: install for ghl.install_pipeline, else sales
+    stages: dict[str, str] = Field(default_factory=dict)
+
+
 class GhlConfig(_Section):
     api_base_url: str = "https://services.leadconnectorhq.com"
     location_id: str | None = None
     token: SecretStr | None = None  # the location's Private Integration Token
     requests_per_10s: int = Field(default=90, gt=0, le=100_000)  # GHL allows 100; more only for a sandbox
     daily_reserve: int = Field(default=1000, ge=0)  # stop (exit 75) when the daily budget left drops below
-    protected_stages: tuple[str, ...] = ("Job Sold", "Estimate Lost")
+    protected_stages: tuple[str, ...] = ("sold", "lost")  # in stsync's stage names (stsync.ghl.stages)
     install_pipeline: str = "Install"  # pipelines of this name take their stage from the job status
+    pipelines: dict[str, GhlPipeline] = Field(default_factory=dict)  # keyed as business units name them
     max_attempts: int = Field(default=5, ge=1, le=100)
     technicians_field: str = "Technicians"
     timeout_seconds: float = Field(default=30, gt=0)
@@ -182,6 +191,48 @@ class GhlConfig(_Section):
     @classmethod
     def _http_urls(cls, values: Any) -> Any:
         return _checked_urls(values, ("api_base_url",))
+
+    @field_validator("protected_stages")
+    @classmethod
+    def _stsync_stages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from stsync.ghl.stages import DEFAULTS, stsync_stage
+
+        out = []
+        for name in value:
+            stage = stsync_stage(name)
+            if stage is None:
+                known = ", ".join(s for stages in DEFAULTS.values() for s in stages)
+                raise ValueError(f"'{name}' is not one of stsync's stages ({known})")
+            out.append(stage)
+        return tuple(out)
+
+    @model_validator(mode="after")
+    def _stage_names(self) -> GhlConfig:
+        from stsync.ghl.stages import DEFAULTS
+
+        for name, pipeline in self.pipelines.items():
+            kind = self.pipeline_kind(name)
+            for stage, target in pipeline.stages.items():
+                if stage not in DEFAULTS[kind]:
+                    reason = f"not one of stsync's {kind} stages ({', '.join(DEFAULTS[kind])})"
+                elif not target.strip():
+                    reason = "empty; name a stage of the pipeline, or its id"
+                else:
+                    continue
+                key = f"pipelines.{name}.stages.{stage}"
+                raise PydanticCustomError("keyed", "{reason}", {"key": key, "reason": reason})
+        return self
+
+    def pipeline_kind(self, pipeline: str) -> Literal["sales", "install"]:
+        """Install for the ``install_pipeline`` (by normalised name) unless ``ghl.pipelines`` says otherwise."""
+        configured = next((p for n, p in self.pipelines.items() if _norm(n) == _norm(pipeline)), None)
+        if configured is not None and configured.kind is not None:
+            return configured.kind
+        return "install" if _norm(pipeline) == _norm(self.install_pipeline) else "sales"
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
 
 
 class LoggingConfig(_Section):
@@ -358,8 +409,8 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
 def _validation_error(exc: ValidationError, sources: Mapping[str, str]) -> ConfigError:
     err = exc.errors(include_url=False, include_input=False)[0]
     loc = tuple(err["loc"])
-    if err["type"] == "url":  # checked before the section's own validation: the key is in the context
-        loc = (*loc, str((err.get("ctx") or {}).get("key")))
+    if err["type"] in ("url", "keyed"):  # raised by a section's own validator: the key is in the context
+        loc = (*loc, *str((err.get("ctx") or {}).get("key")).split("."))
     dotted = _dotted(loc)
     where = sources.get(".".join(str(p) for p in loc[:2]))
     if err["type"] == "extra_forbidden":
@@ -394,6 +445,8 @@ def effective_values(config: Config) -> dict[str, dict[str, Any]]:
                 value = mask_dsn(secret, conninfo=True) if f"{section}.{key}" == "database.url" else MASK
             elif isinstance(value, tuple):
                 value = [_shown(v) for v in value]
+            elif isinstance(value, dict):
+                value = {k: _shown(v) for k, v in value.items()}
             values[key] = value
         if section == "servicetitan":
             values["api_base_url"] = values["api_base_url"] or config.servicetitan.api_base()

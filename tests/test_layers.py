@@ -15,7 +15,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("stsync.errors", "stsync.masking"),
     ("stsync.sqlfile", "stsync.budget", "stsync.ratelimit", "stsync.retry", "stsync.httplog"),
     ("stsync.db",),
-    ("stsync.servicetitan", "stsync.ghl.client"),
+    ("stsync.servicetitan", "stsync.ghl.client", "stsync.ghl.stages"),
     ("stsync.config",),
     ("stsync.sync", "stsync.ghl"),
     ("stsync.sandbox",),

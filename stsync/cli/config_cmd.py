@@ -43,7 +43,8 @@ def show(
 def check(
     json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
 ) -> None:
-    """Validate the configuration, connect to the database and request a ServiceTitan token.
+    """Validate the configuration, connect to the database, request a ServiceTitan token and find every
+    stage the GHL pipelines are mapped to in the location (when ghl.location_id is set).
 
     Exit codes: 0 all ok, 69 a service is unreachable, 78 invalid config or refused credentials.
     """

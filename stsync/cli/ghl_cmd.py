@@ -137,3 +137,59 @@ def pull(
         typer.echo(json.dumps(counts, indent=2))
     else:
         typer.echo("ghl pull: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@app.command("pipelines")
+def pipelines(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the pipelines and stages as JSON.")] = False,
+    mapping: Annotated[
+        bool, typer.Option("--mapping", help="Print a starting ghl.pipelines mapping to paste into the config.")
+    ] = False,
+) -> None:
+    """List the location's pipelines and their stages (name and id), or a starting stage mapping.
+
+    stsync reasons in its own stage names; ``ghl.pipelines`` says which of the location's stages each one is.
+    """
+    from stsync.ghl.service import pipelines as run
+
+    config = _config()
+    found = asyncio.run(run(config))
+    if json_out:
+        doc = [
+            {
+                "id": p.get("id"),
+                "name": p.get("name"),
+                "stages": [{"id": s.get("id"), "name": s.get("name")} for s in p.get("stages") or []],
+            }
+            for p in found
+        ]
+        typer.echo(json.dumps({"location_id": config.ghl.location_id, "pipelines": doc}, indent=2))
+    elif mapping:
+        typer.echo(starting_mapping(found, config.ghl.pipeline_kind))
+    else:
+        if not found:
+            typer.echo(f"location {config.ghl.location_id} has no pipelines")
+        for p in found:
+            typer.echo(f"{p.get('name')} (id {p.get('id')})")
+            for s in p.get("stages") or []:
+                typer.echo(f"  {s.get('name')} (id {s.get('id')})")
+
+
+def starting_mapping(found: list[dict[str, Any]], kind_of: Any) -> str:
+    """YAML for ghl.pipelines from the location's pipelines: each stsync stage next to the stage whose name
+    is its default, else one whose name suggests it (marked to check), else a comment listing the stages."""
+    from stsync.ghl.stages import starting_mapping as guess
+
+    lines = ["ghl:", "  pipelines:"]
+    for p in found:
+        name = str(p.get("name"))
+        kind = kind_of(name)
+        names = [str(s.get("name")) for s in p.get("stages") or []]
+        lines += [f"    {json.dumps(name)}:", f"      kind: {kind}", "      stages:"]
+        for stage, (target, how) in guess(p, kind).items():
+            if target is None:
+                lines.append(f"        # {stage}: no stage matched; name one of {', '.join(map(repr, names))}")
+            else:
+                note = "  # guessed: check it" if how == "guessed" else ""
+                lines.append(f"        {stage}: {json.dumps(target)}{note}")
+    return "\n".join(lines)

@@ -153,7 +153,7 @@ class _Applier:
             counts["waiting_for_contact"] += 1
             return
         want, row, status = change.want, change.row, change.status
-        stage = await self.client.stage(want.pipeline, change.stage)  # ConfigError when missing: stops the run
+        stage = await self.client.stage(want.pipeline, change.target)  # checked by the push before it began
         fields: dict[str, Any] = {
             "pipelineId": stage.pipeline_id,
             "pipelineStageId": stage.id,

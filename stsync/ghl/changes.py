@@ -32,7 +32,8 @@ class ContactChange:
 class OpportunityChange:
     want: plan.OpportunityWant
     row: Mapping[str, Any] | None
-    stage: str
+    stage: str  # stsync's stage name
+    target: str  # the location's stage (name or id) it maps to
     status: str
     digest: str
     reason: str
@@ -42,7 +43,7 @@ class OpportunityChange:
         w = self.want
         return (
             f"opportunity {'update' if self.row and self.row['ghl_opportunity_id'] else 'create'} "
-            f"customer={w.customer_id} pipeline={w.pipeline} stage={self.stage!r} status={self.status}"
+            f"customer={w.customer_id} pipeline={w.pipeline} stage={self.target!r} status={self.status}"
             + (f" value={w.job.value}" if w.job.value is not None else "")
             + f" ({self.reason})"
         )

@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from stsync.errors import ApiUnavailable, AuthError, ConfigError, RecordError, TemporaryError
+from stsync.ghl.stages import find_stage, norm
 from stsync.httplog import SECRET_PATH, event_hooks
 from stsync.masking import mask_webhook
 from stsync.ratelimit import RateLimiter
@@ -57,11 +58,6 @@ class Stage:
     id: str
     name: str
     position: int
-
-
-def norm(name: str) -> str:
-    """Stage/pipeline/field names compare case- and whitespace-insensitively."""
-    return " ".join(name.split()).casefold()
 
 
 class GhlClient:
@@ -285,15 +281,18 @@ class GhlClient:
             f"GHL pipeline '{name_or_id}' not found in location {self.settings.location_id} (has: {names})"
         )
 
-    async def stage(self, pipeline: str, stage_name: str) -> Stage:
-        """A stage of a pipeline by name; ConfigError naming stage and pipeline when absent."""
+    async def stage(self, pipeline: str, stage: str) -> Stage:
+        """A stage of a pipeline by id or (normalised) name; ConfigError naming stage and pipeline when absent."""
         p = await self.pipeline(pipeline)
-        for i, s in enumerate(p.get("stages") or []):
-            if isinstance(s, dict) and norm(str(s.get("name", ""))) == norm(stage_name):
-                return Stage(str(p["id"]), str(p.get("name")), str(s["id"]), str(s["name"]), int(s.get("position", i)))
-        raise ConfigError(
-            f"GHL stage '{stage_name}' not found in pipeline '{p.get('name')}' of location "
-            f"{self.settings.location_id}; create it in GHL or fix the business unit's pipeline"
+        found = find_stage(p, stage)
+        if found is None:
+            raise ConfigError(
+                f"GHL stage '{stage}' not found in pipeline '{p.get('name')}' of location "
+                f"{self.settings.location_id}; create it in GHL or map the stage under ghl.pipelines"
+            )
+        position = next(i for i, s in enumerate(p.get("stages") or []) if s is found)
+        return Stage(
+            str(p["id"]), str(p.get("name")), str(found["id"]), str(found["name"]), int(found.get("position", position))
         )
 
     async def stage_by_id(self, pipeline_id: str, stage_id: str) -> Stage | None:

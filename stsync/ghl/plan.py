@@ -3,22 +3,22 @@
 Pure functions over rows (no I/O), so the rules are testable on their own; also when an item is due
 (``due``) and how long a failed one waits (``backoff``).
 
-Stage rules (Sales-type pipelines), per job:
-  job → "Contacted"; job with an appointment → "Appointment Scheduled"; open estimate → "Proposal Sent"
-  (value = largest open estimate's subtotal + tax); a Sold estimate → "Job Sold", status won (value = sum of
-  sold estimates); only Dismissed estimates → "Estimate Lost", status lost.
-Install pipeline (``ghl.install_pipeline``): stage from the job status (Scheduled/Dispatched → Scheduled,
-InProgress, Hold, Completed → status won; Canceled → status abandoned).
+Stage rules, in stsync's stage names (``stsync.ghl.stages``; ``ghl.pipelines`` maps them to the location's):
+Sales-type pipelines, per job: job → contacted; job with an appointment → appointment_scheduled; open
+estimate → proposal_sent (value = largest open estimate's subtotal + tax); a Sold estimate → sold, status won
+(value = sum of sold estimates); only Dismissed estimates → lost, status lost.
+Install pipeline (``ghl.install_pipeline``): stage from the job status (Scheduled/Dispatched → scheduled,
+in_progress, hold, completed → status won; Canceled → canceled, status abandoned).
 One opportunity per (customer, pipeline); in a Sales pipeline the customer's most advanced job drives it
 (latest on ties), in the Install pipeline the latest job. A protected stage is never left for a less advanced
-one (Estimate Lost may still become Job Sold; Job Sold never becomes Estimate Lost).
+one (lost may still become sold; sold never becomes lost).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -26,33 +26,24 @@ from typing import Any
 
 import orjson
 
-SALES_STAGES = (
-    "New Lead",
-    "Contacted",
-    "Appointment Scheduled",
-    "Proposal Sent",
-    "Estimate Follow-up",
-    "Job Sold",
-    "Estimate Lost",
-)
-INSTALL_STAGES = ("Scheduled", "InProgress", "Hold", "Completed")
+from stsync.ghl import stages
+
 # Contact custom field that carries the ServiceTitan customer id (finds contacts without email or phone).
 CUSTOMER_ID_FIELD = "ServiceTitan Customer ID"
-# How far a job has come in sales; decides which of a customer's jobs drives the opportunity.
-_SALES_RANK = {"Contacted": 1, "Appointment Scheduled": 2, "Proposal Sent": 3, "Estimate Lost": 4, "Job Sold": 5}
 _INSTALL_STAGE = {
-    "Scheduled": "Scheduled",
-    "Dispatched": "Scheduled",
-    "InProgress": "InProgress",
-    "Working": "InProgress",
-    "Hold": "Hold",
-    "Completed": "Completed",
-    "Canceled": "Scheduled",
+    "Scheduled": "scheduled",
+    "Dispatched": "scheduled",
+    "InProgress": "in_progress",
+    "Working": "in_progress",
+    "Hold": "hold",
+    "Completed": "completed",
+    "Canceled": "canceled",
 }
 
 
 def stage_order(pipeline_kind: str) -> tuple[str, ...]:
-    return INSTALL_STAGES if pipeline_kind == "install" else SALES_STAGES
+    """stsync's stages of a kind of pipeline, in the order an opportunity advances."""
+    return tuple(stages.DEFAULTS[pipeline_kind])
 
 
 def digest(doc: Mapping[str, Any]) -> str:
@@ -108,20 +99,20 @@ def job_state(row: Mapping[str, Any], kind: str) -> JobState:
     techs = row.get("technicians") or None
     if kind == "install":
         status_text = str(row.get("job_status") or "Scheduled")
-        stage = _INSTALL_STAGE.get(status_text, "Scheduled")
+        stage = _INSTALL_STAGE.get(status_text, "scheduled")
         status = "won" if status_text == "Completed" else "abandoned" if status_text == "Canceled" else "open"
         return JobState(row["job_id"], stage, status, _money(row.get("sold_total")), 0, techs)
     if row.get("n_sold"):
-        stage, status, value = "Job Sold", "won", row.get("sold_total")
+        stage, status, value = "sold", "won", row.get("sold_total")
     elif row.get("n_open"):
-        stage, status, value = "Proposal Sent", "open", row.get("open_total")
+        stage, status, value = "proposal_sent", "open", row.get("open_total")
     elif row.get("n_dismissed"):
-        stage, status, value = "Estimate Lost", "lost", row.get("lost_total")
+        stage, status, value = "lost", "lost", row.get("lost_total")
     elif row.get("has_appointment"):
-        stage, status, value = "Appointment Scheduled", "open", None
+        stage, status, value = "appointment_scheduled", "open", None
     else:
-        stage, status, value = "Contacted", "open", None
-    return JobState(row["job_id"], stage, status, _money(value), _SALES_RANK[stage], techs)
+        stage, status, value = "contacted", "open", None
+    return JobState(row["job_id"], stage, status, _money(value), progress(stage, "sales"), techs)
 
 
 def _money(value: Any) -> Decimal | None:
@@ -159,15 +150,16 @@ class OpportunityWant:
 
 
 def opportunity_wants(
-    rows: Iterable[Mapping[str, Any]], install_pipeline: str, names: Mapping[int, str]
+    rows: Iterable[Mapping[str, Any]], kind_of: Callable[[str], str], names: Mapping[int, str]
 ) -> list[OpportunityWant]:
-    """Group job rows (ordered oldest first) by (customer, pipeline) and pick the job that drives each."""
+    """Group job rows (ordered oldest first) by (customer, pipeline) and pick the job that drives each;
+    ``kind_of`` says whether a pipeline is a sales or an install pipeline."""
     groups: dict[tuple[int, str], list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["customer_id"], row["pipeline"]), []).append(row)
     wants = []
     for (customer_id, pipeline), jobs in groups.items():
-        kind = "install" if _norm(pipeline) == _norm(install_pipeline) else "sales"
+        kind = kind_of(pipeline)
         states = [(job_state(j, kind), j) for j in jobs]
         # max() keeps the first of equals, so iterate newest first: latest job wins ties.
         best, row = max(reversed(states), key=lambda s: s[0].rank)
@@ -185,23 +177,11 @@ def opportunity_wants(
     return wants
 
 
-# How far an opportunity has come, for "never backward": a lost estimate can still be won later, a sale
-# is never lost again, and neither goes back to an earlier sales stage.
-_PROGRESS = {
-    "New Lead": 0,
-    "Contacted": 1,
-    "Appointment Scheduled": 2,
-    "Proposal Sent": 3,
-    "Estimate Follow-up": 4,
-    "Estimate Lost": 5,
-    "Job Sold": 6,
-}
-
-
 def progress(stage: str, kind: str) -> int:
-    if kind == "install":
-        return INSTALL_STAGES.index(stage) if stage in INSTALL_STAGES else -1
-    return _PROGRESS.get(stage, -1)
+    """How far an opportunity has come, for "never backward": a lost estimate can still be won later, a sale
+    is never lost again, and neither goes back to an earlier stage. -1 for a stage of another kind."""
+    order = stage_order(kind)
+    return order.index(stage) if stage in order else -1
 
 
 def protect(
@@ -220,10 +200,6 @@ def protect(
     return desired_stage, desired_status
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
 def webhook_payload(
     job: Mapping[str, Any], contact: Mapping[str, Any], state: JobState, bu_name: str
 ) -> dict[str, Any]:
@@ -236,7 +212,7 @@ def webhook_payload(
         "businessUnitId": job["business_unit_id"],
         "businessUnit": bu_name,
         "stCustomerId": job["customer_id"],
-        "stage": state.stage,
+        "stage": stages.SALES[state.stage],  # the default stage names, as these payloads always carried
         "status": state.status,
         "monetaryValue": float(state.value) if state.value is not None else None,
         "technicians": state.technicians,

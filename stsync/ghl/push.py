@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from stsync.ghl import plan
+from stsync.ghl import plan, stages
 from stsync.ghl.apply import apply
 from stsync.ghl.changes import ContactChange, OpportunityChange, PushPlan, PushResult, WebhookChange
 from stsync.ghl.client import GhlClient
@@ -47,6 +47,9 @@ async def push(
                 result.counts[change.kind]["planned"] += 1
             return result
         try:
+            # Every mapped stage of the pipelines this push moves opportunities in, before anything is pushed.
+            pipelines = sorted({c.want.pipeline for c in planned.changes if isinstance(c, OpportunityChange)})
+            await stages.check(client, [settings.stages_for(p) for p in pipelines], settings.location_id)
             await apply(planned.changes[:limit], store, client, settings, result, now)
         finally:
             result.requests = client.requests_sent
@@ -90,25 +93,26 @@ async def _plan_opportunities(store: Store, settings: PushSettings, now: datetim
     jobs = await store.fetch("desired_jobs", {"mode": "api"})
     rows = {(r["st_customer_id"], r["pipeline"]): r for r in await store.fetch("opportunity_rows")}
     todo: list[tuple[int, OpportunityChange]] = []
-    for want in plan.opportunity_wants(jobs, settings.install_pipeline, names):
+    for want in plan.opportunity_wants(jobs, lambda pipeline: settings.stages_for(pipeline).kind, names):
+        mapping = settings.stages_for(want.pipeline)
         row = rows.get((want.customer_id, want.pipeline))
         stage, status = plan.protect(
             want.job.stage,
             want.job.status,
-            row["stage_name"] if row else None,
+            mapping.stage_of(row["stage_name"], row["stage_id"]) if row else None,
             row["status"] if row else None,
             want.kind,
             settings.protected_stages,
         )
-        digest = plan.digest(want.doc(stage, status))
+        target = mapping.target(stage)
+        # The location's stage goes into the hash: changing the mapping moves the opportunities it concerns.
+        digest = plan.digest(want.doc(target, status))
         reason = plan.due(row, digest, now)
         if reason is None:
             counts["unchanged" if row and row["sync_status"] == "synced" else "skipped"] += 1
             continue
-        order = plan.stage_order(want.kind)
-        todo.append(
-            (order.index(stage) if stage in order else 99, OpportunityChange(want, row, stage, status, digest, reason))
-        )
+        change = OpportunityChange(want, row, stage, target, status, digest, reason)
+        todo.append((plan.progress(stage, want.kind), change))
     todo.sort(key=lambda t: (t[0], t[1].want.customer_id))  # earlier stages first
     planned.changes += [change for _, change in todo]
 

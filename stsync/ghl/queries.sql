@@ -87,7 +87,7 @@ SELECT st_customer_id, ghl_contact_id, pushed_hash, attempted_hash, sync_status,
   FROM integrations.ghl_contacts;
 
 -- name: opportunity_rows
-SELECT st_customer_id, pipeline, pipeline_id, ghl_opportunity_id, stage_name, status, pushed_hash, attempted_hash,
+SELECT st_customer_id, pipeline, pipeline_id, ghl_opportunity_id, stage_id, stage_name, status, pushed_hash, attempted_hash,
        sync_status, attempts, next_retry_at
   FROM integrations.ghl_opportunities;
 

@@ -11,10 +11,11 @@ from stsync.config import Config, required_secret
 from stsync.errors import ConfigError
 from stsync.ghl import pull as pull_module
 from stsync.ghl import push as push_module
-from stsync.ghl import store
+from stsync.ghl import stages, store
 from stsync.ghl.changes import PushResult
 from stsync.ghl.client import GhlClient, GhlSettings
 from stsync.ghl.settings import BusinessUnitSeed, PushSettings, StoreSettings
+from stsync.ghl.stages import PipelineStages
 from stsync.retry import RetryPolicy
 
 
@@ -44,6 +45,9 @@ def push_settings(config: Config) -> PushSettings:
         install_pipeline=g.install_pipeline,
         protected_stages=g.protected_stages,
         technicians_field=g.technicians_field,
+        pipelines=tuple(
+            PipelineStages.of(name, g.pipeline_kind(name), dict(p.stages)) for name, p in g.pipelines.items()
+        ),
     )
 
 
@@ -75,6 +79,23 @@ async def push(
         return await push_module.push(stored, settings, None, what, limit=limit)
     async with make_client(config, transport) as client:
         return await push_module.push(stored, settings, client, what, limit=limit)
+
+
+async def check_stages(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> str:
+    """`config check`: every mapped stage of the configured pipelines (those of the business units in api mode,
+    and those ``ghl.pipelines`` lists) exists in the location; ConfigError naming the first that does not."""
+    g = config.ghl
+    names = sorted({bu.pipeline for bu in g.business_units if bu.mode == "api" and bu.pipeline} | set(g.pipelines))
+    settings = push_settings(config)
+    async with make_client(config, transport) as client:
+        await stages.check(client, [settings.stages_for(name) for name in names], settings.location_id)
+    return f"location {settings.location_id}: every mapped stage found (pipelines: {', '.join(names) or 'none'})"
+
+
+async def pipelines(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> list[dict[str, Any]]:
+    """`stsync ghl pipelines`: the location's pipelines and their stages, as GHL lists them."""
+    async with make_client(config, transport) as client:
+        return await client.pipelines()
 
 
 async def pull(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> dict[str, int]:

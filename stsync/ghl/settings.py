@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from stsync.ghl.stages import PROTECTED_DEFAULT, PipelineStages, norm
+
 
 @dataclass(frozen=True)
 class BusinessUnitSeed:
@@ -29,5 +31,13 @@ class PushSettings:
     location_id: str
     max_attempts: int = 5
     install_pipeline: str = "Install"
-    protected_stages: tuple[str, ...] = ("Job Sold", "Estimate Lost")
+    protected_stages: tuple[str, ...] = PROTECTED_DEFAULT  # stsync's stage names
     technicians_field: str = "Technicians"
+    pipelines: tuple[PipelineStages, ...] = ()  # the ones ghl.pipelines lists
+
+    def stages_for(self, pipeline: str) -> PipelineStages:
+        """The pipeline's mapping: as configured, else the defaults of its kind."""
+        for mapping in self.pipelines:
+            if norm(mapping.pipeline) == norm(pipeline):
+                return mapping
+        return PipelineStages.of(pipeline, "install" if norm(pipeline) == norm(self.install_pipeline) else "sales")

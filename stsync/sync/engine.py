@@ -106,7 +106,10 @@ async def _run_streams(
 
 async def _refresh_statistics(lock: RunLock, streams: list[Stream], results: list[StreamResult]) -> list[str]:
     """ANALYZE the tables the run changed much, so that no reader after a bulk load meets a planner without
-    statistics. Best effort: a failure is logged, and the next run's check still finds the tables due."""
+    statistics. Best effort: a failure is logged, and the next run's check still finds the tables due. Not
+    tried when the run met an outage: the run reports that once."""
+    if any(r.outage for r in results):
+        return []
     changed: dict[str, int] = {}
     for stream, res in zip(streams, results, strict=True):
         for table in (stream.table, *(child.table for child in stream.children)):  # a child counts as its parent
@@ -114,6 +117,8 @@ async def _refresh_statistics(lock: RunLock, streams: list[Stream], results: lis
             changed[key] = changed.get(key, 0) + res.created + res.updated
     try:
         return await lock.refresh_statistics(changed)
+    except Outage:
+        return []  # the database went away just now; the run's own error, if any, says so
     except StsyncError as exc:
         log.warning("planner statistics not refreshed: %s", exc.message)
         return []

@@ -12,7 +12,7 @@ import psycopg
 
 from stsync.sandbox.ghl import INSTALL_STAGES, SALES_STAGES, GhlSandbox
 from tests.ghl.conftest import LOCATION, TOKEN, ghl_options, write_config
-from tests.ghl.scenario import cli, env_for, expected_customers, one_line_error, opportunity_view, push_json, rows
+from tests.ghl.scenario import cli, env_for, expected_customers, one_line_error, push_json, rows
 
 CONTACTS = "SELECT st_customer_id, ghl_contact_id, sync_status, pushed_hash FROM integrations.ghl_contacts ORDER BY 1"
 OPPS = (
@@ -37,7 +37,7 @@ def test_unreachable_ghl_exits_69(mirror_dsn: str, tmp_path: Path) -> None:
 def test_ghl_failing_mid_run_keeps_what_was_pushed(mirror_dsn: str, ghl: Any, tmp_path: Path) -> None:
     """Opportunity calls answer 503 until the retries give up: exit 69, and every contact pushed earlier in
     the same run is recorded as synced (the next run does not push them again)."""
-    ghl.faults.set({"status": {"status": 503, "path": "/opportunities"}})
+    ghl.faults.set({"status": {"status": 503, "path": "/opportunities/search"}})
     env = env_for("http://127.0.0.1:9", mirror_dsn, write_config(tmp_path, mirror_dsn, ghl.url, retry_attempts=2))
     one_line_error(cli(["ghl", "push"], env), 69, "GHL", "/opportunities", "503")
     recorded = rows(mirror_dsn, CONTACTS)
@@ -66,23 +66,18 @@ def test_refused_token_exits_78_and_keeps_the_record(mirror_dsn: str, ghl: Any, 
     assert (rows(mirror_dsn, CONTACTS), rows(mirror_dsn, OPPS), ghl.dump()) == before
 
 
-def test_missing_stage_exits_78_naming_it_and_keeps_earlier_stages(mirror_dsn: str, tmp_path: Path) -> None:
-    """The location's Sales pipeline lacks "Proposal Sent": contacts and the opportunities of earlier
-    stages are pushed and recorded (stage order), then the run stops naming the stage and pipeline."""
+def test_missing_stage_exits_78_naming_it_before_anything_is_pushed(mirror_dsn: str, tmp_path: Path) -> None:
+    """The location's Sales pipeline lacks "Proposal Sent" (the default of stsync's proposal_sent): the push
+    stops before its first change, naming the stage, the pipeline and the config key; nothing is pushed."""
     sales = tuple(s for s in SALES_STAGES if s != "Proposal Sent")
     with GhlSandbox.start(ghl_options(pipelines={"Sales": sales, "Install": INSTALL_STAGES})) as g:
         env = env_for("http://127.0.0.1:9", mirror_dsn, write_config(tmp_path, mirror_dsn, g.url))
-        one_line_error(cli(["ghl", "push"], env), 78, "stage 'Proposal Sent'", "pipeline 'Sales'")
+        one_line_error(
+            cli(["ghl", "push"], env), 78, "stage 'Proposal Sent'", "pipeline 'Sales'", "ghl.pipelines.Sales"
+        )
         dump = g.dump()
-    assert len(rows(mirror_dsn, CONTACTS)) == len(dump["contacts"]) == len(expected_customers(mirror_dsn))
-    opps = rows(mirror_dsn, OPPS)
-    assert opps and {o[4] for o in opps} == {"synced"}
-    assert {o[3] for o in opps if o[1] == "Sales"} == {"Contacted", "Appointment Scheduled"}
-    assert {o[2] for o in opps} == set(dump["opportunities"])
-    assert {o["stage"] for o in opportunity_view(dump).values() if o["pipeline"] == "Sales"} == {
-        "Contacted",
-        "Appointment Scheduled",
-    }
+    assert dump["contacts"] == {} and dump["opportunities"] == {}
+    assert rows(mirror_dsn, CONTACTS) == [] and rows(mirror_dsn, OPPS) == []
 
 
 def test_a_second_push_at_the_same_time_exits_75(mirror_dsn: str, ghl: Any, tmp_path: Path) -> None:

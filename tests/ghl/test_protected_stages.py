@@ -1,4 +1,5 @@
-"""Protected stages (Job Sold, Estimate Lost by default; `ghl.protected_stages`) are never left backward.
+"""Protected stages (sold and lost by default, in stsync's stage names; `ghl.protected_stages`) are never left
+backward.
 
 The mirror is edited with SQL to stand for a ServiceTitan change the sandbox's `advance` never makes (a
 sold estimate reopened); the push itself runs for real against the GHL sandbox."""
@@ -58,18 +59,18 @@ def customer_in(dsn: str, stage: str) -> int:
 @pytest.mark.parametrize(
     ("current", "desired", "protected", "expected"),
     [
-        ("Job Sold", "Proposal Sent", ("Job Sold",), "Job Sold"),
-        ("Job Sold", "Estimate Lost", ("Job Sold", "Estimate Lost"), "Job Sold"),
-        ("Estimate Lost", "Job Sold", ("Job Sold", "Estimate Lost"), "Job Sold"),
-        ("Estimate Lost", "Proposal Sent", ("Job Sold", "Estimate Lost"), "Estimate Lost"),
-        ("Proposal Sent", "Contacted", ("Job Sold", "Estimate Lost"), "Contacted"),
-        ("Job Sold", "Proposal Sent", (), "Proposal Sent"),
-        ("Completed", "Scheduled", ("Completed",), "Completed"),
+        ("sold", "proposal_sent", ("sold",), "sold"),
+        ("sold", "lost", ("sold", "lost"), "sold"),
+        ("lost", "sold", ("sold", "lost"), "sold"),
+        ("lost", "proposal_sent", ("sold", "lost"), "lost"),
+        ("proposal_sent", "contacted", ("sold", "lost"), "contacted"),
+        ("sold", "proposal_sent", (), "proposal_sent"),
+        ("completed", "scheduled", ("completed",), "completed"),
     ],
 )
 def test_protect_rule(current: str, desired: str, protected: tuple[str, ...], expected: str) -> None:
     """Only a protected stage holds, and only against a less advanced stage."""
-    kind = "install" if current in plan.INSTALL_STAGES else "sales"
+    kind = "install" if current in plan.stage_order("install") else "sales"
     assert plan.protect(desired, "open", current, "won", kind, protected)[0] == expected
 
 
