@@ -102,6 +102,7 @@ def main() -> None:
     for scale in args.scales.split(","):
         for autovacuum in args.autovacuum.split(","):
             rows += bench(scale, autovacuum)
+            print(" | ".join(rows[-1]), file=sys.stderr, flush=True)  # a later world's failure keeps this one
     print(f"\nstsync {git_commit()}: `ghl push --dry-run` right after `sync full`, median of {RUNS} runs\n")
     header = [
         "world",
