@@ -89,19 +89,28 @@ def status(
     json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
     dead: Annotated[int, typer.Option("--dead", min=0, help="List up to N dead letters.")] = 20,
 ) -> None:
-    """Counts of contacts, opportunities and webhook posts by sync status, and the dead letters."""
+    """Counts of contacts and opportunities by location and sync status, of webhook posts by status, and the
+    dead letters. The configured location is marked; the others are kept for when the config returns to them."""
     from stsync.ghl.service import statistics
 
-    stats, letters = asyncio.run(statistics(_config(), dead))
+    config = _config()
+    stats, letters = asyncio.run(statistics(config, dead))
     if json_out:
-        typer.echo(json.dumps({"statistics": stats, "dead_letters": letters}, indent=2, default=str))
+        doc = {"location_id": config.ghl.location_id, "statistics": stats, "dead_letters": letters}
+        typer.echo(json.dumps(doc, indent=2, default=str))
         return
     if not stats:
         typer.echo("nothing pushed yet")
+    heading: object = ()
     for row in stats:
-        typer.echo(f"{row['kind']:<14} {row['status']:<8} {row['n']}")
+        if row["location_id"] != heading:
+            heading = row["location_id"]
+            current = " (ghl.location_id)" if heading == config.ghl.location_id else ""
+            typer.echo(f"location {heading}{current}:" if heading is not None else "webhook posts (any location):")
+        typer.echo(f"  {row['kind']:<14} {row['status']:<8} {row['n']}")
     for row in letters:
-        typer.echo(f"dead {row['kind']} {row['key']} attempts={row['attempts']}: {row['error']}")
+        where = f" location={row['location_id']}" if row["location_id"] is not None else ""
+        typer.echo(f"dead {row['kind']} {row['key']}{where} attempts={row['attempts']}: {row['error']}")
 
 
 @app.command("retry")

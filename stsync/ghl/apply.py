@@ -147,7 +147,10 @@ class _Applier:
     async def opportunity(self, change: OpportunityChange) -> None:
         counts = self.result.counts["opportunities"]
         if self._contacts is None:  # the contacts of this push are done by now
-            self._contacts = {r["st_customer_id"]: r for r in await self.store.fetch("contact_rows")}
+            self._contacts = {
+                r["st_customer_id"]: r
+                for r in await self.store.fetch("contact_rows", {"location_id": self.settings.location_id})
+            }
         contact = self._contacts.get(change.want.customer_id)
         if not contact or not contact["ghl_contact_id"] or contact["sync_status"] not in ("synced", "pending"):
             counts["waiting_for_contact"] += 1

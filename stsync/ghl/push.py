@@ -60,16 +60,17 @@ async def plan_push(store: Store, settings: PushSettings, what: str, now: dateti
     """Every change the push would make, in the order it makes them; writes nothing."""
     planned = PushPlan()
     if what in ("contacts", "all"):
-        await _plan_contacts(store, now, planned)
+        await _plan_contacts(store, settings, now, planned)
     if what in ("opportunities", "all"):
         await _plan_opportunities(store, settings, now, planned)
         await _plan_webhooks(store, now, planned)
     return planned
 
 
-async def _plan_contacts(store: Store, now: datetime, planned: PushPlan) -> None:
+async def _plan_contacts(store: Store, settings: PushSettings, now: datetime, planned: PushPlan) -> None:
     counts = planned.counts["contacts"]
-    rows = {r["st_customer_id"]: r for r in await store.fetch("contact_rows")}
+    location = {"location_id": settings.location_id}
+    rows = {r["st_customer_id"]: r for r in await store.fetch("contact_rows", location)}
     for cust in await store.fetch("desired_contacts", {"mode": "api"}):
         cid = cust["customer_id"]
         fields = plan.contact_fields(cust)
@@ -91,7 +92,8 @@ async def _plan_opportunities(store: Store, settings: PushSettings, now: datetim
         for r in await store.fetch("desired_contacts", {"mode": "api"})
     }
     jobs = await store.fetch("desired_jobs", {"mode": "api"})
-    rows = {(r["st_customer_id"], r["pipeline"]): r for r in await store.fetch("opportunity_rows")}
+    location = {"location_id": settings.location_id}
+    rows = {(r["st_customer_id"], r["pipeline"]): r for r in await store.fetch("opportunity_rows", location)}
     todo: list[tuple[int, OpportunityChange]] = []
     for want in plan.opportunity_wants(jobs, lambda pipeline: settings.stages_for(pipeline).kind, names):
         mapping = settings.stages_for(want.pipeline)

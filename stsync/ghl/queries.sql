@@ -84,19 +84,21 @@ SELECT j.st_id AS job_id, j.customer_id, j.business_unit_id, bu.name AS business
 
 -- name: contact_rows
 SELECT st_customer_id, ghl_contact_id, pushed_hash, attempted_hash, sync_status, attempts, next_retry_at
-  FROM integrations.ghl_contacts;
+  FROM integrations.ghl_contacts
+ WHERE location_id = %(location_id)s;
 
 -- name: opportunity_rows
 SELECT st_customer_id, pipeline, pipeline_id, ghl_opportunity_id, stage_id, stage_name, status, pushed_hash, attempted_hash,
        sync_status, attempts, next_retry_at
-  FROM integrations.ghl_opportunities;
+  FROM integrations.ghl_opportunities
+ WHERE location_id = %(location_id)s;
 
 -- name: contact_synced
 INSERT INTO integrations.ghl_contacts AS c
        (st_customer_id, ghl_contact_id, location_id, pushed_hash, attempted_hash, sync_status, error, attempts,
         next_retry_at, last_pushed_at)
 VALUES (%(customer_id)s, %(ghl_id)s, %(location_id)s, %(hash)s, %(hash)s, 'synced', NULL, 0, NULL, now())
-ON CONFLICT (st_customer_id) DO UPDATE
+ON CONFLICT (location_id, st_customer_id) DO UPDATE
    SET ghl_contact_id = EXCLUDED.ghl_contact_id, location_id = EXCLUDED.location_id,
        pushed_hash = EXCLUDED.pushed_hash, attempted_hash = EXCLUDED.attempted_hash, sync_status = 'synced',
        error = NULL, attempts = 0, next_retry_at = NULL, last_pushed_at = now(), updated_at = now();
@@ -108,7 +110,7 @@ INSERT INTO integrations.ghl_contacts AS c
 VALUES (%(customer_id)s, %(location_id)s, %(hash)s,
         CASE WHEN 1 >= %(max_attempts)s THEN 'dead' ELSE 'failed' END, %(error)s, 1,
         now() + %(retry_in)s::interval)
-ON CONFLICT (st_customer_id) DO UPDATE
+ON CONFLICT (location_id, st_customer_id) DO UPDATE
    SET attempted_hash = EXCLUDED.attempted_hash,
        attempts = CASE WHEN c.attempted_hash IS DISTINCT FROM EXCLUDED.attempted_hash AND c.sync_status = 'dead'
                        THEN 1 ELSE c.attempts + 1 END,
@@ -124,7 +126,7 @@ INSERT INTO integrations.ghl_opportunities AS o
         next_retry_at, last_pushed_at)
 VALUES (%(customer_id)s, %(pipeline_id)s, %(pipeline)s, %(job_id)s, %(bu_id)s, %(ghl_id)s, %(location_id)s,
         %(stage_id)s, %(stage_name)s, %(status)s, %(value)s, %(hash)s, %(hash)s, 'synced', NULL, 0, NULL, now())
-ON CONFLICT (st_customer_id, pipeline_id) DO UPDATE
+ON CONFLICT (location_id, st_customer_id, pipeline_id) DO UPDATE
    SET pipeline = EXCLUDED.pipeline, st_job_id = EXCLUDED.st_job_id, st_business_unit_id = EXCLUDED.st_business_unit_id,
        ghl_opportunity_id = EXCLUDED.ghl_opportunity_id, location_id = EXCLUDED.location_id,
        stage_id = EXCLUDED.stage_id, stage_name = EXCLUDED.stage_name, status = EXCLUDED.status,
@@ -139,7 +141,7 @@ INSERT INTO integrations.ghl_opportunities AS o
 VALUES (%(customer_id)s, %(pipeline_id)s, %(pipeline)s, %(job_id)s, %(bu_id)s, %(location_id)s, %(hash)s,
         CASE WHEN 1 >= %(max_attempts)s THEN 'dead' ELSE 'failed' END, %(error)s, 1,
         now() + %(retry_in)s::interval)
-ON CONFLICT (st_customer_id, pipeline_id) DO UPDATE
+ON CONFLICT (location_id, st_customer_id, pipeline_id) DO UPDATE
    SET attempted_hash = EXCLUDED.attempted_hash, st_job_id = EXCLUDED.st_job_id,
        attempts = CASE WHEN o.attempted_hash IS DISTINCT FROM EXCLUDED.attempted_hash AND o.sync_status = 'dead'
                        THEN 1 ELSE o.attempts + 1 END,
@@ -175,25 +177,30 @@ VALUES (%(job_id)s, %(bu_id)s, 'failed', %(error)s, 0, NULL)
 ON CONFLICT (st_job_id) DO UPDATE SET error = EXCLUDED.error, next_retry_at = NULL;
 
 -- name: statistics
-SELECT kind, status, n, last_pushed_at FROM integrations.sync_statistics ORDER BY kind, status;
+SELECT location_id, kind, status, n, last_pushed_at FROM integrations.sync_statistics
+ ORDER BY location_id NULLS LAST, kind, status;
 
 -- name: dead_letters
-SELECT 'contact' AS kind, st_customer_id::text AS key, error, attempts, updated_at AS at
+SELECT location_id, 'contact' AS kind, st_customer_id::text AS key, error, attempts, updated_at AS at
   FROM integrations.ghl_contacts WHERE sync_status = 'dead'
 UNION ALL
-SELECT 'opportunity', st_customer_id::text || '/' || coalesce(pipeline, pipeline_id), error, attempts, updated_at
+SELECT location_id, 'opportunity', st_customer_id::text || '/' || coalesce(pipeline, pipeline_id), error, attempts,
+       updated_at
   FROM integrations.ghl_opportunities WHERE sync_status = 'dead'
 UNION ALL
-SELECT 'webhook', st_job_id::text, error, attempts, posted_at
+SELECT NULL, 'webhook', st_job_id::text, error, attempts, posted_at
   FROM integrations.ghl_webhook_posts WHERE status = 'dead'
-ORDER BY 1, 2
+ORDER BY 1 NULLS LAST, 2, 3
 LIMIT %(limit)s;
 
 -- name: requeue_failed
+-- The configured location's contacts and opportunities; webhook posts belong to no location.
 WITH c AS (UPDATE integrations.ghl_contacts SET next_retry_at = now(), attempted_hash = NULL
-            WHERE sync_status = 'failed' OR (%(dead)s AND sync_status = 'dead') RETURNING 1),
+            WHERE location_id = %(location_id)s AND (sync_status = 'failed' OR (%(dead)s AND sync_status = 'dead'))
+           RETURNING 1),
      o AS (UPDATE integrations.ghl_opportunities SET next_retry_at = now(), attempted_hash = NULL
-            WHERE sync_status = 'failed' OR (%(dead)s AND sync_status = 'dead') RETURNING 1),
+            WHERE location_id = %(location_id)s AND (sync_status = 'failed' OR (%(dead)s AND sync_status = 'dead'))
+           RETURNING 1),
      w AS (UPDATE integrations.ghl_webhook_posts SET next_retry_at = now(), status = 'failed', attempts = 0
             WHERE status = 'failed' OR (%(dead)s AND status = 'dead') RETURNING 1)
 SELECT (SELECT count(*) FROM c) AS contacts, (SELECT count(*) FROM o) AS opportunities,
@@ -209,10 +216,11 @@ SELECT j.st_id AS job_id, j.customer_id, j.business_unit_id, j.job_status, bu.na
        w.status AS webhook_status, w.error AS webhook_error, w.posted_at
   FROM servicetitan.st_jobs j
   LEFT JOIN integrations.business_units bu ON bu.st_business_unit_id = j.business_unit_id
-  LEFT JOIN integrations.ghl_contacts c ON c.st_customer_id = j.customer_id
+  LEFT JOIN integrations.ghl_contacts c ON c.location_id = %(location_id)s AND c.st_customer_id = j.customer_id
   -- a job of a disabled or webhook-mode unit has no opportunity, even if its customer has one in that pipeline
   LEFT JOIN integrations.ghl_opportunities o
-         ON o.st_customer_id = j.customer_id AND o.pipeline = bu.pipeline AND bu.sync_enabled AND bu.mode = 'api'
+         ON o.location_id = %(location_id)s AND o.st_customer_id = j.customer_id AND o.pipeline = bu.pipeline
+        AND bu.sync_enabled AND bu.mode = 'api'
   LEFT JOIN integrations.ghl_webhook_posts w ON w.st_job_id = j.st_id
  WHERE j.st_id = %(job_id)s;
 
@@ -220,7 +228,7 @@ SELECT j.st_id AS job_id, j.customer_id, j.business_unit_id, j.job_status, bu.na
 -- `stsync ghl pull`: a GHL contact matched to a customer by email or phone; pushed next run by its id.
 INSERT INTO integrations.ghl_contacts (st_customer_id, ghl_contact_id, location_id, sync_status)
 VALUES (%(customer_id)s, %(ghl_id)s, %(location_id)s, 'pending')
-ON CONFLICT (st_customer_id) DO UPDATE
+ON CONFLICT (location_id, st_customer_id) DO UPDATE
    SET ghl_contact_id = EXCLUDED.ghl_contact_id, updated_at = now()
  WHERE integrations.ghl_contacts.ghl_contact_id IS NULL
 RETURNING st_customer_id;
@@ -231,7 +239,7 @@ INSERT INTO integrations.ghl_opportunities
         monetary_value, sync_status)
 VALUES (%(customer_id)s, %(pipeline_id)s, %(pipeline)s, %(ghl_id)s, %(location_id)s, %(stage_id)s, %(stage_name)s,
         %(status)s, %(value)s, 'pending')
-ON CONFLICT (st_customer_id, pipeline_id) DO UPDATE
+ON CONFLICT (location_id, st_customer_id, pipeline_id) DO UPDATE
    SET ghl_opportunity_id = EXCLUDED.ghl_opportunity_id, stage_id = EXCLUDED.stage_id,
        stage_name = EXCLUDED.stage_name, status = EXCLUDED.status, updated_at = now()
  WHERE integrations.ghl_opportunities.ghl_opportunity_id IS NULL

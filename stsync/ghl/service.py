@@ -28,6 +28,7 @@ def store_settings(config: Config) -> StoreSettings:
         dsn=required_secret(config.database.url, "database.url"),
         connect_timeout=config.database.connect_timeout,
         business_units=seeds,
+        location_id=config.ghl.location_id,
     )
 
 

@@ -24,6 +24,7 @@ class StoreSettings:
     dsn: str = field(repr=False)
     connect_timeout: float = 10
     business_units: tuple[BusinessUnitSeed, ...] = ()
+    location_id: str | None = None  # ghl.location_id: whose bookkeeping `ghl retry` and `jobs show` look at
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,9 @@ async def statistics(
 
 async def job_status(settings: StoreSettings, job_id: int) -> dict[str, Any]:
     async with open_store(settings) as store:
-        rows: Sequence[dict[str, Any]] = await store.fetch("job_status", {"job_id": job_id})
+        rows: Sequence[dict[str, Any]] = await store.fetch(
+            "job_status", {"job_id": job_id, "location_id": settings.location_id}
+        )
     if not rows:
         raise UsageError(f"job {job_id} is not in the mirror; run `stsync sync` first")
     return rows[0]
@@ -138,5 +140,5 @@ async def job_status(settings: StoreSettings, job_id: int) -> dict[str, Any]:
 
 async def requeue(settings: StoreSettings, dead: bool) -> dict[str, int]:
     async with open_store(settings) as store:
-        rows = await store.write("requeue_failed", {"dead": dead})
+        rows = await store.write("requeue_failed", {"dead": dead, "location_id": settings.location_id})
     return {k: int(v) for k, v in rows[0].items()}

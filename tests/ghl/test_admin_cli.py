@@ -87,7 +87,7 @@ def test_jobs_show_and_the_views(mirror_dsn: str, ghl: Any, tmp_path: Path) -> N
 
     assert push_json(env)[0] == 0
     assert rows(mirror_dsn, "SELECT count(*) FROM integrations.jobs_pending_ghl_sync")[0][0] == 0
-    stats = {(k, s): n for k, s, n, _ in rows(mirror_dsn, "SELECT * FROM integrations.sync_statistics")}
+    stats = {(k, s): n for loc, k, s, n, _ in rows(mirror_dsn, "SELECT * FROM integrations.sync_statistics")}
     assert stats == {
         ("contacts", "synced"): rows(mirror_dsn, "SELECT count(*) FROM integrations.ghl_contacts")[0][0],
         ("opportunities", "synced"): rows(mirror_dsn, "SELECT count(*) FROM integrations.ghl_opportunities")[0][0],

@@ -17,7 +17,7 @@ import httpx
 import psycopg
 
 from stsync.ghl.service import push
-from tests.ghl.conftest import config_at, write_config
+from tests.ghl.conftest import LOCATION, config_at, write_config
 from tests.ghl.scenario import cli, env_for, rows
 
 REFUSAL = {"statusCode": 422, "message": ["email must be an email"], "error": "Unprocessable Entity"}
@@ -109,7 +109,9 @@ def test_failed_contact_backs_off_then_dies_then_is_resubmitted(mirror_dsn: str,
     status_out = cli(["ghl", "status"], env)
     assert status_out.returncode == 0
     assert "contacts       dead     1" in status_out.stdout
-    assert f"dead contact {customer} attempts=3: GHL POST /contacts/upsert answered HTTP 422" in status_out.stdout
+    assert f"dead contact {customer} location={LOCATION} attempts=3: GHL POST /contacts/upsert answered HTTP 422" in (
+        status_out.stdout
+    )
     shown = cli(["jobs", "show", str(job)], env)
     assert "contact_status: dead" in shown.stdout and "email must be an email" in shown.stdout
 
