@@ -176,6 +176,9 @@ class GhlConfig(_Section):
     token: SecretStr | None = None  # the location's Private Integration Token
     requests_per_10s: int = Field(default=90, gt=0, le=100_000)  # GHL allows 100; more only for a sandbox
     daily_reserve: int = Field(default=1000, ge=0)  # stop (exit 75) when the daily budget left drops below
+    # Requests the push makes per location and UTC day over all its runs; GHL allows 200,000, shared with the
+    # location's other apps. A run that reaches it stops cleanly (exit 0) and the next day's goes on.
+    daily_request_budget: int = Field(default=150_000, gt=0, le=1_000_000)
     protected_stages: tuple[str, ...] = ("sold", "lost")  # in stsync's stage names (stsync.ghl.stages)
     install_pipeline: str = "Install"  # pipelines of this name take their stage from the job status
     pipelines: dict[str, GhlPipeline] = Field(default_factory=dict)  # keyed as business units name them

@@ -32,6 +32,8 @@ def push_line(result: Any) -> str:
     parts.append(f"planned={result.planned_total} requests={result.requests}")
     if not result.planned_total:
         parts.append("(nothing to push: GHL not asked)" if not result.dry_run else "(nothing to push)")
+    if result.stopped:
+        parts.append(f"stopped: {result.stopped}; {result.remaining} changes left for the next run")
     return " ".join(parts)
 
 
@@ -46,6 +48,8 @@ def _render(result: Any, json_out: bool) -> None:
             "planned": result.planned,
             "dead_urls": result.dead_urls,
             "requests": result.requests,
+            "stopped": result.stopped,
+            "remaining": result.remaining,
         }
         typer.echo(json.dumps(doc, indent=2))
         return
@@ -67,6 +71,14 @@ def push(
         int | None,
         typer.Option("--limit", min=1, help="Push at most N changes (dry run: list the first N, default 20)."),
     ] = None,
+    max_requests: Annotated[
+        int | None,
+        typer.Option(
+            "--max-requests",
+            min=1,
+            help="Stop cleanly (exit 0) before the next change once N GHL requests are made; the next run goes on.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary.")] = False,
 ) -> None:
     """Push contacts and opportunities (and webhook posts) that differ from what GHL last accepted.
@@ -79,7 +91,7 @@ def push(
 
     if what not in KINDS:
         raise typer.BadParameter(f"expected one of {', '.join(KINDS)}", param_hint="WHAT")
-    result = asyncio.run(run(_config(), what, dry_run=dry_run, limit=limit))
+    result = asyncio.run(run(_config(), what, dry_run=dry_run, limit=limit, max_requests=max_requests))
     _render(result, json_out)
     raise typer.Exit(int(result.exit_code))
 

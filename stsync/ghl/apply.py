@@ -33,16 +33,23 @@ async def apply(
     settings: PushSettings,
     result: PushResult,
     now: datetime,
-) -> None:
-    """Make each change in order, counting outcomes into ``result``."""
+    *,
+    max_requests: int | None = None,
+) -> int:
+    """Make each change in order, counting outcomes into ``result``; returns how many were made. Once the
+    client has sent ``max_requests``, no further change is begun (the one in progress completes, so a run may
+    exceed it by the few requests of one change)."""
     applier = _Applier(store, client, settings, result)
-    for change in changes:
+    for done, change in enumerate(changes):
+        if max_requests is not None and client.requests_sent >= max_requests:
+            return done
         if isinstance(change, ContactChange):
             await applier.contact(change)
         elif isinstance(change, OpportunityChange):
             await applier.opportunity(change)
         else:
             await applier.webhook(change)
+    return len(changes)
 
 
 class _Applier:

@@ -82,6 +82,8 @@ class PushResult:
     planned_total: int = 0
     dead_urls: list[str] = field(default_factory=list)
     requests: int = 0
+    stopped: str | None = None  # why the run stopped before its last change (a request budget), if it did
+    remaining: int = 0  # changes left for the next run then
 
     @property
     def exit_code(self) -> ExitCode:

@@ -29,9 +29,12 @@ async def push(
     what: str = "all",
     *,
     limit: int | None = None,
+    max_requests: int | None = None,
 ) -> PushResult:
-    """Plan the push and, given a ``client``, apply the first ``limit`` changes; without one it is a dry
-    run: everything happens in a transaction that is rolled back, and no request is made."""
+    """Plan the push and, given a ``client``, apply the first ``limit`` changes, stopping cleanly before the
+    next change once ``max_requests`` or the location's ``daily_request_budget`` is reached (the next run
+    goes on); without a client it is a dry run: everything happens in a transaction that is rolled back,
+    and no request is made."""
     dry_run = client is None
     result = PushResult(what, dry_run)
     async with open_store(store_settings, dry_run=dry_run, lock=True) as store:
@@ -46,14 +49,41 @@ async def push(
             for change in planned.changes:
                 result.counts[change.kind]["planned"] += 1
             return result
+        changes = planned.changes[:limit]
+        if not changes:
+            return result
+        allowed, why = await _request_cap(store, settings, max_requests)
+        if allowed <= 0:
+            result.stopped, result.remaining = why, len(changes)
+            return result
         try:
             # Every mapped stage of the pipelines this push moves opportunities in, before anything is pushed.
             pipelines = sorted({c.want.pipeline for c in planned.changes if isinstance(c, OpportunityChange)})
             await stages.check(client, [settings.stages_for(p) for p in pipelines], settings.location_id)
-            await apply(planned.changes[:limit], store, client, settings, result, now)
+            done = await apply(changes, store, client, settings, result, now, max_requests=allowed)
+            if done < len(changes):
+                result.stopped, result.remaining = why, len(changes) - done
         finally:
             result.requests = client.requests_sent
+            if client.requests_sent:
+                await store.write(
+                    "add_requests", {"location_id": settings.location_id, "requests": client.requests_sent}
+                )
     return result
+
+
+async def _request_cap(store: Store, settings: PushSettings, max_requests: int | None) -> tuple[int, str]:
+    """How many requests this run may make, and what it stops for when they are made: ``--max-requests``, or
+    what is left of the location's ``ghl.daily_request_budget`` today, whichever is less."""
+    rows = await store.fetch("requests_today", {"location_id": settings.location_id})
+    left = settings.daily_request_budget - int(rows[0]["requests"])
+    daily = (
+        f"ghl.daily_request_budget ({settings.daily_request_budget:,}) reached for location "
+        f"{settings.location_id} today (UTC)"
+    )
+    if max_requests is not None and max_requests < left:
+        return max_requests, f"--max-requests {max_requests} reached"
+    return left, daily
 
 
 async def plan_push(store: Store, settings: PushSettings, what: str, now: datetime) -> PushPlan:

@@ -244,3 +244,12 @@ ON CONFLICT (location_id, st_customer_id, pipeline_id) DO UPDATE
        stage_name = EXCLUDED.stage_name, status = EXCLUDED.status, updated_at = now()
  WHERE integrations.ghl_opportunities.ghl_opportunity_id IS NULL
 RETURNING st_customer_id;
+
+-- name: requests_today
+SELECT coalesce(sum(requests), 0) AS requests FROM integrations.ghl_daily_requests
+ WHERE location_id = %(location_id)s AND day = (now() AT TIME ZONE 'UTC')::date;
+
+-- name: add_requests
+INSERT INTO integrations.ghl_daily_requests AS d (location_id, day, requests)
+VALUES (%(location_id)s, (now() AT TIME ZONE 'UTC')::date, %(requests)s)
+ON CONFLICT (location_id, day) DO UPDATE SET requests = d.requests + EXCLUDED.requests;

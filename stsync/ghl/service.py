@@ -46,6 +46,7 @@ def push_settings(config: Config) -> PushSettings:
         install_pipeline=g.install_pipeline,
         protected_stages=g.protected_stages,
         technicians_field=g.technicians_field,
+        daily_request_budget=g.daily_request_budget,
         pipelines=tuple(
             PipelineStages.of(name, g.pipeline_kind(name), dict(p.stages)) for name, p in g.pipelines.items()
         ),
@@ -72,14 +73,16 @@ async def push(
     *,
     dry_run: bool = False,
     limit: int | None = None,
+    max_requests: int | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PushResult:
-    """`stsync ghl push`: plan, then (unless ``dry_run``) apply the first ``limit`` changes."""
+    """`stsync ghl push`: plan, then (unless ``dry_run``) apply the first ``limit`` changes, within
+    ``max_requests`` and the daily request budget."""
     settings, stored = push_settings(config), store_settings(config)
     if dry_run:
         return await push_module.push(stored, settings, None, what, limit=limit)
     async with make_client(config, transport) as client:
-        return await push_module.push(stored, settings, client, what, limit=limit)
+        return await push_module.push(stored, settings, client, what, limit=limit, max_requests=max_requests)
 
 
 async def check_stages(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> str:

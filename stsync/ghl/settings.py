@@ -35,6 +35,7 @@ class PushSettings:
     protected_stages: tuple[str, ...] = PROTECTED_DEFAULT  # stsync's stage names
     technicians_field: str = "Technicians"
     pipelines: tuple[PipelineStages, ...] = ()  # the ones ghl.pipelines lists
+    daily_request_budget: int = 150_000  # per location and UTC day, over all runs
 
     def stages_for(self, pipeline: str) -> PipelineStages:
         """The pipeline's mapping: as configured, else the defaults of its kind."""
