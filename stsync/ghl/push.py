@@ -58,8 +58,12 @@ async def push(
             return result
         try:
             # Every mapped stage of the pipelines this push moves opportunities in, before anything is pushed.
-            pipelines = sorted({c.want.pipeline for c in planned.changes if isinstance(c, OpportunityChange)})
-            await stages.check(client, [settings.stages_for(p) for p in pipelines], settings.location_id)
+            used: dict[str, set[str]] = {}
+            for c in changes:
+                if isinstance(c, OpportunityChange):
+                    used.setdefault(c.want.pipeline, set()).add(c.stage)
+            mappings = [settings.stages_for(p) for p in sorted(used)]
+            await stages.check(client, mappings, settings.location_id, used)
             done = await apply(changes, store, client, settings, result, now, max_requests=allowed)
             if done < len(changes):
                 result.stopped, result.remaining = why, len(changes) - done

@@ -97,12 +97,26 @@ def find_stage(pipeline: Mapping[str, Any], target: str) -> Mapping[str, Any] | 
     )
 
 
-async def check(client: _Pipelines, mappings: Iterable[PipelineStages], location: str) -> None:
-    """Every mapped stage of ``mappings`` exists in the location; else ConfigError naming the first missing
-    one, its pipeline and its config key, and the stages the pipeline has."""
+# Stages the push never moves an opportunity to by itself: their defaults need not exist in a location.
+UNUSED = frozenset({"follow_up"})
+
+
+async def check(
+    client: _Pipelines,
+    mappings: Iterable[PipelineStages],
+    location: str,
+    used: Mapping[str, set[str]] | None = None,
+) -> None:
+    """The stages of ``mappings`` exist in the location: those the config maps, and of the defaults those
+    ``used`` says a push will move opportunities to (by pipeline; without it, every stage the push can
+    reach). Else ConfigError naming the first missing one, its pipeline, its config key and the stages the
+    pipeline has."""
     for mapping in mappings:
         doc = await client.pipeline(mapping.pipeline)  # ConfigError naming the pipeline when absent
+        wanted = used.get(mapping.pipeline, set()) if used is not None else set(dict(mapping.stages)) - UNUSED
         for stage, target in mapping.stages:
+            if stage not in mapping.mapped and stage not in wanted:
+                continue
             if find_stage(doc, target) is None:
                 has = ", ".join(repr(s.get("name")) for s in doc.get("stages") or [] if isinstance(s, dict))
                 where = mapping.key(stage) if stage in mapping.mapped else f"{mapping.key(stage)}, the default"
