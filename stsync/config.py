@@ -228,14 +228,12 @@ class GhlConfig(_Section):
 
     def pipeline_kind(self, pipeline: str) -> Literal["sales", "install"]:
         """Install for the ``install_pipeline`` (by normalised name) unless ``ghl.pipelines`` says otherwise."""
-        configured = next((p for n, p in self.pipelines.items() if _norm(n) == _norm(pipeline)), None)
+        from stsync.ghl.stages import default_kind, norm
+
+        configured = next((p for n, p in self.pipelines.items() if norm(n) == norm(pipeline)), None)
         if configured is not None and configured.kind is not None:
             return configured.kind
-        return "install" if _norm(pipeline) == _norm(self.install_pipeline) else "sales"
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold()
+        return default_kind(pipeline, self.install_pipeline)
 
 
 class LoggingConfig(_Section):

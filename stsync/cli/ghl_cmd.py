@@ -186,7 +186,7 @@ def pipelines(
         ]
         typer.echo(json.dumps({"location_id": config.ghl.location_id, "pipelines": doc}, indent=2))
     elif mapping:
-        typer.echo(starting_mapping(found, config.ghl.pipeline_kind))
+        typer.echo(mapping_yaml(found, config.ghl.pipeline_kind))
     else:
         if not found:
             typer.echo(f"location {config.ghl.location_id} has no pipelines")
@@ -196,7 +196,7 @@ def pipelines(
                 typer.echo(f"  {s.get('name')} (id {s.get('id')})")
 
 
-def starting_mapping(found: list[dict[str, Any]], kind_of: Any) -> str:
+def mapping_yaml(found: list[dict[str, Any]], kind_of: Any) -> str:
     """YAML for ghl.pipelines from the location's pipelines: each stsync stage next to the stage whose name
     is its default, else one whose name suggests it (marked to check), else a comment listing the stages."""
     from stsync.ghl.stages import starting_mapping as guess

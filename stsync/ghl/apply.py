@@ -38,10 +38,10 @@ async def apply(
 ) -> int:
     """Make each change in order, counting outcomes into ``result``; returns how many were made. Once the
     client has sent ``max_requests``, no further change is begun (the one in progress completes, so a run may
-    exceed it by the few requests of one change)."""
+    exceed it by the few requests of one change); the first is always made, so every run gets somewhere."""
     applier = _Applier(store, client, settings, result)
     for done, change in enumerate(changes):
-        if max_requests is not None and client.requests_sent >= max_requests:
+        if done and max_requests is not None and client.requests_sent >= max_requests:
             return done
         if isinstance(change, ContactChange):
             await applier.contact(change)

@@ -9,8 +9,11 @@ opportunities in stage order, then webhook posts. ``--dry-run`` prints the plan 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from datetime import UTC, datetime
 
+from stsync.errors import StsyncError
 from stsync.ghl import plan, stages
 from stsync.ghl.apply import apply
 from stsync.ghl.changes import ContactChange, OpportunityChange, PushPlan, PushResult, WebhookChange
@@ -67,12 +70,13 @@ async def push(
             done = await apply(changes, store, client, settings, result, now, max_requests=allowed)
             if done < len(changes):
                 result.stopped, result.remaining = why, len(changes) - done
-        finally:
+        except BaseException:
             result.requests = client.requests_sent
-            if client.requests_sent:
-                await store.write(
-                    "add_requests", {"location_id": settings.location_id, "requests": client.requests_sent}
-                )
+            with contextlib.suppress(StsyncError):  # the error under way is the one to report
+                await store.count_requests(settings.location_id, client.requests_sent)
+            raise
+        result.requests = client.requests_sent
+        await store.count_requests(settings.location_id, client.requests_sent)
     return result
 
 
@@ -129,8 +133,9 @@ async def _plan_opportunities(store: Store, settings: PushSettings, now: datetim
     location = {"location_id": settings.location_id}
     rows = {(r["st_customer_id"], r["pipeline"]): r for r in await store.fetch("opportunity_rows", location)}
     todo: list[tuple[int, OpportunityChange]] = []
-    for want in plan.opportunity_wants(jobs, lambda pipeline: settings.stages_for(pipeline).kind, names):
-        mapping = settings.stages_for(want.pipeline)
+    mapping_of = functools.cache(settings.stages_for)  # once per pipeline, not per opportunity
+    for want in plan.opportunity_wants(jobs, lambda pipeline: mapping_of(pipeline).kind, names):
+        mapping = mapping_of(want.pipeline)
         row = rows.get((want.customer_id, want.pipeline))
         stage, status = plan.protect(
             want.job.stage,

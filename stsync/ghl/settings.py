@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stsync.ghl.stages import PROTECTED_DEFAULT, PipelineStages, norm
+from stsync.ghl.stages import PROTECTED_DEFAULT, PipelineStages, default_kind, norm
 
 
 @dataclass(frozen=True)
@@ -42,4 +42,4 @@ class PushSettings:
         for mapping in self.pipelines:
             if norm(mapping.pipeline) == norm(pipeline):
                 return mapping
-        return PipelineStages.of(pipeline, "install" if norm(pipeline) == norm(self.install_pipeline) else "sales")
+        return PipelineStages.of(pipeline, default_kind(pipeline, self.install_pipeline))

@@ -9,10 +9,11 @@ stops the push with one line naming the pipeline, the stage and the config key.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from stsync.errors import ConfigError
 
@@ -39,6 +40,11 @@ PROTECTED_DEFAULT = ("sold", "lost")
 def norm(name: str) -> str:
     """Stage, pipeline and field names compare case- and whitespace-insensitively."""
     return " ".join(name.split()).casefold()
+
+
+def default_kind(pipeline: str, install_pipeline: str) -> Literal["sales", "install"]:
+    """A pipeline's kind when ``ghl.pipelines`` does not say: install for ``ghl.install_pipeline``, else sales."""
+    return "install" if norm(pipeline) == norm(install_pipeline) else "sales"
 
 
 def stsync_stage(name: str) -> str | None:
@@ -69,9 +75,13 @@ class PipelineStages:
         stages = {**DEFAULTS[kind], **(mapped or {})}
         return cls(pipeline, kind, tuple((s, stages[s]) for s in DEFAULTS[kind]), frozenset(mapped or ()))
 
+    @functools.cached_property
+    def _targets(self) -> dict[str, str]:
+        return dict(self.stages)
+
     def target(self, stage: str) -> str:
         """The location's stage (name or id) for stsync's ``stage``."""
-        return dict(self.stages)[stage]
+        return self._targets[stage]
 
     def stage_of(self, name: str | None, stage_id: str | None = None) -> str | None:
         """stsync's stage for one of the location's stages (by id or name); the first in order when several

@@ -43,6 +43,15 @@ class Store:
                 raise error_for(exc, f"committing {name}") from None
         return rows
 
+    async def count_requests(self, location_id: str, requests: int) -> None:
+        """Add a run's GHL requests to the location's count for today (``ghl.daily_request_budget``). A failed
+        statement before it is rolled back first: every change's bookkeeping has committed on its own."""
+        if not requests:
+            return
+        if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            await self.conn.rollback()
+        await self.write("add_requests", {"location_id": location_id, "requests": requests})
+
     async def seed_business_units(self, seeds: tuple[BusinessUnitSeed, ...]) -> None:
         for bu in seeds:
             await self.write(
