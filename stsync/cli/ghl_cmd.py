@@ -29,6 +29,7 @@ def push_line(result: Any) -> str:
     for kind, counts in result.counts.items():
         if counts:
             parts.append(f"{kind}[" + " ".join(f"{k}={v}" for k, v in sorted(counts.items())) + "]")
+    parts.append(f"mode={result.mode} examined={result.examined}")
     parts.append(f"planned={result.planned_total} requests={result.requests}")
     if not result.planned_total:
         parts.append("(nothing to push: GHL not asked)" if not result.dry_run else "(nothing to push)")
@@ -50,6 +51,9 @@ def _render(result: Any, json_out: bool) -> None:
             "requests": result.requests,
             "stopped": result.stopped,
             "remaining": result.remaining,
+            "mode": result.mode,
+            "since": result.since.isoformat() if result.since else None,
+            "examined": result.examined,
         }
         typer.echo(json.dumps(doc, indent=2))
         return
@@ -79,9 +83,18 @@ def push(
             help="Stop cleanly (exit 0) before the next change once N GHL requests are made; the next run goes on.",
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Compare every customer, not only those whose mirror rows changed (the daily reconcile)."
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary.")] = False,
 ) -> None:
     """Push contacts and opportunities (and webhook posts) that differ from what GHL last accepted.
+
+    A push looks at the customers whose mirror rows changed since the location's last complete push; the
+    first push of a location, a changed stage mapping or business-unit routing, and --full look at all.
 
     Exit codes: 0 ok, 1 some items failed or a webhook URL is dead, 69 GHL or database unavailable,
     75 another push is running or the daily GHL budget is used up, 78 config error (token, stage).
@@ -91,7 +104,7 @@ def push(
 
     if what not in KINDS:
         raise typer.BadParameter(f"expected one of {', '.join(KINDS)}", param_hint="WHAT")
-    result = asyncio.run(run(_config(), what, dry_run=dry_run, limit=limit, max_requests=max_requests))
+    result = asyncio.run(run(_config(), what, dry_run=dry_run, limit=limit, max_requests=max_requests, full=full))
     _render(result, json_out)
     raise typer.Exit(int(result.exit_code))
 

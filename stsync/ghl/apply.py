@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from stsync.errors import ConfigError
@@ -26,41 +25,34 @@ from stsync.ghl.store import Store
 log = logging.getLogger("stsync.ghl.push")
 
 
-async def apply(
-    changes: Sequence[Change],
-    store: Store,
-    client: GhlClient,
-    settings: PushSettings,
-    result: PushResult,
-    now: datetime,
-    *,
-    max_requests: int | None = None,
-) -> int:
-    """Make each change in order, counting outcomes into ``result``; returns how many were made. Once the
-    client has sent ``max_requests``, no further change is begun (the one in progress completes, so a run may
-    exceed it by the few requests of one change); the first is always made, so every run gets somewhere."""
-    applier = _Applier(store, client, settings, result)
-    for done, change in enumerate(changes):
-        if done and max_requests is not None and client.requests_sent >= max_requests:
-            return done
-        if isinstance(change, ContactChange):
-            await applier.contact(change)
-        elif isinstance(change, OpportunityChange):
-            await applier.opportunity(change)
-        else:
-            await applier.webhook(change)
-    return len(changes)
-
-
-class _Applier:
-    """What applying a plan learns on the way: the customer-id field, the contacts pushed, dead URLs."""
+class Applier:
+    """Makes the changes of one push, batch by batch, and keeps what it learns on the way: the customer-id
+    field, the batch's contacts, dead URLs."""
 
     def __init__(self, store: Store, client: GhlClient, settings: PushSettings, result: PushResult) -> None:
         self.store, self.client, self.settings, self.result = store, client, settings, result
         self._id_field: str | None = None
         self._id_field_resolved = False
-        self._contacts: dict[int, Mapping[str, Any]] | None = None  # read once the contacts are done
+        self._contacts: dict[int, Mapping[str, Any]] | None = None  # read once the batch's contacts are done
         self._dead_urls: set[str] = set()
+        self._batch: Sequence[Change] = ()
+
+    async def run(self, changes: Sequence[Change], *, max_requests: int | None = None, made_before: int = 0) -> int:
+        """Make each change in order, counting outcomes into the result; returns how many were made. Once the
+        client has sent ``max_requests``, no further change is begun (the one in progress completes, so a run
+        may exceed it by the few requests of one change); the run's first change is always made, so every run
+        gets somewhere."""
+        self._contacts, self._batch = None, changes
+        for done, change in enumerate(changes):
+            if (done or made_before) and max_requests is not None and self.client.requests_sent >= max_requests:
+                return done
+            if isinstance(change, ContactChange):
+                await self.contact(change)
+            elif isinstance(change, OpportunityChange):
+                await self.opportunity(change)
+            else:
+                await self.webhook(change)
+        return len(changes)
 
     # --- contacts ----------------------------------------------------------------------------------
 
@@ -153,10 +145,11 @@ class _Applier:
 
     async def opportunity(self, change: OpportunityChange) -> None:
         counts = self.result.counts["opportunities"]
-        if self._contacts is None:  # the contacts of this push are done by now
+        if self._contacts is None:  # the contacts of this batch are done by now
+            ids = [c.want.customer_id for c in self._batch if isinstance(c, OpportunityChange)]
             self._contacts = {
                 r["st_customer_id"]: r
-                for r in await self.store.fetch("contact_rows", {"location_id": self.settings.location_id})
+                for r in await self.store.fetch("contact_rows", {"location_id": self.settings.location_id, "ids": ids})
             }
         contact = self._contacts.get(change.want.customer_id)
         if not contact or not contact["ghl_contact_id"] or contact["sync_status"] not in ("synced", "pending"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from stsync.errors import ExitCode
@@ -84,6 +85,9 @@ class PushResult:
     requests: int = 0
     stopped: str | None = None  # why the run stopped before its last change (a request budget), if it did
     remaining: int = 0  # changes left for the next run then
+    mode: str = "full"  # 'changes': only the customers whose mirror rows changed since `since`; 'full': all
+    since: datetime | None = None
+    examined: int = 0  # customers whose desired state was computed
 
     @property
     def exit_code(self) -> ExitCode:

@@ -16,20 +16,29 @@ from stsync.ghl.settings import StoreSettings
 from stsync.ghl.store import Store, open_store
 
 PAGE = 100
+BATCH = 1000  # customers read at a time
+
+
+async def _customer_keys(store: Store) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """The customers the push would create contacts for, by email and by E.164 phone."""
+    by_email: dict[str, list[int]] = {}
+    by_phone: dict[str, list[int]] = {}
+    customers = [r["customer_id"] for r in await store.fetch("push_customers")]
+    for i in range(0, len(customers), BATCH):
+        for cust in await store.fetch("desired_contacts", {"mode": "api", "ids": customers[i : i + BATCH]}):
+            fields = plan.contact_fields(cust)
+            if "email" in fields:
+                by_email.setdefault(fields["email"], []).append(cust["customer_id"])
+            if "phone" in fields:
+                by_phone.setdefault(fields["phone"], []).append(cust["customer_id"])
+    return by_email, by_phone
 
 
 async def pull(store_settings: StoreSettings, client: GhlClient) -> dict[str, int]:
     """Link what GHL already holds; returns counts of what was seen and linked."""
     counts: Counter[str] = Counter()
     async with open_store(store_settings, lock=True) as store:
-        by_email: dict[str, list[int]] = {}
-        by_phone: dict[str, list[int]] = {}
-        for cust in await store.fetch("desired_contacts", {"mode": "api"}):
-            fields = plan.contact_fields(cust)
-            if "email" in fields:
-                by_email.setdefault(fields["email"], []).append(cust["customer_id"])
-            if "phone" in fields:
-                by_phone.setdefault(fields["phone"], []).append(cust["customer_id"])
+        by_email, by_phone = await _customer_keys(store)
         linked: dict[str, list[int]] = {}
         page = 1
         while True:

@@ -1,21 +1,29 @@
-"""`stsync ghl push`: plan, then apply.
+"""`stsync ghl push`: plan, then apply, a batch of customers at a time.
 
-The plan is the list of changes that make GHL match the desired state computed from the mirror: a contact
-or an opportunity whose desired fields hash differently from what GHL last accepted (or whose failed attempt
-is due again), and each job of a webhook-mode business unit not posted yet. Contacts come first, then
-opportunities in stage order, then webhook posts. ``--dry-run`` prints the plan and never reaches apply
-(``stsync.ghl.apply``), which makes the requests and keeps the bookkeeping.
+A push looks at the customers whose mirror rows changed since the location's last complete push (the
+merge stamps ``last_synced_at`` only on a change), plus those whose bookkeeping has a retry due; with
+``--full``, after a change of the stage mapping or the business units' routing, or for a location never
+pushed, at every customer with an active job in an enabled business unit. Customers go in batches of
+``BATCH``, recent work first, so memory stays bounded and a first push serves the latest jobs first.
+
+Per batch, the plan is the list of changes that make GHL match the desired state computed from the mirror:
+a contact or an opportunity whose desired fields hash differently from what GHL last accepted (or whose
+failed attempt is due again), and each job of a webhook-mode business unit not posted yet. Contacts come
+first, then opportunities in stage order, then webhook posts. ``--dry-run`` prints the plan and never
+reaches apply (``stsync.ghl.apply``), which makes the requests and keeps the bookkeeping.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from stsync.errors import StsyncError
 from stsync.ghl import plan, stages
-from stsync.ghl.apply import apply
+from stsync.ghl.apply import Applier
 from stsync.ghl.changes import ContactChange, OpportunityChange, PushPlan, PushResult, WebhookChange
 from stsync.ghl.client import GhlClient
 from stsync.ghl.settings import PushSettings, StoreSettings
@@ -23,6 +31,18 @@ from stsync.ghl.store import Store, open_store
 
 KINDS = ("contacts", "opportunities", "all")
 DRY_RUN_LINES = 20  # planned changes a dry run lists when no --limit is given
+BATCH = 1000  # customers planned and applied together
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which customers a push looks at, and what it records when it completes."""
+
+    mode: str  # 'changes' | 'full'
+    since: datetime | None
+    through: datetime  # the next push reads changes from here
+    digest: str  # of the settings that decide the plan
+    customers: Sequence[int]
 
 
 async def push(
@@ -33,43 +53,27 @@ async def push(
     *,
     limit: int | None = None,
     max_requests: int | None = None,
+    full: bool = False,
 ) -> PushResult:
     """Plan the push and, given a ``client``, apply the first ``limit`` changes, stopping cleanly before the
     next change once ``max_requests`` or the location's ``daily_request_budget`` is reached (the next run
     goes on); without a client it is a dry run: everything happens in a transaction that is rolled back,
-    and no request is made."""
+    and no request is made. A complete run of ``all`` records how far it read the mirror's changes."""
     dry_run = client is None
     result = PushResult(what, dry_run)
     async with open_store(store_settings, dry_run=dry_run, lock=True) as store:
         now = datetime.now(UTC)
-        planned = await plan_push(store, settings, what, now)
-        for kind, counts in planned.counts.items():
-            result.counts[kind].update(counts)
-        cap = limit if limit is not None else (DRY_RUN_LINES if dry_run else None)
-        result.planned = [change.line() for change in planned.changes[:cap]]
-        result.planned_total = len(planned.changes)
+        scope = await _scope(store, settings, full)
+        result.mode, result.since, result.examined = scope.mode, scope.since, len(scope.customers)
+        lines = limit if limit is not None else (DRY_RUN_LINES if dry_run else None)
         if client is None:
-            for change in planned.changes:
-                result.counts[change.kind]["planned"] += 1
-            return result
-        changes = planned.changes[:limit]
-        if not changes:
-            return result
-        allowed, why = await _request_cap(store, settings, max_requests)
-        if allowed <= 0:
-            result.stopped, result.remaining = why, len(changes)
+            async for planned in _plans(store, settings, what, now, scope):
+                _count_plan(result, planned, lines)
+                for change in planned.changes:
+                    result.counts[change.kind]["planned"] += 1
             return result
         try:
-            # Every mapped stage of the pipelines this push moves opportunities in, before anything is pushed.
-            used: dict[str, set[str]] = {}
-            for c in changes:
-                if isinstance(c, OpportunityChange):
-                    used.setdefault(c.want.pipeline, set()).add(c.stage)
-            mappings = [settings.stages_for(p) for p in sorted(used)]
-            await stages.check(client, mappings, settings.location_id, used)
-            done = await apply(changes, store, client, settings, result, now, max_requests=allowed)
-            if done < len(changes):
-                result.stopped, result.remaining = why, len(changes) - done
+            complete = await _apply_all(store, settings, client, what, now, scope, result, limit, max_requests)
         except BaseException:
             result.requests = client.requests_sent
             with contextlib.suppress(StsyncError):  # the error under way is the one to report
@@ -77,7 +81,117 @@ async def push(
             raise
         result.requests = client.requests_sent
         await store.count_requests(settings.location_id, client.requests_sent)
+        if complete and what == "all":
+            await store.write(
+                "save_push_state",
+                {
+                    "location_id": settings.location_id,
+                    "through": scope.through,
+                    "digest": scope.digest,
+                    "full": scope.mode == "full",
+                },
+            )
     return result
+
+
+async def _apply_all(
+    store: Store,
+    settings: PushSettings,
+    client: GhlClient,
+    what: str,
+    now: datetime,
+    scope: Scope,
+    result: PushResult,
+    limit: int | None,
+    max_requests: int | None,
+) -> bool:
+    """Apply every batch's changes within ``limit`` and the request cap; True when every planned change was
+    made (so the run may record how far it read)."""
+    applier = Applier(store, client, settings, result)
+    allowed: int | None = None
+    why = ""
+    made = 0
+    checked: dict[str, set[str]] = {}
+    complete = True
+    async for planned in _plans(store, settings, what, now, scope):
+        _count_plan(result, planned, limit)
+        changes = planned.changes
+        if not complete or not changes:
+            result.remaining += len(changes) if result.stopped else 0
+            continue
+        if allowed is None:
+            allowed, why = await _request_cap(store, settings, max_requests)
+        take = changes if limit is None else changes[: max(limit - made, 0)]
+        if allowed <= 0 and take:
+            result.stopped, complete = why, False
+            result.remaining += len(changes)
+            continue
+        await _check_stages(client, settings, take, checked)
+        done = await applier.run(take, max_requests=allowed, made_before=made)
+        made += done
+        if done < len(take):
+            result.stopped, complete = why, False
+            result.remaining += len(changes) - done
+        elif len(take) < len(changes):
+            complete = False  # --limit: the rest is for a later run
+    return complete
+
+
+async def _check_stages(
+    client: GhlClient, settings: PushSettings, changes: Sequence[object], checked: dict[str, set[str]]
+) -> None:
+    """Every mapped stage of the pipelines these changes move opportunities in, and each default stage they
+    move one to, before the first of them is made (one GET for the whole run: the client keeps the list)."""
+    used: dict[str, set[str]] = {}
+    for c in changes:
+        if isinstance(c, OpportunityChange) and c.stage not in checked.get(c.want.pipeline, set()):
+            used.setdefault(c.want.pipeline, set()).add(c.stage)
+    if not used:
+        return
+    await stages.check(client, [settings.stages_for(p) for p in sorted(used)], settings.location_id, used)
+    for pipeline, names in used.items():
+        checked.setdefault(pipeline, set()).update(names)
+
+
+def _count_plan(result: PushResult, planned: PushPlan, lines: int | None) -> None:
+    for kind, counts in planned.counts.items():
+        result.counts[kind].update(counts)
+    room = len(planned.changes) if lines is None else max(lines - len(result.planned), 0)
+    result.planned += [change.line() for change in planned.changes[:room]]
+    result.planned_total += len(planned.changes)
+
+
+async def _scope(store: Store, settings: PushSettings, full: bool) -> Scope:
+    through = (await store.fetch("push_through"))[0]["through"]
+    routing = await store.fetch("routing")
+    digest = plan.digest(
+        {
+            "install_pipeline": settings.install_pipeline,
+            "protected": list(settings.protected_stages),
+            "technicians_field": settings.technicians_field,
+            "pipelines": [[m.pipeline, m.kind, list(m.stages)] for m in settings.pipelines],
+            "routing": routing,
+        }
+    )
+    state = await store.fetch("push_state", {"location_id": settings.location_id})
+    if full or not state or state[0]["settings_digest"] != digest:
+        rows = await store.fetch("push_customers")
+        return Scope("full", None, through, digest, [r["customer_id"] for r in rows])
+    since = state[0]["changes_through"]
+    rows = await store.fetch("push_customers_changed", {"since": since, "location_id": settings.location_id})
+    return Scope("changes", since, through, digest, [r["customer_id"] for r in rows])
+
+
+def _batches(customers: Sequence[int]) -> Iterator[list[int]]:
+    for i in range(0, len(customers), BATCH):
+        yield list(customers[i : i + BATCH])
+
+
+async def _plans(
+    store: Store, settings: PushSettings, what: str, now: datetime, scope: Scope
+) -> AsyncIterator[PushPlan]:
+    for ids in _batches(scope.customers):
+        yield await plan_push(store, settings, what, now, ids)
 
 
 async def _request_cap(store: Store, settings: PushSettings, max_requests: int | None) -> tuple[int, str]:
@@ -94,22 +208,26 @@ async def _request_cap(store: Store, settings: PushSettings, max_requests: int |
     return left, daily
 
 
-async def plan_push(store: Store, settings: PushSettings, what: str, now: datetime) -> PushPlan:
-    """Every change the push would make, in the order it makes them; writes nothing."""
+async def plan_push(store: Store, settings: PushSettings, what: str, now: datetime, ids: list[int]) -> PushPlan:
+    """Every change the push would make for the customers ``ids``, in the order it makes them; writes nothing."""
     planned = PushPlan()
     if what in ("contacts", "all"):
-        await _plan_contacts(store, settings, now, planned)
+        await _plan_contacts(store, settings, now, planned, ids)
     if what in ("opportunities", "all"):
-        await _plan_opportunities(store, settings, now, planned)
-        await _plan_webhooks(store, now, planned)
+        await _plan_opportunities(store, settings, now, planned, ids)
+        await _plan_webhooks(store, now, planned, ids)
     return planned
 
 
-async def _plan_contacts(store: Store, settings: PushSettings, now: datetime, planned: PushPlan) -> None:
+async def _plan_contacts(
+    store: Store, settings: PushSettings, now: datetime, planned: PushPlan, ids: list[int]
+) -> None:
     counts = planned.counts["contacts"]
-    location = {"location_id": settings.location_id}
-    rows = {r["st_customer_id"]: r for r in await store.fetch("contact_rows", location)}
-    for cust in await store.fetch("desired_contacts", {"mode": "api"}):
+    rows = {
+        r["st_customer_id"]: r
+        for r in await store.fetch("contact_rows", {"location_id": settings.location_id, "ids": ids})
+    }
+    for cust in await store.fetch("desired_contacts", {"mode": "api", "ids": ids}):
         cid = cust["customer_id"]
         fields = plan.contact_fields(cust)
         # The customer id goes into a custom field whose id is only known once GHL is asked, so the hash
@@ -123,14 +241,16 @@ async def _plan_contacts(store: Store, settings: PushSettings, now: datetime, pl
         planned.changes.append(ContactChange(cid, fields, digest, row, reason))
 
 
-async def _plan_opportunities(store: Store, settings: PushSettings, now: datetime, planned: PushPlan) -> None:
+async def _plan_opportunities(
+    store: Store, settings: PushSettings, now: datetime, planned: PushPlan, ids: list[int]
+) -> None:
     counts = planned.counts["opportunities"]
     names = {
         r["customer_id"]: " ".join(str(r["name"] or "").split())
-        for r in await store.fetch("desired_contacts", {"mode": "api"})
+        for r in await store.fetch("desired_contacts", {"mode": "api", "ids": ids})
     }
-    jobs = await store.fetch("desired_jobs", {"mode": "api"})
-    location = {"location_id": settings.location_id}
+    jobs = await store.fetch("desired_jobs", {"mode": "api", "ids": ids})
+    location = {"location_id": settings.location_id, "ids": ids}
     rows = {(r["st_customer_id"], r["pipeline"]): r for r in await store.fetch("opportunity_rows", location)}
     todo: list[tuple[int, OpportunityChange]] = []
     mapping_of = functools.cache(settings.stages_for)  # once per pipeline, not per opportunity
@@ -158,13 +278,13 @@ async def _plan_opportunities(store: Store, settings: PushSettings, now: datetim
     planned.changes += [change for _, change in todo]
 
 
-async def _plan_webhooks(store: Store, now: datetime, planned: PushPlan) -> None:
+async def _plan_webhooks(store: Store, now: datetime, planned: PushPlan, ids: list[int]) -> None:
     counts = planned.counts["webhooks"]
-    jobs = await store.fetch("desired_jobs", {"mode": "webhook"})
+    jobs = await store.fetch("desired_jobs", {"mode": "webhook", "ids": ids})
     if not jobs:
         return
-    customers = {r["customer_id"]: r for r in await store.fetch("desired_contacts", {"mode": "webhook"})}
-    posts = {r["st_job_id"]: r for r in await store.fetch("webhook_rows")}
+    customers = {r["customer_id"]: r for r in await store.fetch("desired_contacts", {"mode": "webhook", "ids": ids})}
+    posts = {r["st_job_id"]: r for r in await store.fetch("webhook_rows", {"job_ids": [j["job_id"] for j in jobs]})}
     for job in jobs:
         post = posts.get(job["job_id"])
         if post is not None and (

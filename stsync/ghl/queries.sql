@@ -26,9 +26,75 @@ UPDATE integrations.business_units
  WHERE st_business_unit_id = %(id)s
 RETURNING st_business_unit_id;
 
+-- name: push_through
+-- Where the next push may start reading changes: a write still under way in another transaction stamped its
+-- rows with its start time, so "changed since" must not pass the oldest open transaction.
+SELECT least(now(), min(xact_start)) AS through FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL;
+
+-- name: push_state
+SELECT changes_through, settings_digest, full_at FROM integrations.ghl_push_state WHERE location_id = %(location_id)s;
+
+-- name: save_push_state
+INSERT INTO integrations.ghl_push_state AS s (location_id, changes_through, settings_digest, full_at)
+VALUES (%(location_id)s, %(through)s, %(digest)s, CASE WHEN %(full)s THEN now() END)
+ON CONFLICT (location_id) DO UPDATE
+   SET changes_through = EXCLUDED.changes_through, settings_digest = EXCLUDED.settings_digest,
+       full_at = coalesce(EXCLUDED.full_at, s.full_at), updated_at = now();
+
+-- name: routing
+-- What of the business units' routing decides the push's plan (part of its settings digest).
+SELECT st_business_unit_id AS id, sync_enabled, mode, pipeline, webhook_url
+  FROM integrations.business_units ORDER BY st_business_unit_id;
+
+-- name: push_customers
+-- Every customer with an active job in an enabled business unit, recent work first.
+SELECT j.customer_id
+  FROM servicetitan.st_jobs j
+  JOIN integrations.business_units bu ON bu.st_business_unit_id = j.business_unit_id AND bu.sync_enabled
+ WHERE j.active AND j.customer_id IS NOT NULL
+ GROUP BY j.customer_id
+ ORDER BY max(coalesce(j.st_modified_on, j.st_created_on)) DESC NULLS LAST, j.customer_id;
+
+-- name: push_customers_changed
+-- The customers whose desired GHL state may differ since %(since)s: a mirror row that feeds it changed (the
+-- merge stamps last_synced_at only on a change), or its bookkeeping has a retry due, a pulled link or a dead letter
+-- resubmitted by `ghl retry --dead` (attempted_hash cleared). Recent
+-- work first, like push_customers.
+WITH changed AS (
+    SELECT st_id AS customer_id FROM servicetitan.st_customers WHERE last_synced_at >= %(since)s
+    UNION SELECT customer_id FROM servicetitan.st_customer_contacts WHERE last_synced_at >= %(since)s
+    UNION SELECT customer_id FROM servicetitan.st_locations WHERE last_synced_at >= %(since)s
+    UNION SELECT l.customer_id FROM servicetitan.st_location_contacts lc
+            JOIN servicetitan.st_locations l ON l.st_id = lc.location_id
+           WHERE lc.last_synced_at >= %(since)s
+    UNION SELECT customer_id FROM servicetitan.st_jobs WHERE last_synced_at >= %(since)s
+    UNION SELECT j.customer_id FROM servicetitan.st_appointments a JOIN servicetitan.st_jobs j ON j.st_id = a.job_id
+           WHERE a.last_synced_at >= %(since)s
+    UNION SELECT j.customer_id FROM servicetitan.st_appointment_assignments aa
+            JOIN servicetitan.st_jobs j ON j.st_id = aa.job_id
+           WHERE aa.last_synced_at >= %(since)s
+    UNION SELECT j.customer_id FROM servicetitan.st_estimates e JOIN servicetitan.st_jobs j ON j.st_id = e.job_id
+           WHERE e.last_synced_at >= %(since)s
+    UNION SELECT st_customer_id FROM integrations.ghl_contacts
+           WHERE location_id = %(location_id)s AND sync_status IN ('failed', 'pending', 'dead')
+             AND (sync_status = 'pending' OR next_retry_at <= now() AND (sync_status = 'failed' OR attempted_hash IS NULL))
+    UNION SELECT st_customer_id FROM integrations.ghl_opportunities
+           WHERE location_id = %(location_id)s AND sync_status IN ('failed', 'pending', 'dead')
+             AND (sync_status = 'pending' OR next_retry_at <= now() AND (sync_status = 'failed' OR attempted_hash IS NULL))
+    UNION SELECT j.customer_id FROM integrations.ghl_webhook_posts w JOIN servicetitan.st_jobs j ON j.st_id = w.st_job_id
+           WHERE w.status = 'failed' AND w.next_retry_at <= now()
+)
+SELECT j.customer_id
+  FROM servicetitan.st_jobs j
+  JOIN integrations.business_units bu ON bu.st_business_unit_id = j.business_unit_id AND bu.sync_enabled
+ WHERE j.active AND j.customer_id IN (SELECT customer_id FROM changed)
+ GROUP BY j.customer_id
+ ORDER BY max(coalesce(j.st_modified_on, j.st_created_on)) DESC NULLS LAST, j.customer_id;
+
 -- name: desired_contacts
--- Customers with an active job in an enabled business unit of one mode, with their first email and phone;
--- when the customer has none of its own, the first of its service locations' contacts.
+-- Of the customers %(ids)s, those with an active job in an enabled business unit of one mode, with their first
+-- email and phone; when the customer has none of its own, the first of its service locations' contacts.
 SELECT c.st_id AS customer_id, c.name, c.street, c.city, c.state, c.zip,
        coalesce(
          (SELECT cc.value FROM servicetitan.st_customer_contacts cc
@@ -49,15 +115,17 @@ SELECT c.st_id AS customer_id, c.name, c.street, c.city, c.state, c.zip,
              AND coalesce(lc.value, '') <> ''
            ORDER BY (lc.type = 'MobilePhone') DESC, l.st_id, lc.st_id LIMIT 1)) AS phone
   FROM servicetitan.st_customers c
- WHERE c.st_id IN (SELECT j.customer_id
+ WHERE c.st_id = ANY(%(ids)s::bigint[])
+   AND c.st_id IN (SELECT j.customer_id
                      FROM servicetitan.st_jobs j
                      JOIN integrations.business_units bu
                        ON bu.st_business_unit_id = j.business_unit_id AND bu.sync_enabled AND bu.mode = %(mode)s
-                    WHERE j.active)
+                    WHERE j.active AND j.customer_id = ANY(%(ids)s::bigint[]))
  ORDER BY c.st_id;
 
 -- name: desired_jobs
--- Active jobs of enabled business units of one mode, oldest first, with what decides their stage.
+-- The active jobs of the customers %(ids)s in enabled business units of one mode, oldest first, with what decides
+-- their stage.
 SELECT j.st_id AS job_id, j.customer_id, j.business_unit_id, bu.name AS business_unit, bu.pipeline, bu.webhook_url,
        j.job_number, j.job_status,
        EXISTS (SELECT 1 FROM servicetitan.st_appointments a WHERE a.job_id = j.st_id AND a.active) AS has_appointment,
@@ -79,19 +147,19 @@ SELECT j.st_id AS job_id, j.customer_id, j.business_unit_id, bu.name AS business
         SELECT string_agg(DISTINCT aa.technician_name, ', ' ORDER BY aa.technician_name) AS technicians
           FROM servicetitan.st_appointment_assignments aa
          WHERE aa.job_id = j.st_id AND aa.active AND aa.technician_name IS NOT NULL) t ON true
- WHERE j.active AND j.customer_id IS NOT NULL
+ WHERE j.active AND j.customer_id = ANY(%(ids)s::bigint[])
  ORDER BY j.customer_id, j.st_created_on NULLS FIRST, j.st_id;
 
 -- name: contact_rows
 SELECT st_customer_id, ghl_contact_id, pushed_hash, attempted_hash, sync_status, attempts, next_retry_at
   FROM integrations.ghl_contacts
- WHERE location_id = %(location_id)s;
+ WHERE location_id = %(location_id)s AND st_customer_id = ANY(%(ids)s::bigint[]);
 
 -- name: opportunity_rows
 SELECT st_customer_id, pipeline, pipeline_id, ghl_opportunity_id, stage_id, stage_name, status, pushed_hash, attempted_hash,
        sync_status, attempts, next_retry_at
   FROM integrations.ghl_opportunities
- WHERE location_id = %(location_id)s;
+ WHERE location_id = %(location_id)s AND st_customer_id = ANY(%(ids)s::bigint[]);
 
 -- name: contact_synced
 INSERT INTO integrations.ghl_contacts AS c
@@ -151,7 +219,8 @@ ON CONFLICT (location_id, st_customer_id, pipeline_id) DO UPDATE
        error = EXCLUDED.error, next_retry_at = EXCLUDED.next_retry_at, updated_at = now();
 
 -- name: webhook_rows
-SELECT st_job_id, status, attempts, next_retry_at FROM integrations.ghl_webhook_posts;
+SELECT st_job_id, status, attempts, next_retry_at FROM integrations.ghl_webhook_posts
+ WHERE st_job_id = ANY(%(job_ids)s::bigint[]);
 
 -- name: webhook_claim
 -- Written and committed before the POST: a crash mid-post never leads to a second post.

@@ -74,15 +74,16 @@ async def push(
     dry_run: bool = False,
     limit: int | None = None,
     max_requests: int | None = None,
+    full: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PushResult:
     """`stsync ghl push`: plan, then (unless ``dry_run``) apply the first ``limit`` changes, within
-    ``max_requests`` and the daily request budget."""
+    ``max_requests`` and the daily request budget; ``full`` compares every customer, not only those changed."""
     settings, stored = push_settings(config), store_settings(config)
     if dry_run:
-        return await push_module.push(stored, settings, None, what, limit=limit)
+        return await push_module.push(stored, settings, None, what, limit=limit, full=full)
     async with make_client(config, transport) as client:
-        return await push_module.push(stored, settings, client, what, limit=limit, max_requests=max_requests)
+        return await push_module.push(stored, settings, client, what, limit=limit, max_requests=max_requests, full=full)
 
 
 async def check_stages(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> str:

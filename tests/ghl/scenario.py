@@ -234,3 +234,40 @@ def write_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 __all__ = ["INSTALL", "PLUMBING", "POOL", "SALES"]
+
+
+def check_against_mirror(dsn: str, dump: dict[str, Any]) -> dict[tuple[int, str], dict[str, Any]]:
+    """Item 1: one contact per expected customer, each opportunity in the right pipeline/stage/status/value.
+
+    Returns GHL's opportunities by (customer, pipeline name)."""
+    assert duplicates(dump) == []
+    fields = field_names(dump)
+    want_customers = expected_customers(dsn)
+    by_customer = {int(contact_customer(c, fields) or 0): cid for cid, c in dump["contacts"].items()}
+    assert set(by_customer) == want_customers
+    assert len(dump["contacts"]) == len(want_customers)
+    recorded = dict(rows(dsn, "SELECT st_customer_id, ghl_contact_id FROM integrations.ghl_contacts"))
+    assert {k: recorded.get(k) for k in by_customer} == by_customer
+
+    opps = opportunity_view(dump)
+    got = {}
+    for o in opps.values():
+        customer = [k for k, v in by_customer.items() if v == o["contactId"]]
+        assert len(customer) == 1
+        got[(customer[0], o["pipeline"])] = o
+    assert len(got) == len(opps)
+    want = expected_opportunities(dsn)
+    assert set(got) == set(want)
+    wrong = {}
+    for k, w in want.items():
+        g = got[k]
+        have = (
+            g["stage"],
+            g["status"],
+            g["value"] if w["value"] is not None else None,
+            g["custom"].get("opportunity:Technicians"),
+        )
+        if have != (w["stage"], w["status"], w["value"], w["techs"]):
+            wrong[k] = (have, w)
+    assert wrong == {}
+    return got

@@ -54,7 +54,7 @@ def test_dry_run_lists_changes_and_writes_nothing(mirror_dsn: str, ghl: Any, tmp
     # after a change in the mirror: only the changed contacts are planned, as updates
     with psycopg.connect(mirror_dsn) as conn:
         renamed = conn.execute(
-            "UPDATE servicetitan.st_customers SET name = name || ' Sr' WHERE st_id IN "
+            "UPDATE servicetitan.st_customers SET last_synced_at = now(), name = name || ' Sr' WHERE st_id IN "
             "(SELECT st_customer_id FROM integrations.ghl_contacts ORDER BY 1 LIMIT 3)"
         ).rowcount
     before_db, before_ghl = snapshot(mirror_dsn), ghl.dump()

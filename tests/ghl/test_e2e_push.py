@@ -12,6 +12,7 @@ import pytest
 from stsync.sandbox import Sandbox, SandboxOptions
 from tests.ghl.conftest import INSTALL, PLUMBING, SALES, write_config
 from tests.ghl.scenario import (
+    check_against_mirror,
     cli,
     contact_customer,
     duplicates,
@@ -34,43 +35,6 @@ def st() -> Iterator[Any]:
         yield sb
 
 
-def check_against_mirror(dsn: str, dump: dict[str, Any]) -> dict[tuple[int, str], dict[str, Any]]:
-    """Item 1: one contact per expected customer, each opportunity in the right pipeline/stage/status/value.
-
-    Returns GHL's opportunities by (customer, pipeline name)."""
-    assert duplicates(dump) == []
-    fields = field_names(dump)
-    want_customers = expected_customers(dsn)
-    by_customer = {int(contact_customer(c, fields) or 0): cid for cid, c in dump["contacts"].items()}
-    assert set(by_customer) == want_customers
-    assert len(dump["contacts"]) == len(want_customers)
-    recorded = dict(rows(dsn, "SELECT st_customer_id, ghl_contact_id FROM integrations.ghl_contacts"))
-    assert {k: recorded.get(k) for k in by_customer} == by_customer
-
-    opps = opportunity_view(dump)
-    got = {}
-    for o in opps.values():
-        customer = [k for k, v in by_customer.items() if v == o["contactId"]]
-        assert len(customer) == 1
-        got[(customer[0], o["pipeline"])] = o
-    assert len(got) == len(opps)
-    want = expected_opportunities(dsn)
-    assert set(got) == set(want)
-    wrong = {}
-    for k, w in want.items():
-        g = got[k]
-        have = (
-            g["stage"],
-            g["status"],
-            g["value"] if w["value"] is not None else None,
-            g["custom"].get("opportunity:Technicians"),
-        )
-        if have != (w["stage"], w["status"], w["value"], w["techs"]):
-            wrong[k] = (have, w)
-    assert wrong == {}
-    return got
-
-
 def test_push_then_advance_moves_stages_and_leaves_disabled_units_alone(
     st: Any, ghl: Any, db_dsn: str, tmp_path: Path
 ) -> None:
@@ -87,10 +51,14 @@ def test_push_then_advance_moves_stages_and_leaves_disabled_units_alone(
     before = check_against_mirror(db_dsn, ghl.dump())
     assert doc["counts"]["contacts"]["created"] == len(expected_customers(db_dsn))
 
-    # a second push with nothing changed sends no write
+    # a second push with nothing changed looks at no customer and asks GHL nothing; the full reconcile
+    # compares every customer and finds nothing to write either
     ghl.clear_requests()
     code, doc = push_json(env)
-    assert code == 0
+    assert code == 0 and (doc["mode"], doc["examined"], doc["planned_total"]) == ("changes", 0, 0), doc
+    assert ghl.requests == []
+    code, doc = push_json(env, "--full")
+    assert code == 0 and doc["mode"] == "full" and doc["examined"] >= len({k[0] for k in before}), doc
     assert write_requests(ghl.requests) == []
     assert doc["counts"]["opportunities"].get("unchanged") == len(before)
 

@@ -55,7 +55,7 @@ def test_refused_token_exits_78_and_keeps_the_record(mirror_dsn: str, ghl: Any, 
     assert push_json(env)[0] == 0
     before = rows(mirror_dsn, CONTACTS), rows(mirror_dsn, OPPS), ghl.dump()
     with psycopg.connect(mirror_dsn) as conn:  # something to push
-        conn.execute("UPDATE servicetitan.st_customers SET name = name || ' II'")
+        conn.execute("UPDATE servicetitan.st_customers SET last_synced_at = now(), name = name || ' II'")
     bad = env_for(
         "http://127.0.0.1:9", mirror_dsn, write_config(tmp_path, mirror_dsn, ghl.url, token="pit-revoked-token-xyz")
     )

@@ -38,7 +38,7 @@ def ghl_stage(ghl: Any, dsn: str, customer: int, pipeline: str = "Sales") -> tup
 def set_estimates(dsn: str, customer: int, old: str, new: str) -> None:
     with psycopg.connect(dsn) as conn:
         n = conn.execute(
-            "UPDATE servicetitan.st_estimates e SET status = %s FROM servicetitan.st_jobs j "
+            "UPDATE servicetitan.st_estimates e SET last_synced_at = now(), status = %s FROM servicetitan.st_jobs j "
             "WHERE j.st_id = e.job_id AND j.customer_id = %s AND e.status = %s AND j.business_unit_id = 1314",
             (new, customer, old),
         ).rowcount

@@ -105,9 +105,9 @@ def test_every_request_of_pull_and_push_matches_the_official_request_schema(
         await pull(config)
         assert int((await push(config)).exit_code) == 0
         with psycopg.connect(mirror_dsn) as conn:
-            conn.execute("UPDATE servicetitan.st_customers SET name = name || ' Jr'")
+            conn.execute("UPDATE servicetitan.st_customers SET last_synced_at = now(), name = name || ' Jr'")
             conn.execute(
-                "UPDATE servicetitan.st_estimates SET status = CASE status WHEN 'Sold' THEN 'Open' "
+                "UPDATE servicetitan.st_estimates SET last_synced_at = now(), status = CASE status WHEN 'Sold' THEN 'Open' "
                 "WHEN 'Open' THEN 'Dismissed' ELSE 'Sold' END"
             )
         assert int((await push(config)).exit_code) == 0
