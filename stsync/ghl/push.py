@@ -161,18 +161,23 @@ def _count_plan(result: PushResult, planned: PushPlan, lines: int | None) -> Non
     result.planned_total += len(planned.changes)
 
 
-async def _scope(store: Store, settings: PushSettings, full: bool) -> Scope:
-    through = (await store.fetch("push_through"))[0]["through"]
-    routing = await store.fetch("routing")
-    digest = plan.digest(
+async def settings_digest(store: Store, settings: PushSettings) -> str:
+    """A digest of what decides the plan besides the mirror: the stage mapping, the protected stages and the
+    business units' routing. When it differs from the last complete push's, the next push compares all."""
+    return plan.digest(
         {
             "install_pipeline": settings.install_pipeline,
             "protected": list(settings.protected_stages),
             "technicians_field": settings.technicians_field,
             "pipelines": [[m.pipeline, m.kind, list(m.stages)] for m in settings.pipelines],
-            "routing": routing,
+            "routing": await store.fetch("routing"),
         }
     )
+
+
+async def _scope(store: Store, settings: PushSettings, full: bool) -> Scope:
+    through = (await store.fetch("push_through"))[0]["through"]
+    digest = await settings_digest(store, settings)
     state = await store.fetch("push_state", {"location_id": settings.location_id})
     if full or not state or state[0]["settings_digest"] != digest:
         rows = await store.fetch("push_customers")

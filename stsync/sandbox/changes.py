@@ -27,7 +27,7 @@ RATES = {
     "deactivate": 1.0,
     "merge": 0.5,
 }
-SCALE_FACTOR = {"small": 1, "medium": 10, "large": 30}
+SCALE_FACTOR = {"small": 1, "medium": 10, "large": 30, "xlarge": 150}
 
 
 class _Tracker:

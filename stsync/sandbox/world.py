@@ -30,9 +30,10 @@ from stsync.sandbox.clock import (
     rng_for,
 )
 
-SCALES = {"small": 100, "medium": 5000, "large": 50000}  # customers per scale; everything else is a ratio
-TECHS = {"small": 8, "medium": 40, "large": 150}
-EMPLOYEES = {"small": 6, "medium": 25, "large": 80}
+# Customers per scale; everything else is a ratio. xlarge is 5 x large, for the benchmarks of a bigger tenant.
+SCALES = {"small": 100, "medium": 5000, "large": 50000, "xlarge": 250000}
+TECHS = {"small": 8, "medium": 40, "large": 150, "xlarge": 750}
+EMPLOYEES = {"small": 6, "medium": 25, "large": 80, "xlarge": 400}
 RATIOS = {
     "customers": 1.0,
     "locations": 1.2,
