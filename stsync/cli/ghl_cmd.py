@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +25,70 @@ def _config() -> Any:
     config = load_config(STATE.config_path)
     setup_logs(config.logging.level, config.logging.format, STATE.debug)
     return config
+
+
+def progress_line(p: Any, elapsed: float) -> str:
+    """Where a push stands: customers examined (in finished batches), changes and requests made, and an ETA
+    from the customers' pace."""
+    rate = p.requests / elapsed if elapsed > 0 else 0.0
+    if p.examined and p.examined < p.customers:
+        left = int(elapsed * (p.customers - p.examined) / p.examined)
+        eta = f"ETA {left // 3600}h{left % 3600 // 60:02d}m" if left >= 3600 else f"ETA {left // 60}m{left % 60:02d}s"
+    else:
+        eta = "ETA unknown" if not p.examined else "finishing"
+    return (
+        f"ghl push: {p.examined:,} of {p.customers:,} customers, {p.changes:,} changes made, "
+        f"{p.requests:,} requests ({rate:.1f}/s), {eta}"
+    )
+
+
+class PlainProgress:
+    """A progress line on stderr every ``every`` seconds, for cron, journald and pipes."""
+
+    def __init__(self, every: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every, self.clock = every, clock
+        self.started = clock()
+        self.due = self.started + every
+
+    def __call__(self, p: Any) -> None:
+        now = self.clock()
+        if now >= self.due:
+            self.due = now + self.every
+            typer.echo(progress_line(p, now - self.started), err=True)
+
+
+class RichProgress:
+    """A progress bar on a terminal (stderr): customers examined, changes, requests, rate and ETA."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("ghl push"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} customers"),
+            TextColumn("{task.fields[detail]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.task: Any = None
+        self.started = time.monotonic()
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, p: Any) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("push", total=p.customers, detail="")
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        detail = f"{p.changes:,} changes, {p.requests:,} requests ({p.requests / elapsed:.1f}/s)"
+        self.progress.update(self.task, completed=p.examined, detail=detail)
 
 
 def push_line(result: Any) -> str:
@@ -104,7 +171,13 @@ def push(
 
     if what not in KINDS:
         raise typer.BadParameter(f"expected one of {', '.join(KINDS)}", param_hint="WHAT")
-    result = asyncio.run(run(_config(), what, dry_run=dry_run, limit=limit, max_requests=max_requests, full=full))
+    config = _config()
+    options: dict[str, Any] = {"dry_run": dry_run, "limit": limit, "max_requests": max_requests, "full": full}
+    if sys.stderr.isatty():
+        with RichProgress() as bar:
+            result = asyncio.run(run(config, what, progress=bar, **options))
+    else:
+        result = asyncio.run(run(config, what, progress=PlainProgress(), **options))
     _render(result, json_out)
     raise typer.Exit(int(result.exit_code))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from stsync.errors import ConfigError
@@ -29,8 +29,16 @@ class Applier:
     """Makes the changes of one push, batch by batch, and keeps what it learns on the way: the customer-id
     field, the batch's contacts, dead URLs."""
 
-    def __init__(self, store: Store, client: GhlClient, settings: PushSettings, result: PushResult) -> None:
+    def __init__(
+        self,
+        store: Store,
+        client: GhlClient,
+        settings: PushSettings,
+        result: PushResult,
+        made: Callable[[int], None] = lambda _: None,
+    ) -> None:
         self.store, self.client, self.settings, self.result = store, client, settings, result
+        self._made = made  # told how many changes of the batch are made, after each
         self._id_field: str | None = None
         self._id_field_resolved = False
         self._contacts: dict[int, Mapping[str, Any]] | None = None  # read once the batch's contacts are done
@@ -52,6 +60,7 @@ class Applier:
                 await self.opportunity(change)
             else:
                 await self.webhook(change)
+            self._made(done + 1)
         return len(changes)
 
     # --- contacts ----------------------------------------------------------------------------------

@@ -93,3 +93,13 @@ class PushResult:
     def exit_code(self) -> ExitCode:
         bad = sum(c["failed"] + c["dead"] for c in self.counts.values())
         return ExitCode.PARTIAL if bad or self.dead_urls else ExitCode.OK
+
+
+@dataclass(frozen=True)
+class PushProgress:
+    """Where a push stands, reported after each change it makes (``stsync.cli.ghl_cmd`` shows it)."""
+
+    customers: int  # to examine in this run
+    examined: int  # customers planned so far
+    changes: int  # changes made so far
+    requests: int  # GHL requests sent so far

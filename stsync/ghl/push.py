@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from stsync.errors import StsyncError
 from stsync.ghl import plan, stages
 from stsync.ghl.apply import Applier
-from stsync.ghl.changes import ContactChange, OpportunityChange, PushPlan, PushResult, WebhookChange
+from stsync.ghl.changes import ContactChange, OpportunityChange, PushPlan, PushProgress, PushResult, WebhookChange
 from stsync.ghl.client import GhlClient
 from stsync.ghl.settings import PushSettings, StoreSettings
 from stsync.ghl.store import Store, open_store
@@ -54,11 +54,13 @@ async def push(
     limit: int | None = None,
     max_requests: int | None = None,
     full: bool = False,
+    progress: Callable[[PushProgress], None] | None = None,
 ) -> PushResult:
     """Plan the push and, given a ``client``, apply the first ``limit`` changes, stopping cleanly before the
     next change once ``max_requests`` or the location's ``daily_request_budget`` is reached (the next run
     goes on); without a client it is a dry run: everything happens in a transaction that is rolled back,
-    and no request is made. A complete run of ``all`` records how far it read the mirror's changes."""
+    and no request is made. A complete run of ``all`` records how far it read the mirror's changes;
+    ``progress`` is told where the run stands after each change."""
     dry_run = client is None
     result = PushResult(what, dry_run)
     async with open_store(store_settings, dry_run=dry_run, lock=True) as store:
@@ -73,7 +75,9 @@ async def push(
                     result.counts[change.kind]["planned"] += 1
             return result
         try:
-            complete = await _apply_all(store, settings, client, what, now, scope, result, limit, max_requests)
+            complete = await _apply_all(
+                store, settings, client, what, now, scope, result, limit, max_requests, progress or _silent
+            )
         except BaseException:
             result.requests = client.requests_sent
             with contextlib.suppress(StsyncError):  # the error under way is the one to report
@@ -104,10 +108,16 @@ async def _apply_all(
     result: PushResult,
     limit: int | None,
     max_requests: int | None,
+    progress: Callable[[PushProgress], None],
 ) -> bool:
     """Apply every batch's changes within ``limit`` and the request cap; True when every planned change was
     made (so the run may record how far it read)."""
-    applier = Applier(store, client, settings, result)
+    examined = 0
+
+    def report(made_in_batch: int) -> None:
+        progress(PushProgress(len(scope.customers), examined, made + made_in_batch, client.requests_sent))
+
+    applier = Applier(store, client, settings, result, report)
     allowed: int | None = None
     why = ""
     made = 0
@@ -134,7 +144,13 @@ async def _apply_all(
             result.remaining += len(changes) - done
         elif len(take) < len(changes):
             complete = False  # --limit: the rest is for a later run
+        examined = min(examined + BATCH, len(scope.customers))
+        report(0)
     return complete
+
+
+def _silent(_: PushProgress) -> None:
+    pass
 
 
 async def _check_stages(

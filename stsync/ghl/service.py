@@ -3,6 +3,7 @@ settings objects the parts below take, then calls them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ from stsync.errors import ConfigError
 from stsync.ghl import pull as pull_module
 from stsync.ghl import push as push_module
 from stsync.ghl import stages, store
-from stsync.ghl.changes import PushResult
+from stsync.ghl.changes import PushProgress, PushResult
 from stsync.ghl.client import GhlClient, GhlSettings
 from stsync.ghl.settings import BusinessUnitSeed, PushSettings, StoreSettings
 from stsync.ghl.stages import PipelineStages
@@ -75,6 +76,7 @@ async def push(
     limit: int | None = None,
     max_requests: int | None = None,
     full: bool = False,
+    progress: Callable[[PushProgress], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PushResult:
     """`stsync ghl push`: plan, then (unless ``dry_run``) apply the first ``limit`` changes, within
@@ -83,7 +85,9 @@ async def push(
     if dry_run:
         return await push_module.push(stored, settings, None, what, limit=limit, full=full)
     async with make_client(config, transport) as client:
-        return await push_module.push(stored, settings, client, what, limit=limit, max_requests=max_requests, full=full)
+        return await push_module.push(
+            stored, settings, client, what, limit=limit, max_requests=max_requests, full=full, progress=progress
+        )
 
 
 async def check_stages(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> str:
