@@ -7,6 +7,7 @@ fault on every GHL call makes a push last long enough to be caught between any t
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -44,10 +45,10 @@ def clean_run(dsn: str, g: GhlSandbox, tmp_path: Path) -> dict[str, Any]:
     return normalized(g.dump())
 
 
-def kill_at(env: dict[str, str], g: GhlSandbox, after: int) -> bool:
+def kill_at(env: dict[str, str], g: GhlSandbox, after: int, *args: str) -> bool:
     """Start a push and SIGKILL it once the sandbox has seen `after` more requests; False if it finished first."""
     base = len(g.requests)
-    proc = subprocess.Popen([STSYNC, "ghl", "push"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([STSYNC, "ghl", "push", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_for(lambda: len(g.requests) >= base + after or proc.poll() is not None, 120, f"{after} requests")
         if proc.poll() is not None:
@@ -86,6 +87,31 @@ def test_sigkill_at_ten_points_then_rerun_equals_a_clean_run(
     hits = crash_until_done(mirror_copies(), g, tmp_path, [1, 2, 4, 10, 20, 30, 40, 50, 40, 30])
     assert hits == 10
     assert normalized(g.dump()) == want
+
+
+def test_sigkill_at_five_random_points_of_runs_capped_by_max_requests(
+    mirror_copies: Callable[[], str], sandboxes: Callable[..., GhlSandbox], tmp_path: Path
+) -> None:
+    """A first push spread over runs of --max-requests 80, five of them killed at a random request, then run
+    on until nothing remains: no duplicates, the same state as one clean run."""
+    seed = random.randrange(1 << 32)
+    points = sorted(random.Random(seed).sample(range(1, 76), 5))  # every run makes at least 80 requests
+    want = clean_run(mirror_copies(), sandboxes(), tmp_path)
+    g = sandboxes(faults=LATENCY)
+    dsn = mirror_copies()
+    env = env_for("http://127.0.0.1:9", dsn, write_config(tmp_path, dsn, g.url))
+    assert [kill_at(env, g, n, "--max-requests", "80") for n in points] == [True] * 5, f"seed {seed}"
+    for _ in range(30):
+        code, doc = push_json(env, "--max-requests", "80")
+        assert code == 0, (seed, doc)
+        if not doc["stopped"]:
+            break
+    assert not doc["stopped"], f"seed {seed}: still {doc['remaining']} changes left"
+    assert duplicates(g.dump()) == [], f"seed {seed}"
+    g.clear_requests()
+    code, doc = push_json(env)
+    assert code == 0 and write_requests(g.requests) == [], (seed, doc)
+    assert normalized(g.dump()) == want, f"seed {seed}"
 
 
 @pytest.mark.slow
