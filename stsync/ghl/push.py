@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from stsync.errors import StsyncError
 from stsync.ghl import plan, stages
@@ -200,7 +201,10 @@ async def _scope(store: Store, settings: PushSettings, full: bool) -> Scope:
         return Scope("full", None, through, digest, [r["customer_id"] for r in rows])
     since = state[0]["changes_through"]
     rows = await store.fetch("push_customers_changed", {"since": since, "location_id": settings.location_id})
-    return Scope("changes", since, through, digest, [r["customer_id"] for r in rows])
+    changed = [r["customer_id"] for r in rows if r["customer_id"] is not None]
+    if changed:  # asked apart, so that with nothing changed no query touches a whole table
+        rows = await store.fetch("push_customers_of", {"ids": changed})
+    return Scope("changes", since, through, digest, [r["customer_id"] for r in rows] if changed else [])
 
 
 def _batches(customers: Sequence[int]) -> Iterator[list[int]]:
@@ -232,23 +236,29 @@ async def _request_cap(store: Store, settings: PushSettings, max_requests: int |
 async def plan_push(store: Store, settings: PushSettings, what: str, now: datetime, ids: list[int]) -> PushPlan:
     """Every change the push would make for the customers ``ids``, in the order it makes them; writes nothing."""
     planned = PushPlan()
+    customers = await store.fetch("desired_contacts", {"mode": "api", "ids": ids})
     if what in ("contacts", "all"):
-        await _plan_contacts(store, settings, now, planned, ids)
+        await _plan_contacts(store, settings, now, planned, ids, customers)
     if what in ("opportunities", "all"):
-        await _plan_opportunities(store, settings, now, planned, ids)
+        await _plan_opportunities(store, settings, now, planned, ids, customers)
         await _plan_webhooks(store, now, planned, ids)
     return planned
 
 
 async def _plan_contacts(
-    store: Store, settings: PushSettings, now: datetime, planned: PushPlan, ids: list[int]
+    store: Store,
+    settings: PushSettings,
+    now: datetime,
+    planned: PushPlan,
+    ids: list[int],
+    customers: Sequence[Mapping[str, Any]],
 ) -> None:
     counts = planned.counts["contacts"]
     rows = {
         r["st_customer_id"]: r
         for r in await store.fetch("contact_rows", {"location_id": settings.location_id, "ids": ids})
     }
-    for cust in await store.fetch("desired_contacts", {"mode": "api", "ids": ids}):
+    for cust in customers:
         cid = cust["customer_id"]
         fields = plan.contact_fields(cust)
         # The customer id goes into a custom field whose id is only known once GHL is asked, so the hash
@@ -263,13 +273,15 @@ async def _plan_contacts(
 
 
 async def _plan_opportunities(
-    store: Store, settings: PushSettings, now: datetime, planned: PushPlan, ids: list[int]
+    store: Store,
+    settings: PushSettings,
+    now: datetime,
+    planned: PushPlan,
+    ids: list[int],
+    customers: Sequence[Mapping[str, Any]],
 ) -> None:
     counts = planned.counts["opportunities"]
-    names = {
-        r["customer_id"]: " ".join(str(r["name"] or "").split())
-        for r in await store.fetch("desired_contacts", {"mode": "api", "ids": ids})
-    }
+    names = {r["customer_id"]: " ".join(str(r["name"] or "").split()) for r in customers}
     jobs = await store.fetch("desired_jobs", {"mode": "api", "ids": ids})
     location = {"location_id": settings.location_id, "ids": ids}
     rows = {(r["st_customer_id"], r["pipeline"]): r for r in await store.fetch("opportunity_rows", location)}

@@ -59,36 +59,37 @@ SELECT j.customer_id
 -- name: push_customers_changed
 -- The customers whose desired GHL state may differ since %(since)s: a mirror row that feeds it changed (the
 -- merge stamps last_synced_at only on a change), or its bookkeeping has a retry due, a pulled link or a dead letter
--- resubmitted by `ghl retry --dead` (attempted_hash cleared). Recent
--- work first, like push_customers.
-WITH changed AS (
-    SELECT st_id AS customer_id FROM servicetitan.st_customers WHERE last_synced_at >= %(since)s
-    UNION SELECT customer_id FROM servicetitan.st_customer_contacts WHERE last_synced_at >= %(since)s
-    UNION SELECT customer_id FROM servicetitan.st_locations WHERE last_synced_at >= %(since)s
-    UNION SELECT l.customer_id FROM servicetitan.st_location_contacts lc
-            JOIN servicetitan.st_locations l ON l.st_id = lc.location_id
-           WHERE lc.last_synced_at >= %(since)s
-    UNION SELECT customer_id FROM servicetitan.st_jobs WHERE last_synced_at >= %(since)s
-    UNION SELECT j.customer_id FROM servicetitan.st_appointments a JOIN servicetitan.st_jobs j ON j.st_id = a.job_id
-           WHERE a.last_synced_at >= %(since)s
-    UNION SELECT j.customer_id FROM servicetitan.st_appointment_assignments aa
-            JOIN servicetitan.st_jobs j ON j.st_id = aa.job_id
-           WHERE aa.last_synced_at >= %(since)s
-    UNION SELECT j.customer_id FROM servicetitan.st_estimates e JOIN servicetitan.st_jobs j ON j.st_id = e.job_id
-           WHERE e.last_synced_at >= %(since)s
-    UNION SELECT st_customer_id FROM integrations.ghl_contacts
-           WHERE location_id = %(location_id)s AND sync_status IN ('failed', 'pending', 'dead')
-             AND (sync_status = 'pending' OR next_retry_at <= now() AND (sync_status = 'failed' OR attempted_hash IS NULL))
-    UNION SELECT st_customer_id FROM integrations.ghl_opportunities
-           WHERE location_id = %(location_id)s AND sync_status IN ('failed', 'pending', 'dead')
-             AND (sync_status = 'pending' OR next_retry_at <= now() AND (sync_status = 'failed' OR attempted_hash IS NULL))
-    UNION SELECT j.customer_id FROM integrations.ghl_webhook_posts w JOIN servicetitan.st_jobs j ON j.st_id = w.st_job_id
-           WHERE w.status = 'failed' AND w.next_retry_at <= now()
-)
+-- resubmitted by `ghl retry --dead` (attempted_hash cleared). Index range scans only: nothing here reads a
+-- table whole, so with nothing changed it costs the same on any tenant.
+SELECT st_id AS customer_id FROM servicetitan.st_customers WHERE last_synced_at >= %(since)s
+UNION SELECT customer_id FROM servicetitan.st_customer_contacts WHERE last_synced_at >= %(since)s
+UNION SELECT customer_id FROM servicetitan.st_locations WHERE last_synced_at >= %(since)s
+UNION SELECT l.customer_id FROM servicetitan.st_location_contacts lc
+        JOIN servicetitan.st_locations l ON l.st_id = lc.location_id
+       WHERE lc.last_synced_at >= %(since)s
+UNION SELECT customer_id FROM servicetitan.st_jobs WHERE last_synced_at >= %(since)s
+UNION SELECT j.customer_id FROM servicetitan.st_appointments a JOIN servicetitan.st_jobs j ON j.st_id = a.job_id
+       WHERE a.last_synced_at >= %(since)s
+UNION SELECT j.customer_id FROM servicetitan.st_appointment_assignments aa
+        JOIN servicetitan.st_jobs j ON j.st_id = aa.job_id
+       WHERE aa.last_synced_at >= %(since)s
+UNION SELECT j.customer_id FROM servicetitan.st_estimates e JOIN servicetitan.st_jobs j ON j.st_id = e.job_id
+       WHERE e.last_synced_at >= %(since)s
+UNION SELECT st_customer_id FROM integrations.ghl_contacts
+       WHERE location_id = %(location_id)s AND sync_status IN ('failed', 'pending', 'dead')
+         AND (sync_status = 'pending' OR next_retry_at <= now() AND (sync_status = 'failed' OR attempted_hash IS NULL))
+UNION SELECT st_customer_id FROM integrations.ghl_opportunities
+       WHERE location_id = %(location_id)s AND sync_status IN ('failed', 'pending', 'dead')
+         AND (sync_status = 'pending' OR next_retry_at <= now() AND (sync_status = 'failed' OR attempted_hash IS NULL))
+UNION SELECT j.customer_id FROM integrations.ghl_webhook_posts w JOIN servicetitan.st_jobs j ON j.st_id = w.st_job_id
+       WHERE w.status = 'failed' AND w.next_retry_at <= now();
+
+-- name: push_customers_of
+-- Of the customers %(ids)s, those with an active job in an enabled business unit, recent work first.
 SELECT j.customer_id
   FROM servicetitan.st_jobs j
   JOIN integrations.business_units bu ON bu.st_business_unit_id = j.business_unit_id AND bu.sync_enabled
- WHERE j.active AND j.customer_id IN (SELECT customer_id FROM changed)
+ WHERE j.active AND j.customer_id = ANY(%(ids)s::bigint[])
  GROUP BY j.customer_id
  ORDER BY max(coalesce(j.st_modified_on, j.st_created_on)) DESC NULLS LAST, j.customer_id;
 
