@@ -12,20 +12,19 @@ from collections import Counter
 from stsync.errors import ConfigError
 from stsync.ghl import plan
 from stsync.ghl.client import GhlClient
+from stsync.ghl.push import batches
 from stsync.ghl.settings import StoreSettings
 from stsync.ghl.store import Store, open_store
 
 PAGE = 100
-BATCH = 1000  # customers read at a time
 
 
 async def _customer_keys(store: Store) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
     """The customers the push would create contacts for, by email and by E.164 phone."""
     by_email: dict[str, list[int]] = {}
     by_phone: dict[str, list[int]] = {}
-    customers = [r["customer_id"] for r in await store.fetch("push_customers")]
-    for i in range(0, len(customers), BATCH):
-        for cust in await store.fetch("desired_contacts", {"mode": "api", "ids": customers[i : i + BATCH]}):
+    for ids in batches([r["customer_id"] for r in await store.fetch("push_customers")]):
+        for cust in await store.fetch("desired_contacts", {"mode": "api", "ids": ids}):
             fields = plan.contact_fields(cust)
             if "email" in fields:
                 by_email.setdefault(fields["email"], []).append(cust["customer_id"])

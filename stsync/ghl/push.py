@@ -207,7 +207,8 @@ async def _scope(store: Store, settings: PushSettings, full: bool) -> Scope:
     return Scope("changes", since, through, digest, [r["customer_id"] for r in rows] if changed else [])
 
 
-def _batches(customers: Sequence[int]) -> Iterator[list[int]]:
+def batches(customers: Sequence[int]) -> Iterator[list[int]]:
+    """The customers ``BATCH`` at a time, in their order."""
     for i in range(0, len(customers), BATCH):
         yield list(customers[i : i + BATCH])
 
@@ -215,7 +216,7 @@ def _batches(customers: Sequence[int]) -> Iterator[list[int]]:
 async def _plans(
     store: Store, settings: PushSettings, what: str, now: datetime, scope: Scope
 ) -> AsyncIterator[PushPlan]:
-    for ids in _batches(scope.customers):
+    for ids in batches(scope.customers):
         yield await plan_push(store, settings, what, now, ids)
 
 
