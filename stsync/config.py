@@ -174,7 +174,7 @@ class GhlConfig(_Section):
     api_base_url: str = "https://services.leadconnectorhq.com"
     location_id: str | None = None
     token: SecretStr | None = None  # the location's Private Integration Token
-    requests_per_10s: int = Field(default=90, gt=0, le=100_000)  # GHL allows 100; more only for a sandbox
+    requests_per_10s: int = Field(default=98, gt=0, le=100_000)  # GHL allows 100; more only for a sandbox
     daily_reserve: int = Field(default=1000, ge=0)  # stop (exit 75) when the daily budget left drops below
     # Requests the push makes per location and UTC day over all its runs; GHL allows 200,000, shared with the
     # location's other apps. A run that reaches it stops cleanly (exit 0) and the next day's goes on.

@@ -1,8 +1,10 @@
 """Async GoHighLevel API v2 client for one location (sub-account).
 
 - ``Version: 2021-07-28`` pinned and ``Authorization: Bearer <location token>`` on every call.
-- A token bucket of at most ``requests_per_10s`` per 10 s; ``X-RateLimit-Remaining`` reaching 0 pauses it
-  for ``X-RateLimit-Interval-Milliseconds``. 429/5xx/timeouts go through the one retry policy.
+- A steady pace of at most ``requests_per_10s`` in any 10 s (a token bucket with a burst of 2), a little
+  under GHL's 100 so that network jitter never lets the server count 101 in its window. The
+  ``X-RateLimit-Remaining`` of each answer slows it further when the location's other apps share the
+  budget. 429/5xx/timeouts go through the one retry policy.
 - ``X-RateLimit-Daily-Remaining`` below the reserve stops the run with a TemporaryError (exit 75)
   before the next request is sent.
 - GHL's duplicate quirks are turned into ids: contact 400 ``meta.contactId``, opportunity
@@ -45,7 +47,7 @@ class GhlSettings:
     base_url: str
     location_id: str
     token: str = field(repr=False)
-    requests_per_10s: int = 90
+    requests_per_10s: int = 98
     daily_reserve: int = 1000
     timeout_seconds: float = 30.0
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=6, max_seconds=120))
@@ -63,9 +65,7 @@ class Stage:
 class GhlClient:
     def __init__(self, settings: GhlSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
-        n = float(settings.requests_per_10s)
-        # burst + 10 s of refill never exceeds n requests in any 10 s window
-        self.limiter = RateLimiter(rate=n * 0.09, burst=max(1.0, n / 10))
+        self.limiter = pacer(settings.requests_per_10s)
         self.requests_sent = 0
         self.daily_remaining: int | None = None
         self._http = httpx.AsyncClient(
@@ -104,11 +104,14 @@ class GhlClient:
         daily = resp.headers.get("X-RateLimit-Daily-Remaining")
         if daily is not None and daily.strip().lstrip("-").isdigit():
             self.daily_remaining = int(daily)
-        remaining = resp.headers.get("X-RateLimit-Remaining")
-        burst = resp.headers.get("X-RateLimit-Max", "1")
+        remaining = _int(resp.headers.get("X-RateLimit-Remaining"))
+        most = _int(resp.headers.get("X-RateLimit-Max"))
         # X-RateLimit-Max 0 means "no burst limit" (a sandbox with its limiter off), not "never send".
-        if remaining is not None and remaining.strip().isdigit() and int(remaining) <= 0 and burst.strip() != "0":
-            self.limiter.pause(_interval(resp) or 10.0)
+        if remaining is None or not most or remaining > 1:
+            return
+        # The server's window is (nearly) full: other apps of the location are spending its budget too. Wait
+        # for one request's share of the window to slide out; a 429 after that waits the whole window.
+        self.limiter.pause((_interval(resp) or 10.0) / most)
 
     async def request(
         self,
@@ -354,6 +357,17 @@ class GhlClient:
         except (httpx.TransportError, RetryableStatus) as exc:
             raise ApiUnavailable(f"webhook {mask_webhook(url)} kept failing: {describe(exc)}") from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def pacer(requests_per_10s: int) -> RateLimiter:
+    """A token bucket whose burst plus 10 s of refill is ``requests_per_10s``: at most that many in any 10 s
+    window, sent one at a time at an even pace rather than in bursts."""
+    burst = 2.0 if requests_per_10s >= 20 else 1.0
+    return RateLimiter(rate=max(requests_per_10s - burst, 0.5) / 10, burst=burst)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.strip().isdigit() else None
 
 
 def _interval(resp: httpx.Response) -> float | None:

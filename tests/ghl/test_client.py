@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 import respx
 
 from stsync.errors import ApiUnavailable, AuthError, ConfigError, TemporaryError
-from stsync.ghl.client import GhlClient, GhlRequestError, GhlSettings
+from stsync.ghl.client import GhlClient, GhlRequestError, GhlSettings, pacer
 from stsync.retry import RetryPolicy, set_no_wait
 
 BASE = "https://ghl.test"
@@ -255,3 +256,39 @@ def test_webhook_post_returns_body() -> None:
 
     status, body = run(go())
     assert status == 200 and "id" not in body
+
+
+def test_pacer_never_allows_more_than_its_budget_in_any_window() -> None:
+    """The bucket's burst plus ten seconds of refill is requests_per_10s; the default leaves GHL's 100 a margin."""
+    for n in (10, 50, 98):
+        limiter = pacer(n)
+        assert limiter.burst + 10 * limiter.rate == pytest.approx(n)
+    assert GhlSettings(base_url=BASE, location_id=LOC, token="t").requests_per_10s == 98
+
+
+@pytest.mark.parametrize(("remaining", "paused"), [("5", False), ("1", True), ("0", True)])
+@respx.mock
+def test_a_nearly_full_server_window_slows_the_pace(remaining: str, paused: bool) -> None:
+    """X-RateLimit-Remaining of 1 or less (other apps share the location's budget) holds the next request for one
+    request's share of the window (interval / max), not the whole window."""
+    respx.get(f"{BASE}/contacts/c1").respond(
+        200,
+        json={"contact": {"id": "c1"}},
+        headers={
+            "X-RateLimit-Remaining": remaining,
+            "X-RateLimit-Max": "100",
+            "X-RateLimit-Interval-Milliseconds": "10000",
+        },
+    )
+
+    async def go() -> float:
+        async with _client() as c:
+            before = time.monotonic()
+            await c.get_contact("c1")
+            return c.limiter._paused_until - before
+
+    held = run(go())
+    if paused:
+        assert 0.05 < held <= 0.2
+    else:
+        assert held <= 0
