@@ -42,11 +42,24 @@ def progress_line(p: Any, elapsed: float) -> str:
     )
 
 
-class PlainProgress:
-    """A progress line on stderr every ``every`` seconds, for cron, journald and pipes."""
+def pull_line(p: Any, elapsed: float) -> str:
+    """Where a pull stands: the phase (contacts, then opportunities), records read of the location's total, links
+    made and requests sent."""
+    rate = p.requests / elapsed if elapsed > 0 else 0.0
+    of = f" of {p.total:,}" if p.total is not None else ""
+    return f"ghl pull: {p.phase} {p.seen:,}{of} read, {p.linked:,} linked, {p.requests:,} requests ({rate:.1f}/s)"
 
-    def __init__(self, every: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.every, self.clock = every, clock
+
+class PlainProgress:
+    """A progress line (``line``) on stderr every ``every`` seconds, for cron, journald and pipes."""
+
+    def __init__(
+        self,
+        every: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        line: Callable[[Any, float], str] = progress_line,
+    ) -> None:
+        self.every, self.clock, self.line = every, clock, line
         self.started = clock()
         self.due = self.started + every
 
@@ -54,26 +67,28 @@ class PlainProgress:
         now = self.clock()
         if now >= self.due:
             self.due = now + self.every
-            typer.echo(progress_line(p, now - self.started), err=True)
+            typer.echo(self.line(p, now - self.started), err=True)
 
 
 class RichProgress:
-    """A progress bar on a terminal (stderr): customers examined, changes, requests, rate and ETA."""
+    """A progress bar on a terminal (stderr). ``view`` turns a report into (bar label, done, total, detail):
+    a push's customers examined, a pull's records read per phase."""
 
-    def __init__(self) -> None:
+    def __init__(self, view: Callable[[Any, float], tuple[str, int, int | None, str]] | None = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+        self.view = view or _push_view
         self.progress = Progress(
-            TextColumn("ghl push"),
+            TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,} customers"),
+            TextColumn("{task.completed:,}/{task.total:,}"),
             TextColumn("{task.fields[detail]}"),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=True,
         )
-        self.task: Any = None
+        self.tasks: dict[str, Any] = {}
         self.started = time.monotonic()
 
     def __enter__(self) -> RichProgress:
@@ -84,11 +99,20 @@ class RichProgress:
         self.progress.stop()
 
     def __call__(self, p: Any) -> None:
-        if self.task is None:
-            self.task = self.progress.add_task("push", total=p.customers, detail="")
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        detail = f"{p.changes:,} changes, {p.requests:,} requests ({p.requests / elapsed:.1f}/s)"
-        self.progress.update(self.task, completed=p.examined, detail=detail)
+        label, done, total, detail = self.view(p, max(time.monotonic() - self.started, 1e-9))
+        if label not in self.tasks:
+            self.tasks[label] = self.progress.add_task(label, total=total, detail="")
+        self.progress.update(self.tasks[label], completed=done, total=total, detail=detail)
+
+
+def _push_view(p: Any, elapsed: float) -> tuple[str, int, int | None, str]:
+    detail = f"customers, {p.changes:,} changes, {p.requests:,} requests ({p.requests / elapsed:.1f}/s)"
+    return "ghl push", p.examined, p.customers, detail
+
+
+def _pull_view(p: Any, elapsed: float) -> tuple[str, int, int | None, str]:
+    detail = f"{p.phase}, {p.linked:,} linked, {p.requests:,} requests ({p.requests / elapsed:.1f}/s)"
+    return f"ghl pull {p.phase}", p.seen, p.total, detail
 
 
 def push_line(result: Any) -> str:
@@ -233,13 +257,19 @@ def retry(
 def pull(
     json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
-    """Link the location's existing GHL contacts and opportunities to ServiceTitan customers (email/phone).
+    """Link the location's existing GHL contacts and opportunities to ServiceTitan customers.
 
-    Run it once before the first push into a location that already has contacts.
+    A contact matches by the ServiceTitan customer id it carries, else its email, else its phone. Run it once
+    before the first push into a location that already has contacts; a killed pull resumes where it stopped.
     """
     from stsync.ghl.service import pull as run
 
-    counts = asyncio.run(run(_config()))
+    config = _config()
+    if sys.stderr.isatty():
+        with RichProgress(_pull_view) as bar:
+            counts = asyncio.run(run(config, progress=bar))
+    else:
+        counts = asyncio.run(run(config, progress=PlainProgress(line=pull_line)))
     if json_out:
         typer.echo(json.dumps(counts, indent=2))
     else:

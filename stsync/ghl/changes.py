@@ -25,8 +25,12 @@ class ContactChange:
     def known(self) -> str | None:
         return self.row["ghl_contact_id"] if self.row else None
 
+    @property
+    def verb(self) -> str:
+        return "update" if self.known else "create"
+
     def line(self) -> str:
-        return f"contact {'update' if self.known else 'create'} customer={self.customer_id} ({self.reason})"
+        return f"contact {self.verb} customer={self.customer_id} ({self.reason})"
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,14 @@ class OpportunityChange:
     reason: str
     kind: str = "opportunities"
 
+    @property
+    def verb(self) -> str:
+        return "update" if self.row and self.row["ghl_opportunity_id"] else "create"
+
     def line(self) -> str:
         w = self.want
         return (
-            f"opportunity {'update' if self.row and self.row['ghl_opportunity_id'] else 'create'} "
+            f"opportunity {self.verb} "
             f"customer={w.customer_id} pipeline={w.pipeline} stage={self.target!r} status={self.status}"
             + (f" value={w.job.value}" if w.job.value is not None else "")
             + f" ({self.reason})"
@@ -56,6 +64,7 @@ class WebhookChange:
     post: Mapping[str, Any] | None  # the post log's row, None when never tried
     contact: dict[str, Any]  # the customer's email and phone
     kind: str = "webhooks"
+    verb = "post"
 
     def line(self) -> str:
         return f"webhook post job={self.job['job_id']} business_unit={self.job['business_unit']}"

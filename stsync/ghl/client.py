@@ -229,6 +229,21 @@ class GhlClient:
         _, doc = await self.request("POST", "/contacts/search", json=body)
         return list((doc or {}).get("contacts") or [])
 
+    async def contacts_after(
+        self, search_after: list[Any] | None, page_limit: int = 500
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of all the location's contacts, in GHL's order, and the total. Pages go on from the
+        ``searchAfter`` of the last contact of the previous page: page numbers stop at 10,000 contacts."""
+        body: dict[str, Any] = {"locationId": self.settings.location_id, "pageLimit": page_limit}
+        if search_after is not None:
+            body["searchAfter"] = search_after
+        else:
+            body["page"] = 1
+        _, doc = await self.request("POST", "/contacts/search", json=body)
+        doc = doc if isinstance(doc, dict) else {}
+        total = doc.get("total")
+        return list(doc.get("contacts") or []), int(total) if isinstance(total, int) else None
+
     # --- opportunities ---------------------------------------------------------------------------
 
     async def create_opportunity(self, fields: dict[str, Any]) -> tuple[str, bool]:
@@ -259,6 +274,21 @@ class GhlClient:
             params["pipeline_id"] = pipeline_id
         _, doc = await self.request("GET", "/opportunities/search", params=params)
         return list((doc or {}).get("opportunities") or [])
+
+    async def opportunities_after(
+        self, start_after_id: str | None, start_after: Any = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """One page of all the location's opportunities and its ``meta`` (``total``, and ``startAfterId`` /
+        ``startAfter`` of the next page while there is one)."""
+        params: dict[str, Any] = {"location_id": self.settings.location_id, "limit": limit}
+        if start_after_id:
+            params["startAfterId"] = start_after_id
+            if start_after is not None:
+                params["startAfter"] = start_after
+        _, doc = await self.request("GET", "/opportunities/search", params=params)
+        doc = doc if isinstance(doc, dict) else {}
+        meta = doc.get("meta")
+        return list(doc.get("opportunities") or []), meta if isinstance(meta, dict) else {}
 
     # --- pipelines and custom fields -------------------------------------------------------------
 

@@ -74,6 +74,7 @@ async def push(
                 _count_plan(result, planned, lines)
                 for change in planned.changes:
                     result.counts[change.kind]["planned"] += 1
+                    result.counts[change.kind][f"planned_{change.verb}"] += 1
             return result
         try:
             complete = await _apply_all(

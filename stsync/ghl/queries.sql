@@ -294,27 +294,6 @@ SELECT j.st_id AS job_id, j.customer_id, j.business_unit_id, j.job_status, bu.na
   LEFT JOIN integrations.ghl_webhook_posts w ON w.st_job_id = j.st_id
  WHERE j.st_id = %(job_id)s;
 
--- name: link_contact
--- `stsync ghl pull`: a GHL contact matched to a customer by email or phone; pushed next run by its id.
-INSERT INTO integrations.ghl_contacts (st_customer_id, ghl_contact_id, location_id, sync_status)
-VALUES (%(customer_id)s, %(ghl_id)s, %(location_id)s, 'pending')
-ON CONFLICT (location_id, st_customer_id) DO UPDATE
-   SET ghl_contact_id = EXCLUDED.ghl_contact_id, updated_at = now()
- WHERE integrations.ghl_contacts.ghl_contact_id IS NULL
-RETURNING st_customer_id;
-
--- name: link_opportunity
-INSERT INTO integrations.ghl_opportunities
-       (st_customer_id, pipeline_id, pipeline, ghl_opportunity_id, location_id, stage_id, stage_name, status,
-        monetary_value, sync_status)
-VALUES (%(customer_id)s, %(pipeline_id)s, %(pipeline)s, %(ghl_id)s, %(location_id)s, %(stage_id)s, %(stage_name)s,
-        %(status)s, %(value)s, 'pending')
-ON CONFLICT (location_id, st_customer_id, pipeline_id) DO UPDATE
-   SET ghl_opportunity_id = EXCLUDED.ghl_opportunity_id, stage_id = EXCLUDED.stage_id,
-       stage_name = EXCLUDED.stage_name, status = EXCLUDED.status, updated_at = now()
- WHERE integrations.ghl_opportunities.ghl_opportunity_id IS NULL
-RETURNING st_customer_id;
-
 -- name: requests_today
 SELECT coalesce(sum(requests), 0) AS requests FROM integrations.ghl_daily_requests
  WHERE location_id = %(location_id)s AND day = (now() AT TIME ZONE 'UTC')::date;
@@ -323,3 +302,64 @@ SELECT coalesce(sum(requests), 0) AS requests FROM integrations.ghl_daily_reques
 INSERT INTO integrations.ghl_daily_requests AS d (location_id, day, requests)
 VALUES (%(location_id)s, (now() AT TIME ZONE 'UTC')::date, %(requests)s)
 ON CONFLICT (location_id, day) DO UPDATE SET requests = d.requests + EXCLUDED.requests;
+
+-- name: pull_state
+SELECT phase, cursor, seen FROM integrations.ghl_pull_state WHERE location_id = %(location_id)s;
+
+-- name: pull_start
+-- A pull that has not begun or has finished starts at the first page; an unfinished one goes on.
+INSERT INTO integrations.ghl_pull_state (location_id, phase) VALUES (%(location_id)s, 'contacts')
+ON CONFLICT (location_id) DO UPDATE
+   SET phase = 'contacts', cursor = NULL, seen = 0, started_at = now(), updated_at = now()
+ WHERE integrations.ghl_pull_state.phase = 'done'
+RETURNING phase;
+
+-- name: pull_contacts_page
+-- One page of `ghl pull`: link the page's matched contacts (rows already linked are left alone) and move the
+-- cursor, in one statement so a kill loses nothing and repeats nothing.
+WITH page AS (
+    SELECT * FROM jsonb_to_recordset(%(links)s::jsonb) AS l(customer_id bigint, ghl_id text)
+), linked AS (
+    INSERT INTO integrations.ghl_contacts (st_customer_id, ghl_contact_id, location_id, sync_status)
+    SELECT customer_id, ghl_id, %(location_id)s, 'pending' FROM page
+    ON CONFLICT (location_id, st_customer_id) DO UPDATE
+       SET ghl_contact_id = EXCLUDED.ghl_contact_id, updated_at = now()
+     WHERE integrations.ghl_contacts.ghl_contact_id IS NULL
+    RETURNING 1
+), moved AS (
+    UPDATE integrations.ghl_pull_state
+       SET phase = %(phase)s, cursor = %(cursor)s::jsonb, seen = %(seen)s, updated_at = now()
+     WHERE location_id = %(location_id)s
+)
+SELECT count(*) AS linked FROM linked;
+
+-- name: pull_opportunities_page
+-- The opportunities of one page whose contact is linked, in a pipeline a business unit pushes to: linked to
+-- that contact's customer (one per customer and pipeline), with the cursor moved in the same statement.
+WITH page AS (
+    SELECT * FROM jsonb_to_recordset(%(opportunities)s::jsonb)
+           AS o(ghl_id text, contact_id text, pipeline_id text, pipeline text, stage_id text, stage_name text,
+                status text, value numeric)
+), matched AS (
+    SELECT DISTINCT ON (c.st_customer_id, p.pipeline_id) c.st_customer_id, p.*
+      FROM page p
+      JOIN integrations.ghl_contacts c ON c.location_id = %(location_id)s AND c.ghl_contact_id = p.contact_id
+     ORDER BY c.st_customer_id, p.pipeline_id, p.ghl_id
+), linked AS (
+    INSERT INTO integrations.ghl_opportunities
+           (st_customer_id, pipeline_id, pipeline, ghl_opportunity_id, location_id, stage_id, stage_name, status,
+            monetary_value, sync_status)
+    SELECT st_customer_id, pipeline_id, pipeline, ghl_id, %(location_id)s, stage_id, stage_name, status, value,
+           'pending'
+      FROM matched
+    ON CONFLICT (location_id, st_customer_id, pipeline_id) DO UPDATE
+       SET ghl_opportunity_id = EXCLUDED.ghl_opportunity_id, stage_id = EXCLUDED.stage_id,
+           stage_name = EXCLUDED.stage_name, status = EXCLUDED.status, updated_at = now()
+     WHERE integrations.ghl_opportunities.ghl_opportunity_id IS NULL
+    RETURNING 1
+), moved AS (
+    UPDATE integrations.ghl_pull_state
+       SET phase = %(phase)s, cursor = %(cursor)s::jsonb, seen = %(seen)s, updated_at = now()
+     WHERE location_id = %(location_id)s
+)
+SELECT (SELECT count(*) FROM matched) AS matched, (SELECT count(*) FROM linked) AS linked;

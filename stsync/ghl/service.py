@@ -107,10 +107,14 @@ async def pipelines(config: Config, transport: httpx.AsyncBaseTransport | None =
         return await client.pipelines()
 
 
-async def pull(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> dict[str, int]:
+async def pull(
+    config: Config,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Callable[[pull_module.PullProgress], None] = lambda _: None,
+) -> dict[str, int]:
     """`stsync ghl pull`."""
     async with make_client(config, transport) as client:
-        return await pull_module.pull(store_settings(config), client)
+        return await pull_module.pull(store_settings(config), client, progress)
 
 
 async def set_business_unit(config: Config, bu_id: int, **changes: Any) -> None:

@@ -44,6 +44,8 @@ def test_dry_run_lists_changes_and_writes_nothing(mirror_dsn: str, ghl: Any, tmp
 
     code, dry = push_json(env, "--dry-run")
     assert code == 0 and len(dry["planned"]) == 20 and ghl.requests == []
+    contacts = dry["counts"]["contacts"]
+    assert contacts["planned_create"] == contacts["planned"] and "planned_update" not in contacts  # all new
     code, real = push_json(env)
     # 1: two Pool jobs' customers have neither email nor phone, so they cannot go to a webhook
     assert code == 1 and real["counts"]["webhooks"] == {"posted": 18, "failed": 2}, real
@@ -64,7 +66,7 @@ def test_dry_run_lists_changes_and_writes_nothing(mirror_dsn: str, ghl: Any, tmp
     assert [p for p in dry["planned"] if p.startswith("contact ")] == [
         p for p in dry["planned"] if p.startswith("contact update customer=") and p.endswith("(changed)")
     ]
-    assert dry["counts"]["contacts"]["planned"] == renamed
+    assert dry["counts"]["contacts"]["planned"] == dry["counts"]["contacts"]["planned_update"] == renamed
     assert ghl.requests == [] and ghl.dump() == before_ghl and snapshot(mirror_dsn) == before_db
     assert json.loads(cli(["ghl", "status", "--json"], env).stdout)["statistics"]
 

@@ -170,22 +170,43 @@ def _filter_ok(c: dict[str, Any], f: dict[str, Any]) -> bool:
     return contains if op == "contains" else not contains
 
 
+PAGED_MAX = 10_000  # page + pageLimit reach this many contacts; searchAfter goes beyond
+
+
 def search(store: Store, ctx: Ctx) -> Result:
-    """``POST /contacts/search``: ``{locationId, page, pageLimit, query, filters: [{field, operator, value}]}``."""
+    """``POST /contacts/search``: ``{locationId, page | searchAfter, pageLimit, query, filters: [{field, operator,
+    value}]}``, oldest first. Each contact carries its ``searchAfter`` ([dateAdded ms, id]); passing the last one
+    back (instead of ``page``) gives the next page, the only way past the 10,000th contact."""
     body = ctx.body_of("contacts", "SearchBodyV2DTO")
     loc = body.get("locationId")
     if not loc:
         raise unprocessable(["locationId should not be empty"])
+    after = body.get("searchAfter")
     page, limit = int(body.get("page", 1)), int(body.get("pageLimit", 20))
     if page < 1 or not 1 <= limit <= 500:
         raise unprocessable(["page must not be less than 1", "pageLimit must not be greater than 500"])
+    if after is not None and "page" in body:
+        raise unprocessable(["page and searchAfter cannot be used together"])
+    if after is not None and not (isinstance(after, list) and len(after) == 2):
+        raise unprocessable(["searchAfter must be the searchAfter array of a contact"])
+    if after is None and page * limit > PAGED_MAX:
+        raise unprocessable([f"page * pageLimit must not exceed {PAGED_MAX}; use searchAfter to go further"])
     rows = [c for c in store.contacts.values() if c["locationId"] == loc]
     if q := body.get("query"):
         rows = [c for c in rows if _text_match(c, q)]
     for f in body.get("filters", []):
         rows = [c for c in rows if _filter_ok(c, f)]
-    start = (page - 1) * limit
-    return 200, {"contacts": [dict(c) for c in rows[start : start + limit]], "total": len(rows)}
+    total = len(rows)
+    rows.sort(key=lambda c: (store.added_ms[c["id"]], c["id"]))
+    if after is not None:
+        cursor = (int(after[0]), str(after[1]))
+        rows = [c for c in rows if (store.added_ms[c["id"]], c["id"]) > cursor]
+        start = 0
+    else:
+        start = (page - 1) * limit
+    chunk = rows[start : start + limit]
+    out = [{**c, "searchAfter": [store.added_ms[c["id"]], c["id"]]} for c in chunk]
+    return 200, {"contacts": out, "total": total}
 
 
 def duplicate(store: Store, ctx: Ctx) -> Result:

@@ -49,29 +49,8 @@ def create(store: Store, ctx: Ctx) -> Result:
                         "error": "Bad Request",
                     },
                 )
-    now = store.now()
-    o: dict[str, Any] = {
-        "id": store.new_id("opportunity"),
-        "name": body["name"],
-        "monetaryValue": body.get("monetaryValue", 0),
-        "pipelineId": body["pipelineId"],
-        "pipelineStageId": stage,
-        "status": body["status"],
-        "source": "api",
-        "lastStatusChangeAt": now,
-        "lastStageChangeAt": now,
-        "lastActionDate": now,
-        "createdAt": now,
-        "updatedAt": now,
-        "contactId": body["contactId"],
-        "locationId": loc,
-        "customFields": [],
-        "followers": [],
-    }
-    if body.get("assignedTo"):
-        o["assignedTo"] = body["assignedTo"]
+    o = store.create_opportunity(loc, body, stage)
     _custom(store, loc, o, body.get("customFields"))
-    store.opportunities[o["id"]] = o
     return 201, {"opportunity": store.serve_opportunity(o)}
 
 

@@ -251,6 +251,32 @@ class Store:
             raise forbidden_location()
         return o
 
+    def create_opportunity(self, loc: str, body: dict[str, Any], stage: str) -> dict[str, Any]:
+        """A new opportunity from a valid CreateDto ``body`` (its custom fields are the caller's)."""
+        now = self.now()
+        o: dict[str, Any] = {
+            "id": self.new_id("opportunity"),
+            "name": body["name"],
+            "monetaryValue": body.get("monetaryValue", 0),
+            "pipelineId": body["pipelineId"],
+            "pipelineStageId": stage,
+            "status": body["status"],
+            "source": "api",
+            "lastStatusChangeAt": now,
+            "lastStageChangeAt": now,
+            "lastActionDate": now,
+            "createdAt": now,
+            "updatedAt": now,
+            "contactId": body["contactId"],
+            "locationId": loc,
+            "customFields": [],
+            "followers": [],
+        }
+        if body.get("assignedTo"):
+            o["assignedTo"] = body["assignedTo"]
+        self.opportunities[o["id"]] = o
+        return o
+
     def serve_opportunity(self, o: dict[str, Any]) -> dict[str, Any]:
         """The opportunity as the API shows it: with the current contact summary embedded."""
         c = self.contacts.get(o["contactId"], {})
