@@ -216,7 +216,7 @@ def main() -> None:
     ok_rps = all(r.rps >= TARGET_RPS for r in main_rows)
     ok_429 = rows[-1].n429_steady == 0
     print(
-        f"\ntargets: >= {TARGET_RPS:.0f} req/s per location on pushes spanning >= {2 * WINDOW_S:.0f} s: "
+        f"\ntargets: >= {TARGET_RPS:.1f} req/s per location on pushes spanning >= {2 * WINDOW_S:.0f} s: "
         f"{'met' if ok_rps else 'NOT met'}; 429 = 0 in steady state: {'met' if ok_429 else 'NOT met'}"
     )
     for label, doc in extra.items():

@@ -1,11 +1,17 @@
 """Apply a GHL push plan (``stsync.ghl.push``): make the requests and keep the bookkeeping.
 
 Every contact carries the ServiceTitan customer id in the contact custom field ``plan.CUSTOMER_ID_FIELD``
-(when the location has it). Crash safety: before creating anything we look it up (duplicate search by
-email/phone; for a customer with neither, a search by name checked against that custom field; opportunity
-search by contact + pipeline) and accept the ids GHL returns in duplicate errors, so a crash between GHL's
-success and our bookkeeping never creates a second contact or opportunity. Each write commits on its own:
-a killed push loses at most one item's bookkeeping. Webhook posts: see ``stsync.ghl.webhooks``.
+(when the location has it). Crash safety without extra requests where the bookkeeping makes them unnecessary:
+- a contact with an email or phone goes through GHL's upsert, which finds an existing contact by the
+  location's duplicate rules itself, so a crash between GHL's answer and our bookkeeping repeats the upsert
+  rather than creating a second contact (one request, where a duplicate search first took two or three);
+  a customer with neither is searched by name and checked against that custom field first;
+- an opportunity is looked up (search by contact + pipeline) before it is created only when it may already
+  exist: its contact was not created by this push (it may hold another system's opportunities), or an
+  earlier create was begun (``create_started_at``, committed before the request) and not recorded;
+- the ids GHL returns in duplicate errors are accepted.
+Each write commits on its own: a killed push loses at most one item's bookkeeping. Webhook posts: see
+``stsync.ghl.webhooks``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from stsync.ghl.settings import PushSettings
 from stsync.ghl.store import Store
 
 log = logging.getLogger("stsync.ghl.push")
+
+CLAIM = ("customer_id", "pipeline_id", "pipeline", "job_id", "bu_id", "location_id")
 
 
 class Applier:
@@ -89,7 +97,13 @@ class Applier:
             return
         await self.store.write(
             "contact_synced",
-            {"customer_id": cid, "ghl_id": gid, "location_id": self.settings.location_id, "hash": change.digest},
+            {
+                "customer_id": cid,
+                "ghl_id": gid,
+                "location_id": self.settings.location_id,
+                "hash": change.digest,
+                "created": created,
+            },
         )
         counts["created" if created else "updated"] += 1
 
@@ -112,20 +126,19 @@ class Applier:
     async def _push_contact(
         self, known: str | None, fields: dict[str, Any], customer_id: int, id_field: str | None
     ) -> tuple[str, bool]:
-        """Update the known contact, else the one GHL already has for this customer, else create it."""
+        """Update the known contact, else the one GHL already has for this customer, else create it; returns
+        (id, whether GHL created it)."""
         update = {k: v for k, v in fields.items() if k != "source"}
         if known and await _still_there("contact", known, self.client.update_contact(known, update)):
             return known, False
-        # Look up before creating: a crash after GHL created the contact but before we recorded it must not
-        # create a second one.
-        if "email" in fields or "phone" in fields:
-            found = await self.client.find_duplicate(fields.get("email"), fields.get("phone"))
-        else:
+        if "email" not in fields and "phone" not in fields:
+            # The upsert cannot find this one again: look it up first, so that a crash after GHL created it
+            # but before we recorded it does not create a second one.
             found = await self._find_by_customer_id(fields["name"], customer_id, id_field)
-        if found:
-            await self.client.update_contact(found, update)
-            return found, False
-        return await self.client.upsert_contact(fields), True
+            if found:
+                await self.client.update_contact(found, update)
+                return found, False
+        return await self.client.upsert(fields)
 
     async def _find_by_customer_id(self, name: str, customer_id: int, id_field: str | None) -> str | None:
         """A contact without email or phone: the one named ``name`` carrying our customer id."""
@@ -187,9 +200,8 @@ class Applier:
             "hash": change.digest,
         }
         try:
-            oid, created = await self._upsert_opportunity(row, fields, contact["ghl_contact_id"])
-            if status != "open" and (row is None or row["status"] != status):
-                await self.client.set_opportunity_status(oid, status)
+            # The status travels in the create or update itself (both DTOs take it): no separate status call.
+            oid, created = await self._upsert_opportunity(row, fields, contact, params)
         except GhlRequestError as exc:
             attempts = (row or {}).get("attempts", 0) + 1
             await self.store.write(
@@ -217,20 +229,28 @@ class Applier:
         counts["created" if created else "updated"] += 1
 
     async def _upsert_opportunity(
-        self, row: Mapping[str, Any] | None, fields: dict[str, Any], contact_id: str
+        self,
+        row: Mapping[str, Any] | None,
+        fields: dict[str, Any],
+        contact: Mapping[str, Any],
+        params: dict[str, Any],
     ) -> tuple[str, bool]:
+        contact_id = contact["ghl_contact_id"]
         known = row["ghl_opportunity_id"] if row and row["pipeline_id"] == fields["pipelineId"] else None
         if known and await _still_there("opportunity", known, self.client.update_opportunity(known, fields)):
             return known, False
-        found = [
-            o
-            for o in await self.client.search_opportunities(contact_id=contact_id, pipeline_id=fields["pipelineId"])
-            if o.get("contactId") in (None, contact_id) and o.get("pipelineId") in (None, fields["pipelineId"])
-        ]
-        if found:
-            oid = str(found[0]["id"])
-            await self.client.update_opportunity(oid, fields)
-            return oid, False
+        begun = row is not None and row["create_started_at"] is not None
+        if known or begun or not contact["created_by_push"]:
+            found = [
+                o
+                for o in await self.client.search_opportunities(contact_id=contact_id, pipeline_id=fields["pipelineId"])
+                if o.get("contactId") in (None, contact_id) and o.get("pipelineId") in (None, fields["pipelineId"])
+            ]
+            if found:
+                oid = str(found[0]["id"])
+                await self.client.update_opportunity(oid, fields)
+                return oid, False
+        await self.store.write("opportunity_claim", {k: params[k] for k in CLAIM})
         oid, created = await self.client.create_opportunity({**fields, "contactId": contact_id})
         if not created:
             await self.client.update_opportunity(oid, fields)

@@ -171,8 +171,8 @@ class GhlClient:
 
     # --- contacts ------------------------------------------------------------------------------
 
-    async def upsert_contact(self, fields: dict[str, Any]) -> str:
-        """Create or update by the location's dedupe rules; the contact id either way."""
+    async def upsert(self, fields: dict[str, Any]) -> tuple[str, bool]:
+        """Create or update by the location's duplicate rules: (contact id, whether GHL created it)."""
         body = {"locationId": self.settings.location_id, **fields}
         try:
             _, doc = await self.request("POST", "/contacts/upsert", json=body)
@@ -180,9 +180,13 @@ class GhlClient:
             existing = _meta(exc.body, "contactId")
             if exc.status == 400 and existing:
                 await self.update_contact(existing, fields)
-                return existing
+                return existing, False
             raise
-        return str(doc["contact"]["id"])
+        return str(doc["contact"]["id"]), bool(doc.get("new", True))
+
+    async def upsert_contact(self, fields: dict[str, Any]) -> str:
+        """Create or update by the location's dedupe rules; the contact id either way."""
+        return (await self.upsert(fields))[0]
 
     async def create_contact(self, fields: dict[str, Any]) -> str:
         """POST /contacts/; a 400 'duplicated contacts' with meta.contactId yields that contact's id."""
@@ -207,19 +211,6 @@ class GhlClient:
                 return None
             raise
         return dict(doc.get("contact") or {}) or None
-
-    async def find_duplicate(self, email: str | None, phone: str | None) -> str | None:
-        """The id of an existing contact with this email, else this phone (GET /contacts/search/duplicate)."""
-        for key, value in (("email", email), ("number", phone)):
-            if not value:
-                continue
-            _, doc = await self.request(
-                "GET", "/contacts/search/duplicate", params={"locationId": self.settings.location_id, key: value}
-            )
-            contact = (doc or {}).get("contact") if isinstance(doc, dict) else None
-            if contact and contact.get("id"):
-                return str(contact["id"])
-        return None
 
     async def search_contacts(self, page: int, page_limit: int = 100, query: str | None = None) -> list[dict[str, Any]]:
         """One page of POST /contacts/search, optionally narrowed by a free-text ``query`` (name, email, phone)."""
@@ -260,9 +251,6 @@ class GhlClient:
 
     async def update_opportunity(self, opportunity_id: str, fields: dict[str, Any]) -> None:
         await self.request("PUT", f"/opportunities/{opportunity_id}", json=fields)
-
-    async def set_opportunity_status(self, opportunity_id: str, status: str) -> None:
-        await self.request("PUT", f"/opportunities/{opportunity_id}/status", json={"status": status})
 
     async def search_opportunities(
         self, *, contact_id: str | None = None, pipeline_id: str | None = None, page: int = 1, limit: int = 100

@@ -152,23 +152,27 @@ SELECT j.st_id AS job_id, j.customer_id, j.business_unit_id, bu.name AS business
  ORDER BY j.customer_id, j.st_created_on NULLS FIRST, j.st_id;
 
 -- name: contact_rows
-SELECT st_customer_id, ghl_contact_id, pushed_hash, attempted_hash, sync_status, attempts, next_retry_at
+SELECT st_customer_id, ghl_contact_id, pushed_hash, attempted_hash, sync_status, attempts, next_retry_at,
+       created_by_push
   FROM integrations.ghl_contacts
  WHERE location_id = %(location_id)s AND st_customer_id = ANY(%(ids)s::bigint[]);
 
 -- name: opportunity_rows
 SELECT st_customer_id, pipeline, pipeline_id, ghl_opportunity_id, stage_id, stage_name, status, pushed_hash, attempted_hash,
-       sync_status, attempts, next_retry_at
+       sync_status, attempts, next_retry_at, create_started_at
   FROM integrations.ghl_opportunities
  WHERE location_id = %(location_id)s AND st_customer_id = ANY(%(ids)s::bigint[]);
 
 -- name: contact_synced
+-- %(created)s: GHL created the contact for this push (its upsert said new); kept while the id stays the same.
 INSERT INTO integrations.ghl_contacts AS c
        (st_customer_id, ghl_contact_id, location_id, pushed_hash, attempted_hash, sync_status, error, attempts,
-        next_retry_at, last_pushed_at)
-VALUES (%(customer_id)s, %(ghl_id)s, %(location_id)s, %(hash)s, %(hash)s, 'synced', NULL, 0, NULL, now())
+        next_retry_at, last_pushed_at, created_by_push)
+VALUES (%(customer_id)s, %(ghl_id)s, %(location_id)s, %(hash)s, %(hash)s, 'synced', NULL, 0, NULL, now(), %(created)s)
 ON CONFLICT (location_id, st_customer_id) DO UPDATE
-   SET ghl_contact_id = EXCLUDED.ghl_contact_id, location_id = EXCLUDED.location_id,
+   SET created_by_push = CASE WHEN c.ghl_contact_id = EXCLUDED.ghl_contact_id THEN c.created_by_push OR EXCLUDED.created_by_push
+                              ELSE EXCLUDED.created_by_push END,
+       ghl_contact_id = EXCLUDED.ghl_contact_id, location_id = EXCLUDED.location_id,
        pushed_hash = EXCLUDED.pushed_hash, attempted_hash = EXCLUDED.attempted_hash, sync_status = 'synced',
        error = NULL, attempts = 0, next_retry_at = NULL, last_pushed_at = now(), updated_at = now();
 
@@ -201,7 +205,16 @@ ON CONFLICT (location_id, st_customer_id, pipeline_id) DO UPDATE
        stage_id = EXCLUDED.stage_id, stage_name = EXCLUDED.stage_name, status = EXCLUDED.status,
        monetary_value = EXCLUDED.monetary_value, pushed_hash = EXCLUDED.pushed_hash,
        attempted_hash = EXCLUDED.attempted_hash, sync_status = 'synced', error = NULL, attempts = 0,
-       next_retry_at = NULL, last_pushed_at = now(), updated_at = now();
+       next_retry_at = NULL, last_pushed_at = now(), updated_at = now(), create_started_at = NULL;
+
+-- name: opportunity_claim
+-- Committed before an opportunity is created: a create that may have reached GHL unrecorded is looked up
+-- before it is tried again.
+INSERT INTO integrations.ghl_opportunities AS o
+       (st_customer_id, pipeline_id, pipeline, st_job_id, st_business_unit_id, location_id, create_started_at)
+VALUES (%(customer_id)s, %(pipeline_id)s, %(pipeline)s, %(job_id)s, %(bu_id)s, %(location_id)s, now())
+ON CONFLICT (location_id, st_customer_id, pipeline_id) DO UPDATE
+   SET create_started_at = now(), updated_at = now();
 
 -- name: opportunity_failed
 INSERT INTO integrations.ghl_opportunities AS o

@@ -31,7 +31,13 @@ class Rule:
     rng: random.Random = field(default_factory=random.Random)
 
     def matches(self, path: str) -> bool:
-        return self.path is None or self.path in path
+        """The rule's ``path`` occurs in the request's; one ending in ``$`` must end it (``/opportunities$`` is
+        the create, not ``/opportunities/pipelines``)."""
+        if self.path is None:
+            return True
+        if self.path.endswith("$"):
+            return path.endswith(self.path[:-1])
+        return self.path in path
 
     def fire(self) -> bool:
         """Decide (and account) whether this matching rule fires for the current request."""

@@ -233,17 +233,24 @@ def test_unreachable_is_unavailable() -> None:
 
 
 @respx.mock
-def test_duplicate_lookup_by_email_then_phone() -> None:
-    route = respx.get(f"{BASE}/contacts/search/duplicate").mock(
-        side_effect=[httpx.Response(200, json={}), httpx.Response(200, json={"contact": {"id": "c7"}})]
+def test_upsert_says_whether_ghl_created_the_contact() -> None:
+    """The upsert's `new` tells a created contact from an existing one it found by the location's duplicate rules;
+    a 400 naming the duplicate's meta.contactId updates that contact instead."""
+    respx.post(f"{BASE}/contacts/upsert").mock(
+        side_effect=[
+            httpx.Response(200, json={"new": True, "contact": {"id": "c1"}}),
+            httpx.Response(200, json={"new": False, "contact": {"id": "c2"}}),
+            httpx.Response(400, json={"statusCode": 400, "message": "duplicated", "meta": {"contactId": "c3"}}),
+        ]
     )
+    update = respx.put(f"{BASE}/contacts/c3").respond(200, json={"succeded": True})
 
-    async def go() -> Any:
+    async def go() -> list[tuple[str, bool]]:
         async with _client() as c:
-            return await c.find_duplicate("a@b.c", "+15551234567")
+            return [await c.upsert({"email": "a@b.c"}) for _ in range(3)]
 
-    assert run(go()) == "c7"
-    assert route.calls[1].request.url.params["number"] == "+15551234567"
+    assert run(go()) == [("c1", True), ("c2", False), ("c3", False)]
+    assert update.call_count == 1
 
 
 @respx.mock

@@ -35,9 +35,9 @@ def test_unreachable_ghl_exits_69(mirror_dsn: str, tmp_path: Path) -> None:
 
 
 def test_ghl_failing_mid_run_keeps_what_was_pushed(mirror_dsn: str, ghl: Any, tmp_path: Path) -> None:
-    """Opportunity calls answer 503 until the retries give up: exit 69, and every contact pushed earlier in
+    """Opportunity creates answer 503 until the retries give up: exit 69, and every contact pushed earlier in
     the same run is recorded as synced (the next run does not push them again)."""
-    ghl.faults.set({"status": {"status": 503, "path": "/opportunities/search"}})
+    ghl.faults.set({"status": {"status": 503, "path": "/opportunities$"}})
     env = env_for("http://127.0.0.1:9", mirror_dsn, write_config(tmp_path, mirror_dsn, ghl.url, retry_attempts=2))
     one_line_error(cli(["ghl", "push"], env), 69, "GHL", "/opportunities", "503")
     recorded = rows(mirror_dsn, CONTACTS)
