@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from stsync.sandbox import Sandbox, SandboxOptions
@@ -79,3 +80,18 @@ def test_a_then_b_then_a(st: Any, db_dsn: str, tmp_path: Path) -> None:
     assert 0 < later_a["planned_total"] == later_b["planned_total"] < first_a["planned_total"]
     assert later_a["counts"] == later_b["counts"]
     assert later_a["counts"]["contacts"]["unchanged"] > 0
+
+    # A customer never pushed to B (its B rows gone) is pending in B, and only there.
+    customer = rows(
+        db_dsn, "SELECT min(st_customer_id) FROM integrations.ghl_opportunities WHERE location_id = %s", (B,)
+    )
+    with psycopg.connect(db_dsn) as conn:
+        for table in ("ghl_opportunities", "ghl_contacts"):
+            conn.execute(
+                f"DELETE FROM integrations.{table} WHERE location_id = %s AND st_customer_id = %s", (B, customer[0][0])
+            )
+    pending = rows(
+        db_dsn,
+        "SELECT DISTINCT location_id, st_customer_id FROM integrations.jobs_pending_ghl_sync WHERE mode = 'api'",
+    )
+    assert pending == [(B, customer[0][0])]
