@@ -68,6 +68,7 @@ class Applier:
                 await self.opportunity(change)
             else:
                 await self.webhook(change)
+            await self.store.count_requests(self.settings.location_id, self.client.requests_sent)
             self._made(done + 1)
         return len(changes)
 

@@ -25,6 +25,7 @@ class Store:
     def __init__(self, conn: psycopg.AsyncConnection[Any], *, dry_run: bool = False) -> None:
         self.conn = conn
         self.dry_run = dry_run  # dry run: everything happens in one transaction that is rolled back
+        self._counted = 0  # GHL requests of this run already added to the day's count
 
     async def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         try:
@@ -43,14 +44,17 @@ class Store:
                 raise error_for(exc, f"committing {name}") from None
         return rows
 
-    async def count_requests(self, location_id: str, requests: int) -> None:
-        """Add a run's GHL requests to the location's count for today (``ghl.daily_request_budget``). A failed
-        statement before it is rolled back first: every change's bookkeeping has committed on its own."""
-        if not requests:
+    async def count_requests(self, location_id: str, sent: int) -> None:
+        """Bring the location's count for today (``ghl.daily_request_budget``) up to the ``sent`` requests this
+        run has made so far, adding what is new since the last call: called after every change, so a killed
+        run loses at most one change's count. A failed statement before it is rolled back first: every
+        change's bookkeeping has committed on its own."""
+        if sent <= self._counted:
             return
         if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
             await self.conn.rollback()
-        await self.write("add_requests", {"location_id": location_id, "requests": requests})
+        await self.write("add_requests", {"location_id": location_id, "requests": sent - self._counted})
+        self._counted = sent
 
     async def seed_business_units(self, seeds: tuple[BusinessUnitSeed, ...]) -> None:
         for bu in seeds:

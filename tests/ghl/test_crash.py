@@ -19,7 +19,8 @@ import pytest
 from stsync.sandbox.ghl import GhlSandbox
 from tests.e2e.harness import STSYNC, wait_for
 from tests.ghl.conftest import ghl_options, write_config
-from tests.ghl.scenario import duplicates, env_for, normalized, push_json, write_requests
+from tests.ghl.scenario import duplicates, env_for, normalized, push_json, rows, write_requests
+from tests.ghl.test_request_budget import ONE_CHANGE
 
 LATENCY = {"latency": {"ms": 3}}
 
@@ -69,6 +70,10 @@ def crash_until_done(dsn: str, g: GhlSandbox, tmp_path: Path, points: list[int])
     env = env_for("http://127.0.0.1:9", dsn, write_config(tmp_path, dsn, g.url))
     hits = sum(kill_at(env, g, n) for n in points)
     assert duplicates(g.dump()) == []
+    # The day's request count survives the kills: each killed run loses at most its change in progress.
+    counted = rows(dsn, "SELECT coalesce(sum(requests), 0) FROM integrations.ghl_daily_requests")[0][0]
+    api = len([r for r in g.requests if not r["path"].startswith("/hooks/")])
+    assert api - ONE_CHANGE * hits <= counted <= api
     code, doc = push_json(env)
     assert code == 0, doc
     g.clear_requests()
