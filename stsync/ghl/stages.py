@@ -27,11 +27,13 @@ SALES: Mapping[str, str] = {
     "sold": "Job Sold",
 }
 INSTALL: Mapping[str, str] = {
+    # A canceled job's opportunity is abandoned where it began; like a lost estimate it comes first, so a
+    # protected stage (a completed install) is never left for it, and a rebooked job moves it on.
+    "canceled": "Scheduled",
     "scheduled": "Scheduled",
     "in_progress": "InProgress",
     "hold": "Hold",
     "completed": "Completed",
-    "canceled": "Scheduled",  # a canceled job's opportunity is abandoned where it began
 }
 DEFAULTS: Mapping[str, Mapping[str, str]] = {"sales": SALES, "install": INSTALL}
 PROTECTED_DEFAULT = ("sold", "lost")

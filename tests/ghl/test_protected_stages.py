@@ -66,6 +66,8 @@ def customer_in(dsn: str, stage: str) -> int:
         ("proposal_sent", "contacted", ("sold", "lost"), "contacted"),
         ("sold", "proposal_sent", (), "proposal_sent"),
         ("completed", "scheduled", ("completed",), "completed"),
+        ("completed", "canceled", ("completed",), "completed"),  # a later canceled job leaves a completed install
+        ("canceled", "scheduled", ("canceled",), "scheduled"),  # a rebooked job moves a canceled one on
     ],
 )
 def test_protect_rule(current: str, desired: str, protected: tuple[str, ...], expected: str) -> None:
