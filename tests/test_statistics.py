@@ -4,6 +4,8 @@ analyzed is, a change below the threshold is left to autovacuum, one above it is
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
 import psycopg
 
@@ -60,3 +62,28 @@ def test_analyzes_a_bulk_load_and_skips_a_small_change(db_dsn: str) -> None:
     assert _analyze(db_dsn, {"public.bulk": 5_000}) == ["public.bulk"]
     assert _planner_rows(db_dsn) == 25_500
     assert _analyze(db_dsn, {}) == []
+
+
+def test_a_table_this_role_does_not_own_is_reported_not_analyzed(db_dsn: str, caplog: Any) -> None:
+    """ANALYZE of another role's table only warns and does nothing: it is not reported as analyzed, and the log
+    says why, naming the table."""
+    role = "stsync_stats_reader"
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.bulk (n integer) WITH (autovacuum_enabled = false)")
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        conn.execute(f"GRANT SELECT, INSERT ON public.bulk TO {role}")
+    _insert(db_dsn, 20_000)
+    other = psycopg.conninfo.make_conninfo(db_dsn, user=role)
+    try:
+        with caplog.at_level(logging.WARNING, logger="stsync.db"):
+            assert _analyze(other, {"public.bulk": 20_000}) == []
+        assert "public.bulk not refreshed: this database role does not own it" in caplog.text
+        assert _planner_rows(db_dsn) < 0
+        assert _analyze(db_dsn, {"public.bulk": 20_000}) == ["public.bulk"]  # its owner may
+    finally:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE public.bulk")
+            conn.execute(f"REVOKE ALL ON SCHEMA public FROM {role}")
+            conn.execute(f"DROP ROLE {role}")

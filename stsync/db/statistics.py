@@ -49,8 +49,15 @@ async def analyze_changed(conn: psycopg.AsyncConnection[Any], changed: Mapping[s
     try:
         cur = await conn.execute(Q["table_statistics"], {"tables": list(changed)})
         rows = await cur.fetchall()
-        for table, reltuples, seen in rows:
+        for table, reltuples, seen, may_analyze in rows:
             if not needs_analyze(reltuples, max(int(seen), changed.get(table, 0))):
+                continue
+            if not may_analyze:
+                log.warning(
+                    "planner statistics of %s not refreshed: this database role does not own it "
+                    "(ANALYZE it as its owner, or run stsync as the role that owns the mirror)",
+                    table,
+                )
                 continue
             started = time.monotonic()
             schema, _, name = table.partition(".")
