@@ -124,6 +124,8 @@ def push_line(result: Any) -> str:
     parts.append(f"planned={result.planned_total} requests={result.requests}")
     if not result.planned_total:
         parts.append("(nothing to push: GHL not asked)" if not result.dry_run else "(nothing to push)")
+    if not result.location_id:
+        parts.append("(no ghl.location_id: planned as the first push into an empty location)")
     if result.stopped:
         parts.append(f"stopped: {result.stopped}; {result.remaining} changes left for the next run")
     return " ".join(parts)
@@ -145,6 +147,7 @@ def _render(result: Any, json_out: bool) -> None:
             "mode": result.mode,
             "since": result.since.isoformat() if result.since else None,
             "examined": result.examined,
+            "location_id": result.location_id or None,
         }
         typer.echo(json.dumps(doc, indent=2))
         return

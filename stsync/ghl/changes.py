@@ -97,6 +97,7 @@ class PushResult:
     mode: str = "full"  # 'changes': only the customers whose mirror rows changed since `since`; 'full': all
     since: datetime | None = None
     examined: int = 0  # customers whose desired state was computed
+    location_id: str = ""  # the GHL location planned for; empty only in a dry run without ghl.location_id
 
     @property
     def exit_code(self) -> ExitCode:

@@ -63,7 +63,7 @@ async def push(
     and no request is made. A complete run of ``all`` records how far it read the mirror's changes;
     ``progress`` is told where the run stands after each change."""
     dry_run = client is None
-    result = PushResult(what, dry_run)
+    result = PushResult(what, dry_run, location_id=settings.location_id)
     async with open_store(store_settings, dry_run=dry_run, lock=True) as store:
         now = datetime.now(UTC)
         scope = await _scope(store, settings, full)

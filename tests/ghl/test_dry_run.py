@@ -79,3 +79,16 @@ def test_limit_pushes_at_most_n_changes_and_the_next_run_goes_on(mirror_dsn: str
     code, doc = push_json(env, "contacts")
     assert code == 0 and doc["counts"]["contacts"]["unchanged"] == 7
     assert len(ghl.dump()["contacts"]) == 7 + doc["counts"]["contacts"]["created"]
+
+
+def test_a_dry_run_without_a_location_says_what_it_planned_against(mirror_dsn: str, ghl: Any, tmp_path: Path) -> None:
+    """Bookkeeping is per location: without ghl.location_id a dry run plans a first push into an empty location,
+    and says so rather than passing that off as the state of the location pushed to before."""
+    env = env_for("http://127.0.0.1:9", mirror_dsn, write_config(tmp_path, mirror_dsn, ghl.url))
+    assert push_json(env)[0] == 0
+    unset = env_for("http://127.0.0.1:9", mirror_dsn, write_config(tmp_path, mirror_dsn, ghl.url, location_id=None))
+    proc = cli(["ghl", "push", "--dry-run"], unset)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith("(no ghl.location_id: planned as the first push into an empty location)")
+    code, doc = push_json(env, "--dry-run")  # with the location: nothing left to push there
+    assert code == 0 and doc["planned_total"] == 0 and doc["location_id"] is not None
