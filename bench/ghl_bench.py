@@ -133,7 +133,7 @@ def push(env: dict[str, str], limit: int | None) -> tuple[float, int, dict[str, 
     return wall, int(doc["exit_code"]), doc
 
 
-def write_config(directory: Path, dsn: str, ghl: GhlSandbox) -> Path:
+def write_config(directory: Path, dsn: str, ghl: GhlSandbox, concurrency: int | None) -> Path:
     token_file = directory / "ghl-token"
     token_file.write_text(GHL_TOKEN)
     doc = {
@@ -143,6 +143,7 @@ def write_config(directory: Path, dsn: str, ghl: GhlSandbox) -> Path:
             "location_id": GHL_LOCATION,
             "token_file": str(token_file),
             "business_units": demo_business_units(ghl.webhook_url(POOL_HOOK, GHL_LOCATION)),
+            **({"concurrency": concurrency} if concurrency else {}),
         },
     }
     path = directory / "stsync.yaml"
@@ -150,10 +151,14 @@ def write_config(directory: Path, dsn: str, ghl: GhlSandbox) -> Path:
     return path
 
 
-def bench(scale: str, limit: int | None, pushes: int) -> tuple[list[Row], dict[str, Any]]:
+def bench(
+    scale: str, limit: int | None, pushes: int, latency_ms: int, concurrency: int | None
+) -> tuple[list[Row], dict[str, Any]]:
     rows: list[Row] = []
     extra: dict[str, Any] = {}
-    opts = GhlOptions(seed=42, locations={GHL_LOCATION: GHL_TOKEN})  # the real 100 / 10 s, 200,000 / day
+    faults = {"latency": {"ms": latency_ms}} if latency_ms else None
+    # the real 100 / 10 s, 200,000 / day
+    opts = GhlOptions(seed=42, locations={GHL_LOCATION: GHL_TOKEN}, faults=faults)
     with (
         tempfile.TemporaryDirectory(prefix="ghl-bench-") as tmp,
         EmbeddedPostgres() as pg,
@@ -165,7 +170,7 @@ def bench(scale: str, limit: int | None, pushes: int) -> tuple[list[Row], dict[s
         # without changing what is answered.
         ghl.app.handle = stamps  # type: ignore[method-assign]
         migrate(pg.dsn)
-        env = cli_env(sb.url, pg.dsn, STSYNC_CONFIG=str(write_config(Path(tmp), pg.dsn, ghl)))
+        env = cli_env(sb.url, pg.dsn, STSYNC_CONFIG=str(write_config(Path(tmp), pg.dsn, ghl, concurrency)))
         env.pop("STSYNC_RETRY_NO_WAIT", None)  # real back-off waits, as in production
         run_timed([STSYNC, "sync", "full", "--json"], env)
         run_start = time.monotonic()
@@ -203,12 +208,15 @@ def main() -> None:
     parser.add_argument("--scale", default="small", choices=("small", "medium"), help="ServiceTitan sandbox world")
     parser.add_argument("--limit", type=int, default=None, help="pass --limit N to each push (changes per push)")
     parser.add_argument("--pushes", type=int, default=1, help="pushes back to back before the advance")
+    parser.add_argument("--latency-ms", type=int, default=0, help="latency of every GHL API call (real GHL: 100-300)")
+    parser.add_argument("--concurrency", type=int, default=None, help="ghl.concurrency (default: the config's)")
     args = parser.parse_args()
-    rows, extra = bench(args.scale, args.limit, args.pushes)
+    rows, extra = bench(args.scale, args.limit, args.pushes, args.latency_ms, args.concurrency)
     print(
         f"\nstsync {git_commit()}{dirty()}: `stsync ghl push` vs the GHL sandbox at 100 requests / 10 s per location, "
-        f"client at ghl.requests_per_10s = {GhlConfig().requests_per_10s} (default); ServiceTitan world {args.scale}, "
-        "seed 42\n"
+        f"client at ghl.requests_per_10s = {GhlConfig().requests_per_10s} (default), ghl.concurrency = "
+        f"{args.concurrency or GhlConfig().concurrency}, {args.latency_ms} ms per API call; ServiceTitan world "
+        f"{args.scale}, seed 42\n"
     )
     header = ["run", "API requests", "wall s", "span s", "req/s", "peak / 10 s", "429s", "429s steady", "exit"]
     print_table(header, [r.cells() for r in rows])

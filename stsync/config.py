@@ -179,6 +179,9 @@ class GhlConfig(_Section):
     # Requests the push makes per location and UTC day over all its runs; GHL allows 200,000, shared with the
     # location's other apps. A run that reaches it stops cleanly (exit 0) and the next day's goes on.
     daily_request_budget: int = Field(default=150_000, gt=0, le=1_000_000)
+    # Changes the push makes at once, so that GHL's latency (100-300 ms a request) does not hold the pace
+    # below requests_per_10s; two changes on one GHL record never run at once.
+    concurrency: int = Field(default=4, ge=1, le=16)
     protected_stages: tuple[str, ...] = ("sold", "lost")  # in stsync's stage names (stsync.ghl.stages)
     install_pipeline: str = "Install"  # pipelines of this name take their stage from the job status
     pipelines: dict[str, GhlPipeline] = Field(default_factory=dict)  # keyed as business units name them

@@ -16,9 +16,11 @@ Each write commits on its own: a killed push loses at most one item's bookkeepin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from stsync.errors import ConfigError
@@ -29,6 +31,25 @@ from stsync.ghl.settings import PushSettings
 from stsync.ghl.store import Store
 
 log = logging.getLogger("stsync.ghl.push")
+
+
+@dataclass
+class _Run:
+    """Where one ``Applier.run`` stands: changes begun and made, the first error, and the request cap."""
+
+    max_requests: int | None
+    first_made: bool  # an earlier batch of this push made a change already
+    begun: int = 0
+    made: int = 0
+    failure: Exception | None = None
+
+    def may_begin(self, sent: int) -> bool:
+        if self.failure is not None:
+            return False
+        if not self.begun and not self.first_made:
+            return True
+        return self.max_requests is None or sent < self.max_requests
+
 
 CLAIM = ("customer_id", "pipeline_id", "pipeline", "job_id", "bu_id", "location_id")
 
@@ -49,28 +70,98 @@ class Applier:
         self._made = made  # told how many changes of the batch are made, after each
         self._id_field: str | None = None
         self._id_field_resolved = False
+        self._resolving = asyncio.Lock()
         self._contacts: dict[int, Mapping[str, Any]] | None = None  # read once the batch's contacts are done
         self._dead_urls: set[str] = set()
         self._batch: Sequence[Change] = ()
 
     async def run(self, changes: Sequence[Change], *, max_requests: int | None = None, made_before: int = 0) -> int:
-        """Make each change in order, counting outcomes into the result; returns how many were made. Once the
-        client has sent ``max_requests``, no further change is begun (the one in progress completes, so a run
-        may exceed it by the few requests of one change); the run's first change is always made, so every run
-        gets somewhere."""
+        """Make the changes, counting outcomes into the result; returns how many were made (always a prefix of
+        ``changes``). Contacts, then opportunities, are made ``settings.concurrency`` at a time (so GHL's
+        latency hides behind the pace; the client's limiter keeps the pace), never two at once that touch the
+        same GHL record (a shared email or phone, the same contact and pipeline); webhook posts one by one.
+        Once the client has sent ``max_requests``, no further change is begun (those in flight complete, so a
+        run may exceed it by the few requests of each); the run's first change is always made, so every run
+        gets somewhere. An error stops new changes, lets those in flight finish, and is raised."""
         self._contacts, self._batch = None, changes
-        for done, change in enumerate(changes):
-            if (done or made_before) and max_requests is not None and self.client.requests_sent >= max_requests:
-                return done
-            if isinstance(change, ContactChange):
-                await self.contact(change)
-            elif isinstance(change, OpportunityChange):
-                await self.opportunity(change)
-            else:
-                await self.webhook(change)
-            await self.store.count_requests(self.settings.location_id, self.client.requests_sent)
-            self._made(done + 1)
-        return len(changes)
+        state = _Run(max_requests, first_made=made_before > 0)
+        start = 0
+        while start < len(changes) and state.may_begin(self.client.requests_sent):
+            end = start
+            while end < len(changes) and changes[end].kind == changes[start].kind:
+                end += 1
+            width = 1 if changes[start].kind == "webhooks" else self.settings.concurrency
+            if changes[start].kind == "opportunities":
+                await self._batch_contacts()
+            await self._run_group(changes[start:end], width, state)
+            start = end
+        if state.failure is not None:
+            raise state.failure
+        return state.begun
+
+    async def _run_group(self, group: Sequence[Change], width: int, state: _Run) -> None:
+        queue = iter(group)
+        busy: dict[tuple[Any, ...], asyncio.Future[None]] = {}  # GHL record -> the change in flight on it
+
+        async def worker() -> None:
+            while state.may_begin(self.client.requests_sent):
+                change = next(queue, None)
+                if change is None:
+                    return
+                state.begun += 1
+                keys = await self._keys(change)
+                earlier = [busy[k] for k in keys if k in busy]
+                mine = asyncio.get_running_loop().create_future()
+                for k in keys:
+                    busy[k] = mine
+                try:
+                    if earlier:
+                        await asyncio.wait(earlier)
+                    await self._make(change)
+                    state.made += 1
+                    self._made(state.made)
+                except Exception as exc:  # the first error is raised once the changes in flight are done
+                    state.failure = state.failure or exc
+                    return
+                finally:
+                    mine.set_result(None)
+                    for k in keys:
+                        if busy.get(k) is mine:
+                            del busy[k]
+
+        await asyncio.gather(*(worker() for _ in range(min(width, len(group)))))
+
+    async def _make(self, change: Change) -> None:
+        if isinstance(change, ContactChange):
+            await self.contact(change)
+        elif isinstance(change, OpportunityChange):
+            await self.opportunity(change)
+        else:
+            await self.webhook(change)
+        await self.store.count_requests(self.settings.location_id, self.client.requests_sent)
+
+    async def _keys(self, change: Change) -> list[tuple[Any, ...]]:
+        """The GHL records a change may touch, so that two changes on one record never run at once: GHL's
+        upsert and its duplicate checks are not safe against concurrent requests for the same contact."""
+        if isinstance(change, ContactChange):
+            keys: list[tuple[Any, ...]] = [("customer", change.customer_id)]
+            keys += [(k, change.fields[k]) for k in ("email", "phone") if change.fields.get(k)]
+            return keys
+        if isinstance(change, OpportunityChange):
+            contact = (await self._batch_contacts()).get(change.want.customer_id)
+            owner = contact["ghl_contact_id"] if contact and contact["ghl_contact_id"] else change.want.customer_id
+            return [("opportunity", owner, change.want.pipeline)]
+        return []
+
+    async def _batch_contacts(self) -> dict[int, Mapping[str, Any]]:
+        """The bookkeeping of the batch's contacts, read once they are all made (before its opportunities)."""
+        if self._contacts is None:
+            ids = [c.want.customer_id for c in self._batch if isinstance(c, OpportunityChange)]
+            self._contacts = {
+                r["st_customer_id"]: r
+                for r in await self.store.fetch("contact_rows", {"location_id": self.settings.location_id, "ids": ids})
+            }
+        return self._contacts
 
     # --- contacts ----------------------------------------------------------------------------------
 
@@ -110,18 +201,19 @@ class Applier:
 
     async def _customer_id_field(self) -> str | None:
         """Id of the contact custom field holding the ServiceTitan customer id; None when the location has none."""
-        if not self._id_field_resolved:
-            self._id_field_resolved = True
-            try:
-                found = await self.client.custom_field(
-                    plan.CUSTOMER_ID_FIELD, "contact", "the ServiceTitan customer id"
-                )
-                self._id_field = str(found["id"])
-            except ConfigError:
-                log.warning(
-                    "GHL contact custom field %r not found; contacts will not carry the customer id",
-                    plan.CUSTOMER_ID_FIELD,
-                )
+        async with self._resolving:  # the contacts made at once wait for the first to ask
+            if not self._id_field_resolved:
+                try:
+                    found = await self.client.custom_field(
+                        plan.CUSTOMER_ID_FIELD, "contact", "the ServiceTitan customer id"
+                    )
+                    self._id_field = str(found["id"])
+                except ConfigError:
+                    log.warning(
+                        "GHL contact custom field %r not found; contacts will not carry the customer id",
+                        plan.CUSTOMER_ID_FIELD,
+                    )
+                self._id_field_resolved = True
         return self._id_field
 
     async def _push_contact(
@@ -168,13 +260,7 @@ class Applier:
 
     async def opportunity(self, change: OpportunityChange) -> None:
         counts = self.result.counts["opportunities"]
-        if self._contacts is None:  # the contacts of this batch are done by now
-            ids = [c.want.customer_id for c in self._batch if isinstance(c, OpportunityChange)]
-            self._contacts = {
-                r["st_customer_id"]: r
-                for r in await self.store.fetch("contact_rows", {"location_id": self.settings.location_id, "ids": ids})
-            }
-        contact = self._contacts.get(change.want.customer_id)
+        contact = (await self._batch_contacts()).get(change.want.customer_id)
         if not contact or not contact["ghl_contact_id"] or contact["sync_status"] not in ("synced", "pending"):
             counts["waiting_for_contact"] += 1
             return

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,7 @@ class GhlClient:
         )
         self._pipelines: list[dict[str, Any]] | None = None
         self._fields: dict[str, dict[str, Any]] = {}
+        self._lookup = asyncio.Lock()
 
     async def __aenter__(self) -> GhlClient:
         return self
@@ -281,11 +283,12 @@ class GhlClient:
     # --- pipelines and custom fields -------------------------------------------------------------
 
     async def pipelines(self) -> list[dict[str, Any]]:
-        if self._pipelines is None:
-            _, doc = await self.request(
-                "GET", "/opportunities/pipelines", params={"locationId": self.settings.location_id}
-            )
-            self._pipelines = list((doc or {}).get("pipelines") or [])
+        async with self._lookup:  # changes made at once ask once
+            if self._pipelines is None:
+                _, doc = await self.request(
+                    "GET", "/opportunities/pipelines", params={"locationId": self.settings.location_id}
+                )
+                self._pipelines = list((doc or {}).get("pipelines") or [])
         return self._pipelines
 
     async def pipeline(self, name_or_id: str) -> dict[str, Any]:
@@ -330,17 +333,15 @@ class GhlClient:
     ) -> dict[str, Any]:
         """A custom field definition by name (or fieldKey); ConfigError naming it (and its config ``key``)
         when absent."""
-        if model not in self._fields:
-            _, doc = await self.request(
-                "GET", f"/locations/{self.settings.location_id}/customFields", params={"model": model}
-            )
-            self._fields[model] = {
-                norm(str(f.get("name", ""))): f for f in (doc or {}).get("customFields") or [] if isinstance(f, dict)
-            } | {
-                norm(str(f.get("fieldKey", ""))): f
-                for f in (doc or {}).get("customFields") or []
-                if isinstance(f, dict) and f.get("fieldKey")
-            }
+        async with self._lookup:
+            if model not in self._fields:
+                _, doc = await self.request(
+                    "GET", f"/locations/{self.settings.location_id}/customFields", params={"model": model}
+                )
+                defs = [f for f in (doc or {}).get("customFields") or [] if isinstance(f, dict)]
+                self._fields[model] = {norm(str(f.get("name", ""))): f for f in defs} | {
+                    norm(str(f["fieldKey"])): f for f in defs if f.get("fieldKey")
+                }
         found = self._fields[model].get(norm(name))
         if found is None:
             raise ConfigError(

@@ -48,6 +48,7 @@ def push_settings(config: Config) -> PushSettings:
         protected_stages=g.protected_stages,
         technicians_field=g.technicians_field,
         daily_request_budget=g.daily_request_budget,
+        concurrency=g.concurrency,
         pipelines=tuple(
             PipelineStages.of(name, g.pipeline_kind(name), dict(p.stages)) for name, p in g.pipelines.items()
         ),

@@ -36,6 +36,7 @@ class PushSettings:
     technicians_field: str = "Technicians"
     pipelines: tuple[PipelineStages, ...] = ()  # the ones ghl.pipelines lists
     daily_request_budget: int = 150_000  # per location and UTC day, over all runs
+    concurrency: int = 4  # changes in flight at once (the client's limiter keeps the pace)
 
     def stages_for(self, pipeline: str) -> PipelineStages:
         """The pipeline's mapping: as configured, else the defaults of its kind."""

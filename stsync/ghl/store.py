@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -11,7 +12,7 @@ from psycopg.rows import dict_row
 
 from stsync.config import check_url
 from stsync.db.connect import connect, error_for
-from stsync.errors import DatabaseUnavailable, LockedError, UsageError
+from stsync.errors import DatabaseUnavailable, LockedError, StsyncError, UsageError
 from stsync.ghl.settings import BusinessUnitSeed, StoreSettings
 from stsync.masking import mask_webhook
 from stsync.sqlfile import load
@@ -26,17 +27,24 @@ class Store:
         self.conn = conn
         self.dry_run = dry_run  # dry run: everything happens in one transaction that is rolled back
         self._counted = 0  # GHL requests of this run already added to the day's count
+        self._turn = asyncio.Lock()  # the push makes several changes at once over this one connection
 
     async def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        try:
-            async with self.conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(Q[name], params or {})
-                return list(await cur.fetchall()) if cur.description else []
-        except psycopg.Error as exc:
-            raise error_for(exc, f"running {name}") from None
+        async with self._turn:
+            return await self._run(name, params)
 
     async def write(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        rows = await self.fetch(name, params)
+        async with self._turn:  # the statement and its commit, with no other change's statement between
+            return await self._write(name, params)
+
+    async def _write(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            rows = await self._run(name, params)
+        except StsyncError:
+            if not self.dry_run:  # the changes still in flight go on writing on this connection
+                with contextlib.suppress(psycopg.Error):
+                    await self.conn.rollback()
+            raise
         if not self.dry_run:
             try:
                 await self.conn.commit()
@@ -44,17 +52,26 @@ class Store:
                 raise error_for(exc, f"committing {name}") from None
         return rows
 
+    async def _run(self, name: str, params: dict[str, Any] | None) -> list[dict[str, Any]]:
+        try:
+            async with self.conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(Q[name], params or {})
+                return list(await cur.fetchall()) if cur.description else []
+        except psycopg.Error as exc:
+            raise error_for(exc, f"running {name}") from None
+
     async def count_requests(self, location_id: str, sent: int) -> None:
         """Bring the location's count for today (``ghl.daily_request_budget``) up to the ``sent`` requests this
         run has made so far, adding what is new since the last call: called after every change, so a killed
         run loses at most one change's count. A failed statement before it is rolled back first: every
         change's bookkeeping has committed on its own."""
-        if sent <= self._counted:
-            return
-        if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
-            await self.conn.rollback()
-        await self.write("add_requests", {"location_id": location_id, "requests": sent - self._counted})
-        self._counted = sent
+        async with self._turn:
+            if sent <= self._counted:
+                return
+            if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                await self.conn.rollback()
+            await self._write("add_requests", {"location_id": location_id, "requests": sent - self._counted})
+            self._counted = sent
 
     async def seed_business_units(self, seeds: tuple[BusinessUnitSeed, ...]) -> None:
         for bu in seeds:
