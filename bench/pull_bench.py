@@ -79,8 +79,8 @@ async def push_keys(config_path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def seed(ghl: GhlSandbox, customers: list[dict[str, Any]], total: int) -> int:
-    """Fill the location as the old system left it; returns how many customers got an old contact."""
+def seed(ghl: GhlSandbox, customers: list[dict[str, Any]], total: int) -> list[int]:
+    """Fill the location as the old system left it; returns the customers that got an old contact."""
     store = ghl.app.store
     sales = next(p for p in store.pipelines[GHL_LOCATION] if p["name"] == "Sales")
     old = [c for c in customers[::2] if "email" in c or "phone" in c]
@@ -94,7 +94,7 @@ def seed(ghl: GhlSandbox, customers: list[dict[str, Any]], total: int) -> int:
             contact = store.create_contact(GHL_LOCATION, data)
             body = {"name": "old", "pipelineId": sales["id"], "status": "open", "contactId": contact["id"]}
             store.create_opportunity(GHL_LOCATION, body, sales["stages"][0]["id"])
-    return len(old)
+    return [c["customer_id"] for c in old]
 
 
 def pull_state(dsn: str) -> tuple[str, int] | None:
@@ -140,7 +140,8 @@ def bench(scale: str, contacts: int) -> tuple[list[list[str]], list[str]]:
         env.pop("STSYNC_RETRY_NO_WAIT", None)  # real back-off waits, as in production
         run_timed([STSYNC, "sync", "full", "--json"], env)
         customers = asyncio.run(push_keys(path))
-        with_old = seed(ghl, customers, contacts)
+        old = seed(ghl, customers, contacts)
+        with_old = len(old)
         notes.append(
             f"world {scale}: {len(customers):,} customers the push would create contacts for; GHL location: "
             f"{contacts:,} contacts ({with_old:,} of them those customers' old contacts), {contacts:,} opportunities"
@@ -178,7 +179,15 @@ def bench(scale: str, contacts: int) -> tuple[list[list[str]], list[str]]:
                 "SELECT count(*) FROM integrations.ghl_contacts WHERE ghl_contact_id IS NOT NULL"
             ).fetchone()
             opps = conn.execute("SELECT count(*) FROM integrations.ghl_opportunities").fetchone()
-        notes.append(f"links: {linked[0]:,} contacts, {opps[0]:,} opportunities")
+            missed = conn.execute(
+                "SELECT count(*) FROM unnest(%s::bigint[]) AS o(id) WHERE NOT EXISTS (SELECT 1 FROM "
+                "integrations.ghl_contacts c WHERE c.st_customer_id = o.id AND c.ghl_contact_id IS NOT NULL)",
+                (old,),
+            ).fetchone()
+        notes.append(
+            f"links: {linked[0]:,} contacts, {opps[0]:,} opportunities; customers with an old contact left unlinked: "
+            f"{missed[0]:,}"
+        )
         _, _, out = run_timed([STSYNC, "ghl", "push", "--dry-run", "--json"], env, ok=(0, 1))
         planned = json.loads(out)["counts"]["contacts"]
         creates = planned.get("planned_create", 0)
