@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import git_commit, print_table, run_timed, start_sandbox
+from bench.ghl_bench import write_config
 from stsync.config import load_config
 from stsync.db.migrations import migrate
-from stsync.demo import GHL_LOCATION, GHL_TOKEN, POOL_HOOK, demo_business_units
+from stsync.demo import GHL_LOCATION, GHL_TOKEN
 from stsync.ghl import plan
 from stsync.ghl.push import batches
 from stsync.ghl.service import store_settings
@@ -47,23 +47,6 @@ from stsync.sandbox.postgres import EmbeddedPostgres
 from tests.e2e.harness import STSYNC, cli_env
 
 KILL_AFTER = 10_000  # opportunities read when the first pull is killed
-
-
-def write_config(directory: Path, dsn: str, ghl: GhlSandbox) -> Path:
-    token_file = directory / "ghl-token"
-    token_file.write_text(GHL_TOKEN)
-    doc = {
-        "database": {"url": dsn},
-        "ghl": {  # requests_per_10s left at its default: that is what is measured
-            "api_base_url": ghl.url,
-            "location_id": GHL_LOCATION,
-            "token_file": str(token_file),
-            "business_units": demo_business_units(ghl.webhook_url(POOL_HOOK, GHL_LOCATION)),
-        },
-    }
-    path = directory / "stsync.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 async def push_keys(config_path: Path) -> list[dict[str, Any]]:
@@ -135,7 +118,7 @@ def bench(scale: str, contacts: int) -> tuple[list[list[str]], list[str]]:
         GhlSandbox.start(opts) as ghl,
     ):
         migrate(pg.dsn)
-        path = write_config(Path(tmp), pg.dsn, ghl)
+        path = write_config(Path(tmp), pg.dsn, ghl, None)
         env = cli_env(sb.url, pg.dsn, STSYNC_CONFIG=str(path))
         env.pop("STSYNC_RETRY_NO_WAIT", None)  # real back-off waits, as in production
         run_timed([STSYNC, "sync", "full", "--json"], env)

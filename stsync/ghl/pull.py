@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stsync.errors import ConfigError
@@ -78,121 +78,119 @@ async def pull(
     store_settings: StoreSettings, client: GhlClient, progress: Callable[[PullProgress], None] = lambda _: None
 ) -> dict[str, int]:
     """Link what GHL already holds; returns counts of what was seen and linked by this run."""
-    counts: Counter[str] = Counter()
     location = client.settings.location_id
     async with open_store(store_settings, lock=True) as store:
+        run = _Pull(store, client, progress)
         await store.write("pull_start", {"location_id": location})
         state = (await store.fetch("pull_state", {"location_id": location}))[0]
         if state["cursor"] is not None:
-            counts["resumed_at"] = state["seen"]
+            run.counts["resumed_at"] = state["seen"]
         phase, cursor, seen = state["phase"], state["cursor"], state["seen"]
         if phase == "contacts":
-            await _contacts(store, client, cursor, seen, counts, progress)
+            await run.contacts(cursor, seen)
             cursor, seen = None, 0
-        await _opportunities(store, client, cursor, seen, counts, progress)
-    return dict(counts)
+        await run.opportunities(cursor, seen)
+    return dict(run.counts)
 
 
-async def _contacts(
-    store: Store,
-    client: GhlClient,
-    cursor: dict[str, Any] | None,
-    seen: int,
-    counts: Counter[str],
-    progress: Callable[[PullProgress], None],
-) -> None:
-    customers = await _customers(store)
-    id_field = await _customer_id_field(client)
-    after = cursor.get("searchAfter") if cursor else None
-    while True:
-        contacts, total = await client.contacts_after(after, CONTACTS_PAGE)
-        links: dict[int, str] = {}
-        for c in contacts:
-            counts["ghl_contacts"] += 1
-            for cid in customers.match(c, id_field):
-                links.setdefault(cid, str(c["id"]))  # a customer matched twice on one page keeps the first
-        seen += len(contacts)
-        last = contacts[-1].get("searchAfter") if contacts else None
-        more = len(contacts) == CONTACTS_PAGE and last is not None
-        got = await store.write(
-            "pull_contacts_page",
-            {
-                "location_id": client.settings.location_id,
-                "links": json.dumps([{"customer_id": k, "ghl_id": v} for k, v in links.items()]),
-                "phase": "contacts" if more else "opportunities",
-                "cursor": json.dumps({"searchAfter": last}) if more else None,
-                "seen": seen if more else 0,
-            },
-        )
-        linked = got[0]["linked"]
-        counts["contacts_linked"] += linked
-        counts["contacts_already_linked"] += len(links) - linked
-        progress(PullProgress("contacts", seen, total, counts["contacts_linked"], client.requests_sent))
-        if not more:
-            return
-        after = last
+@dataclass
+class _Pull:
+    """One run of `ghl pull`: the phases share the store, the client, the counts and the progress report."""
 
+    store: Store
+    client: GhlClient
+    progress: Callable[[PullProgress], None]
+    counts: Counter[str] = field(default_factory=Counter)
 
-async def _opportunities(
-    store: Store,
-    client: GhlClient,
-    cursor: dict[str, Any] | None,
-    seen: int,
-    counts: Counter[str],
-    progress: Callable[[PullProgress], None],
-) -> None:
-    pipelines = await _pipeline_settings(store, client)
-    after_id, after = (cursor.get("startAfterId"), cursor.get("startAfter")) if cursor else (None, None)
-    while True:
-        opps, meta = await client.opportunities_after(after_id, after, OPPORTUNITIES_PAGE)
-        page = []
-        for o in opps:
-            counts["ghl_opportunities"] += 1
-            setting = pipelines.get(str(o.get("pipelineId")))
-            if setting is None:
-                counts["opportunities_other_pipeline"] += 1
-                continue
-            stage = await client.stage_by_id(str(o["pipelineId"]), str(o.get("pipelineStageId")))
-            page.append(
+    async def contacts(self, cursor: dict[str, Any] | None, seen: int) -> None:
+        store, client, counts = self.store, self.client, self.counts
+        customers = await _customers(store)
+        id_field = await _customer_id_field(client)
+        after = cursor.get("searchAfter") if cursor else None
+        while True:
+            contacts, total = await client.contacts_after(after, CONTACTS_PAGE)
+            links: dict[int, str] = {}
+            for c in contacts:
+                counts["ghl_contacts"] += 1
+                for cid in customers.match(c, id_field):
+                    links.setdefault(cid, str(c["id"]))  # a customer matched twice on one page keeps the first
+            seen += len(contacts)
+            last = contacts[-1].get("searchAfter") if contacts else None
+            more = len(contacts) == CONTACTS_PAGE and last is not None
+            got = await store.write(
+                "pull_contacts_page",
                 {
-                    "ghl_id": str(o["id"]),
-                    "contact_id": str(o.get("contactId")),
-                    "pipeline_id": str(o["pipelineId"]),
-                    "pipeline": setting,
-                    "stage_id": o.get("pipelineStageId"),
-                    "stage_name": stage.name if stage else None,
-                    "status": o.get("status"),
-                    "value": o.get("monetaryValue"),
-                }
+                    "location_id": client.settings.location_id,
+                    "links": json.dumps([{"customer_id": k, "ghl_id": v} for k, v in links.items()]),
+                    "phase": "contacts" if more else "opportunities",
+                    "cursor": json.dumps({"searchAfter": last}) if more else None,
+                    "seen": seen if more else 0,
+                },
             )
-        seen += len(opps)
-        next_id = meta.get("startAfterId")
-        more = bool(opps) and bool(next_id)
-        got = await store.write(
-            "pull_opportunities_page",
-            {
-                "location_id": client.settings.location_id,
-                "opportunities": json.dumps(page),
-                "phase": "opportunities" if more else "done",
-                "cursor": json.dumps({"startAfterId": next_id, "startAfter": meta.get("startAfter")}) if more else None,
-                "seen": seen,
-            },
-        )
-        counts["opportunities_linked"] += got[0]["linked"]
-        counts["opportunities_already_linked"] += got[0]["matched"] - got[0]["linked"]
-        total = meta.get("total")
-        progress(
-            PullProgress(
-                "opportunities",
-                seen,
-                total if isinstance(total, int) else None,
-                counts["opportunities_linked"],
-                client.requests_sent,
+            linked = got[0]["linked"]
+            counts["contacts_linked"] += linked
+            counts["contacts_already_linked"] += len(links) - linked
+            self.progress(PullProgress("contacts", seen, total, counts["contacts_linked"], client.requests_sent))
+            if not more:
+                return
+            after = last
+
+    async def opportunities(self, cursor: dict[str, Any] | None, seen: int) -> None:
+        store, client, counts = self.store, self.client, self.counts
+        pipelines = await _pipeline_settings(store, client)
+        after_id, after = (cursor.get("startAfterId"), cursor.get("startAfter")) if cursor else (None, None)
+        while True:
+            opps, meta = await client.opportunities_after(after_id, after, OPPORTUNITIES_PAGE)
+            page = []
+            for o in opps:
+                counts["ghl_opportunities"] += 1
+                setting = pipelines.get(str(o.get("pipelineId")))
+                if setting is None:
+                    counts["opportunities_other_pipeline"] += 1
+                    continue
+                stage = await client.stage_by_id(str(o["pipelineId"]), str(o.get("pipelineStageId")))
+                page.append(
+                    {
+                        "ghl_id": str(o["id"]),
+                        "contact_id": str(o.get("contactId")),
+                        "pipeline_id": str(o["pipelineId"]),
+                        "pipeline": setting,
+                        "stage_id": o.get("pipelineStageId"),
+                        "stage_name": stage.name if stage else None,
+                        "status": o.get("status"),
+                        "value": o.get("monetaryValue"),
+                    }
+                )
+            seen += len(opps)
+            next_id = meta.get("startAfterId")
+            more = bool(opps) and bool(next_id)
+            got = await store.write(
+                "pull_opportunities_page",
+                {
+                    "location_id": client.settings.location_id,
+                    "opportunities": json.dumps(page),
+                    "phase": "opportunities" if more else "done",
+                    "cursor": json.dumps({"startAfterId": next_id, "startAfter": meta.get("startAfter")})
+                    if more
+                    else None,
+                    "seen": seen,
+                },
             )
-        )
-        if not more:
-            return
-        after_id, after = next_id, meta.get("startAfter")
+            counts["opportunities_linked"] += got[0]["linked"]
+            counts["opportunities_already_linked"] += got[0]["matched"] - got[0]["linked"]
+            total = meta.get("total")
+            self.progress(
+                PullProgress(
+                    "opportunities",
+                    seen,
+                    total if isinstance(total, int) else None,
+                    counts["opportunities_linked"],
+                    client.requests_sent,
+                )
+            )
+            if not more:
+                return
+            after_id, after = next_id, meta.get("startAfter")
 
 
 async def _customer_id_field(client: GhlClient) -> str | None:
