@@ -7,8 +7,9 @@ Every contact carries the ServiceTitan customer id in the contact custom field `
   rather than creating a second contact (one request, where a duplicate search first took two or three);
   a customer with neither is searched by name and checked against that custom field first;
 - an opportunity is looked up (search by contact + pipeline) before it is created only when it may already
-  exist: its contact was not created by this push (it may hold another system's opportunities), or an
-  earlier create was begun (``create_started_at``, committed before the request) and not recorded;
+  exist: it has a bookkeeping row already (an earlier create was begun, ``create_started_at``, committed
+  before the request; or another pipeline id), or its contact was not created by this push for this
+  customer alone (a shared or found contact may hold other opportunities);
 - the ids GHL returns in duplicate errors are accepted.
 Each write commits on its own: a killed push loses at most one item's bookkeeping. Webhook posts: see
 ``stsync.ghl.webhooks``.
@@ -326,8 +327,8 @@ class Applier:
         known = row["ghl_opportunity_id"] if row and row["pipeline_id"] == fields["pipelineId"] else None
         if known and await _still_there("opportunity", known, self.client.update_opportunity(known, fields)):
             return known, False
-        begun = row is not None and row["create_started_at"] is not None
-        if known or begun or not contact["created_by_push"]:
+        # Only an opportunity never tried, of a contact the push created for this customer alone, cannot exist.
+        if row is not None or not contact["created_by_push"]:
             found = [
                 o
                 for o in await self.client.search_opportunities(contact_id=contact_id, pipeline_id=fields["pipelineId"])

@@ -184,7 +184,7 @@ class GhlClient:
                 await self.update_contact(existing, fields)
                 return existing, False
             raise
-        return str(doc["contact"]["id"]), bool(doc.get("new", True))
+        return str(doc["contact"]["id"]), bool(doc.get("new", False))
 
     async def upsert_contact(self, fields: dict[str, Any]) -> str:
         """Create or update by the location's dedupe rules; the contact id either way."""

@@ -152,9 +152,13 @@ SELECT j.st_id AS job_id, j.customer_id, j.business_unit_id, bu.name AS business
  ORDER BY j.customer_id, j.st_created_on NULLS FIRST, j.st_id;
 
 -- name: contact_rows
+-- created_by_push only while no other customer shares the GHL contact: a shared one may hold their opportunities.
 SELECT st_customer_id, ghl_contact_id, pushed_hash, attempted_hash, sync_status, attempts, next_retry_at,
-       created_by_push
-  FROM integrations.ghl_contacts
+       created_by_push AND NOT EXISTS (
+           SELECT 1 FROM integrations.ghl_contacts o
+            WHERE o.location_id = c.location_id AND o.ghl_contact_id = c.ghl_contact_id
+              AND o.st_customer_id <> c.st_customer_id) AS created_by_push
+  FROM integrations.ghl_contacts c
  WHERE location_id = %(location_id)s AND st_customer_id = ANY(%(ids)s::bigint[]);
 
 -- name: opportunity_rows
