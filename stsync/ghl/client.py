@@ -186,10 +186,6 @@ class GhlClient:
             raise
         return str(doc["contact"]["id"]), bool(doc.get("new", False))
 
-    async def upsert_contact(self, fields: dict[str, Any]) -> str:
-        """Create or update by the location's dedupe rules; the contact id either way."""
-        return (await self.upsert(fields))[0]
-
     async def create_contact(self, fields: dict[str, Any]) -> str:
         """POST /contacts/; a 400 'duplicated contacts' with meta.contactId yields that contact's id."""
         body = {"locationId": self.settings.location_id, **fields}

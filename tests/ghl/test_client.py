@@ -56,7 +56,7 @@ def test_headers_are_pinned_and_bearer() -> None:
 
     async def go() -> str:
         async with _client() as c:
-            return await c.upsert_contact({"email": "a@b.c"})
+            return (await c.upsert({"email": "a@b.c"}))[0]
 
     assert run(go()) == "c1"
     req = route.calls.last.request

@@ -45,9 +45,9 @@ def test_pull_links_old_contacts_and_opportunities_so_push_does_not_duplicate(
         ids = {}
         async with make_client(config) as client:
             for cid, email in by_email:
-                ids[cid] = await client.upsert_contact({"email": email.upper(), "firstName": "Old"})
+                ids[cid] = (await client.upsert({"email": email.upper(), "firstName": "Old"}))[0]
             for cid, phone in by_phone:
-                ids[cid] = await client.upsert_contact({"phone": plan.e164(phone), "firstName": "Old"})
+                ids[cid] = (await client.upsert({"phone": plan.e164(phone), "firstName": "Old"}))[0]
             stage = await client.stage("Sales", "New Lead")
             await client.create_opportunity(
                 {

@@ -101,7 +101,7 @@ def test_every_request_of_pull_and_push_matches_the_official_request_schema(
 
     async def scenario() -> None:
         async with make_client(config) as client:
-            await client.upsert_contact({"email": email, "firstName": "Existing"})
+            await client.upsert({"email": email, "firstName": "Existing"})
         await pull(config)
         assert int((await push(config)).exit_code) == 0
         with psycopg.connect(mirror_dsn) as conn:
@@ -135,10 +135,10 @@ def test_every_request_of_pull_and_push_matches_the_official_request_schema(
     ("call", "message"),
     [
         (
-            lambda c: c.upsert_contact({"email": "a@example.com", "favouriteColour": "red"}),
+            lambda c: c.upsert({"email": "a@example.com", "favouriteColour": "red"}),
             "property favouriteColour should not exist",
         ),
-        (lambda c: c.upsert_contact({"email": "a@example.com", "firstName": 7}), "firstName must be a string"),
+        (lambda c: c.upsert({"email": "a@example.com", "firstName": 7}), "firstName must be a string"),
         (
             lambda c: c.create_opportunity({"pipelineId": "p", "status": "open", "contactId": "c"}),
             "name should not be empty",
