@@ -25,7 +25,9 @@ from stsync.errors import ConfigError
 from stsync.masking import MASK, mask_dsn, mask_webhook
 
 ENV_PREFIX = "STSYNC_"
-SECRET_KEYS = frozenset({"database.url", "servicetitan.client_secret", "servicetitan.app_key", "ghl.token"})
+SECRET_KEYS = frozenset(
+    {"database.url", "servicetitan.client_secret", "servicetitan.app_key", "ghl.token", "smtp.password"}
+)
 
 HOSTS = {
     "production": ("https://api.servicetitan.io", "https://auth.servicetitan.io"),
@@ -80,7 +82,8 @@ class ServiceTitanConfig(_Section):
     requests_per_second: float = Field(default=50, gt=0, le=60)
     page_size: int = Field(default=5000, ge=1, le=5000)
     timeout_seconds: float = Field(default=100, gt=0)
-    include_recent_changes: bool = False
+    # Ask export feeds for changes at once, not 15 minutes late; a record served again is merged as unchanged.
+    include_recent_changes: bool = True
     # Streams writing at once; every stream downloads from the start.
     max_concurrency: int = Field(default=8, ge=1, le=64)
     # Page bodies held in memory at once by writing streams (waiting streams: half as much again on top).
@@ -239,6 +242,44 @@ class GhlConfig(_Section):
         return default_kind(pipeline, self.install_pipeline)
 
 
+class EventsConfig(_Section):
+    """``events:``: what the mirror's merge writes to automation.events, and how `events poll` works it off."""
+
+    capture: bool = True
+    # A stream's first walk into the mirror is its history: no events, unless this says so.
+    capture_first_sync: bool = False
+    # install_job_created: a job whose business unit's name contains one of these (any case), or whose id is listed.
+    install_units: tuple[str, ...] = ("install",)
+    install_unit_ids: tuple[int, ...] = ()
+    overdue_grace_days: int = Field(default=0, ge=0, le=365)  # invoice_overdue this many days after the due date
+    estimate_open_days: int = Field(default=7, ge=1, le=365)  # estimate_open: still Open this many days on
+    batch: int = Field(default=500, ge=1, le=10_000)  # events and due steps one poll claims at a time
+    lease_seconds: int = Field(default=300, ge=10, le=86_400)  # a claim not finished by then is taken again
+    max_attempts: int = Field(default=5, ge=1, le=100)  # a step that failed this often is a dead letter
+    retry_base_seconds: float = Field(default=60, gt=0)  # a failed step waits this, doubled each attempt
+    timeout_seconds: float = Field(default=30, gt=0)  # each action's HTTP or SMTP call
+
+
+class SmtpConfig(_Section):
+    """``smtp:``: the server the ``email`` action sends through (TLS unless the server is loopback)."""
+
+    host: str | None = None
+    port: int = Field(default=587, gt=0, lt=65536)
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    user: str | None = None
+    password: SecretStr | None = None
+    from_address: str | None = None
+    timeout_seconds: float = Field(default=30, gt=0)
+
+    @model_validator(mode="after")
+    def _tls(self) -> SmtpConfig:
+        if self.tls == "none" and self.host is not None and self.host not in _LOOPBACK:
+            raise PydanticCustomError(
+                "keyed", "{reason}", {"key": "tls", "reason": "'none' only to a loopback host: use starttls or ssl"}
+            )
+        return self
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "text"] = "auto"
@@ -254,6 +295,8 @@ class Config(_Section):
     servicetitan: ServiceTitanConfig = Field(default_factory=ServiceTitanConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     ghl: GhlConfig = Field(default_factory=GhlConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
@@ -367,7 +410,7 @@ def _env_layer(env: Mapping[str, str]) -> _Layer:
             continue  # STSYNC_CONFIG, STSYNC_PG_BINDIR…: not config keys
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         value: Any = env[name]
-        if section in SECTIONS and key in ("streams_exclude", "protected_stages"):
+        if section in SECTIONS and key in ("streams_exclude", "protected_stages", "install_units", "install_unit_ids"):
             value = [s.strip() for s in str(value).split(",") if s.strip()]
         _resolve_key(section, key, value, where=f"environment variable {name}", source=f"env {name}", layer=layer)
     return layer

@@ -10,7 +10,18 @@ from typing import Annotated
 
 import typer
 
-from stsync.cli import bu_cmd, config_cmd, demo_cmd, ghl_cmd, jobs_cmd, migrate_cmd, sandbox_cmd, sync_cmd
+from stsync.cli import (
+    bu_cmd,
+    config_cmd,
+    demo_cmd,
+    events_cmd,
+    ghl_cmd,
+    jobs_cmd,
+    migrate_cmd,
+    sandbox_cmd,
+    sync_cmd,
+    workflows_cmd,
+)
 from stsync.cli.startup import split_command_line
 from stsync.cli.state import STATE
 from stsync.errors import ExitCode, StsyncError, exit_code_for
@@ -45,6 +56,8 @@ _COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
     "ghl": lambda app: app.add_typer(ghl_cmd.app, name="ghl"),
     "bu": lambda app: app.add_typer(bu_cmd.app, name="bu"),
     "jobs": lambda app: app.add_typer(jobs_cmd.app, name="jobs"),
+    "events": lambda app: app.add_typer(events_cmd.app, name="events"),
+    "workflows": lambda app: app.add_typer(workflows_cmd.app, name="workflows"),
 }
 
 

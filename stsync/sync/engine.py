@@ -28,6 +28,7 @@ from stsync.budget import Lane
 from stsync.errors import ExitCode, Outage, StsyncError, exit_code_for
 from stsync.servicetitan.client import Page, ServiceTitanClient
 from stsync.sync.feeds import walk_export, walk_list
+from stsync.sync.merge import Capture
 from stsync.sync.model import Observer, RunResult, Silent, StreamResult, SyncOptions
 from stsync.sync.pipeline import Downloads, pipelined
 from stsync.sync.repository import ConnectionPool, PageCounts, RunLock, StreamRepository, SyncLog
@@ -144,7 +145,7 @@ def _start_order(runs: list[_StreamRun]) -> list[_StreamRun]:
 
 
 def _stream_state(checkpoints: dict[str, str], name: str) -> dict[str, str]:
-    """One stream's checkpoints ('continue_from', 'high_water', 'walk', 'generation') out of all of them."""
+    """One stream's checkpoints ('continue_from', 'high_water', 'walk', 'generation', 'seeded') out of all."""
     prefix = f"{name}."
     return {key[len(prefix) :]: value for key, value in checkpoints.items() if key.startswith(prefix)}
 
@@ -233,6 +234,7 @@ class _StreamRun:
         self.spare: StreamRepository | None = None  # a second one, which meanwhile loads the page after it
         self.loading: asyncio.Task[bool] | None = None  # the load of the next page handed over, if any
         self.log: SyncLog | None = None  # None in a dry run
+        self.capture: Capture | None = None  # set by ``run`` from the stream's checkpoints
 
     @property
     def lane(self) -> Lane:
@@ -241,6 +243,10 @@ class _StreamRun:
 
     async def run(self, state: dict[str, str]) -> StreamResult:
         result, stream = self.result, self.stream
+        # A stream is seeded once a walk of it has finished: before that, its pages are its history.
+        seeded = state.get("seeded") == "yes" or state.get("walk") == "done"
+        if seeded or self.options.capture_first_sync:
+            self.capture = self.options.capture
         started = time.monotonic()
         if not self.options.dry_run:
             self.log = SyncLog(self.run_id, stream.name, self.options.sync_type, datetime.now(UTC))
@@ -290,7 +296,7 @@ class _StreamRun:
             else:
                 loaded = await self._loaded()
                 if self.repo is None:
-                    self.repo = await self.pool.stream(self.stream)
+                    self.repo = await self.pool.stream(self.stream, self.capture)
                 following = upcoming()
                 if following is not None and following.count != 0:
                     self._load(following)
@@ -323,7 +329,7 @@ class _StreamRun:
 
         async def load() -> bool:
             if self.spare is None:
-                self.spare = await self.pool.spare(self.stream)
+                self.spare = await self.pool.spare(self.stream, self.capture)
                 if self.spare is None:
                     return False
             await self.spare.load(page.body)

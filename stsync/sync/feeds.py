@@ -95,6 +95,8 @@ async def walk_export(run: FeedRun, state: dict[str, str]) -> None:
                 }
                 if generation is not None:
                     checkpoint["generation"] = generation
+                if not page.has_more:
+                    checkpoint["seeded"] = "yes"  # its history is in: from now on its changes are events
                 counts = await run.write(page, checkpoint, pages.upcoming)
                 del page  # the loop variable would hold the body until the next page arrives
                 high_water = later(high_water, counts.max_modified_on)
@@ -131,7 +133,9 @@ async def walk_list(run: FeedRun, state: dict[str, str]) -> None:
         async for page in walk:
             # Pages come in id order, so the high-water mark may only move with the last page;
             # until then the newest modifiedOn seen is carried in memory.
-            checkpoint: dict[str, str | None] = {} if page.has_more else {"high_water": high_water, "walk": "done"}
+            checkpoint: dict[str, str | None] = (
+                {} if page.has_more else {"high_water": high_water, "walk": "done", "seeded": "yes"}
+            )
             if generation is not None and not page.has_more:
                 checkpoint["generation"] = generation
             counts = await run.write(page, checkpoint, walk.upcoming)

@@ -12,9 +12,11 @@ Only identifiers and constants from the declarations are composed here (``sql.Id
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from psycopg import sql
 
-from stsync.sync.streams import ChildTable, ColType, Column, Stream
+from stsync.sync.streams import ChildTable, ColType, Column, EventRule, Fires, Stream
 
 _INT_RE = r"^-?[0-9]{1,18}$"
 _INT4_RE = r"^-?[0-9]{1,9}$"
@@ -113,8 +115,10 @@ def _upsert(
     alias: str,
     source: str,
     active: sql.Composable,
+    returning: tuple[str, ...] = (),
 ) -> sql.Composable:
-    """INSERT … SELECT … ON CONFLICT DO UPDATE WHERE changed, RETURNING whether each row was new."""
+    """INSERT … SELECT … ON CONFLICT DO UPDATE WHERE changed, RETURNING whether each row was new (and the
+    ``returning`` columns of the new row)."""
     names = [
         *(name for name, _ in extra),
         *(c.name for c in columns),
@@ -138,8 +142,9 @@ def _upsert(
         "INSERT INTO servicetitan.{table} AS t ({names}) SELECT {values} FROM {source} "
         "ON CONFLICT ({keys}) DO UPDATE SET {updates}, last_synced_at = now() "
         "WHERE t.full_data IS DISTINCT FROM EXCLUDED.full_data "
-        "RETURNING (xmax = 0) AS inserted"
+        "RETURNING (xmax = 0) AS inserted{returning}"
     ).format(
+        returning=sql.SQL("").join(sql.SQL(", t.{}").format(sql.Identifier(n)) for n in returning),
         table=sql.Identifier(table),
         names=sql.SQL(", ").join(map(sql.Identifier, names)),
         values=sql.SQL(", ").join(values),
@@ -149,11 +154,89 @@ def _upsert(
     )
 
 
-def page_merge(stream: Stream, validate: bool = True) -> sql.Composed:
-    """The one statement that merges the staged page of ``stream``.
+@dataclass(frozen=True)
+class Capture:
+    """Write the stream's events (``Stream.events``) with its pages: the settings the statement needs."""
 
-    Returns one row: (fetched, created, updated, unchanged, quarantined, max_modified_on).
+    install_units: tuple[str, ...] = ("install",)  # a business unit whose name contains one (any case)
+    install_unit_ids: tuple[int, ...] = ()  # or whose id is one
+    overdue_grace_days: int = 0  # invoice_overdue: this many days past the due date
+
+
+def _like_any(words: tuple[str, ...]) -> list[str]:
+    return ["%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for w in words]
+
+
+def _fires(rule: EventRule, capture: Capture) -> tuple[sql.Composable, sql.Composable]:
+    """(condition, version) of one rule over the merged row ``m`` and the row before it, ``o`` (a row of
+    NULLs for a new record). The version makes the event's key: the record's modifiedOn, or for an overdue
+    invoice its due date, so that the poll's own search for overdue invoices finds the same key."""
+    modified = sql.SQL("coalesce(m.st_modified_on::text, '')")
+    match rule.fires:
+        case Fires.CREATED:
+            condition: sql.Composable = sql.SQL("m.inserted")
+            if rule.install_unit:
+                condition = sql.SQL(
+                    "m.inserted AND EXISTS (SELECT 1 FROM servicetitan.st_business_units b "
+                    "WHERE b.st_id = m.business_unit_id "
+                    "AND (b.name ILIKE ANY({}::text[]) OR b.st_id = ANY({}::bigint[])))"
+                ).format(sql.Literal(_like_any(capture.install_units)), sql.Literal(list(capture.install_unit_ids)))
+            return condition, modified
+        case Fires.BECOMES:
+            column = sql.Identifier(rule.column or "")
+            return sql.SQL("m.{c} = {v} AND o.{c} IS DISTINCT FROM {v}").format(
+                c=column, v=sql.Literal(rule.value)
+            ), modified
+        case Fires.OVERDUE:  # as `events poll` finds it (stsync/events/queries.sql, detect_overdue)
+            grace = sql.Literal(f"{capture.overdue_grace_days} days")
+            return sql.SQL(
+                "m.balance > 0 AND m.due_date + {g}::interval <= now() "
+                "AND NOT coalesce(o.balance > 0 AND o.due_date + {g}::interval <= now(), false)"
+            ).format(g=grace), sql.SQL("m.due_date::text")
+
+
+def _events(stream: Stream, capture: Capture) -> sql.Composable:
+    """The CTE that writes the page's events. ``o`` reads the table the statement is merging into: every part
+    of one statement sees the same snapshot, taken before it, so ``o`` is the record as it was. Only records
+    the merge changed are looked up (by primary key): the cost is the changes', whatever the page's size."""
+    values = sql.SQL(", ").join(
+        sql.SQL("({}, {}, {})").format(sql.Literal(rule.name), *_fires(rule, capture)) for rule in stream.events
+    )
+    return sql.SQL(
+        """,
+events AS (
+    INSERT INTO automation.events (entity, st_id, event_type, version, occurred_at, old_values, new_values)
+    SELECT {entity}, m.st_id, r.event_type, r.version, m.st_modified_on,
+           CASE WHEN o.st_id IS NOT NULL THEN jsonb_build_object({old}) END, jsonb_build_object({new})
+      FROM merged m
+      LEFT JOIN servicetitan.{table} o ON o.st_id = m.st_id
+     CROSS JOIN LATERAL (VALUES {values}) AS r(event_type, fires, version)
+     WHERE r.fires
+    ON CONFLICT (entity, st_id, event_type, version) DO NOTHING
+    RETURNING 1
+)"""
+    ).format(
+        entity=sql.Literal(stream.name),
+        old=_watch(stream, "o"),
+        new=_watch(stream, "m"),
+        table=sql.Identifier(stream.table),
+        values=values,
+    )
+
+
+def _watch(stream: Stream, alias: str) -> sql.Composable:
+    return sql.SQL(", ").join(
+        sql.SQL("{}, {}.{}").format(sql.Literal(c), sql.Identifier(alias), sql.Identifier(c)) for c in stream.watch
+    )
+
+
+def page_merge(stream: Stream, validate: bool = True, capture: Capture | None = None) -> sql.Composed:
+    """The one statement that merges the staged page of ``stream`` (and, with ``capture``, writes its events).
+
+    Returns one row: (fetched, created, updated, unchanged, quarantined, resolved, max_modified_on, events).
     """
+    capturing = capture is not None and bool(stream.events)
+    returning = ("st_id", "st_modified_on", *stream.watch) if capturing else ()
     extra: list[tuple[str, sql.Composable]] = [(k, sql.Literal(v)) for k, v in stream.key_constants.items()]
     extra.append(("st_id", sql.SQL("st_id")))
     active = sql.SQL("coalesce((d ->> 'active')::boolean, true)")
@@ -190,20 +273,23 @@ resolved AS (
       FROM good WHERE q.stream = {stream_name} AND q.st_id = good.st_id AND q.resolved_at IS NULL
     RETURNING 1
 ),
-merged AS ({upsert})
+merged AS ({upsert}){events}
 SELECT (SELECT count(*) FROM elems) AS fetched,
        (SELECT count(*) FROM merged WHERE inserted) AS created,
        (SELECT count(*) FROM merged WHERE NOT inserted) AS updated,
        (SELECT count(*) FROM good) - (SELECT count(*) FROM merged) AS unchanged,
        (SELECT count(*) FROM quarantined) AS quarantined,
        (SELECT count(*) FROM resolved) AS resolved,
-       (SELECT max((d ->> 'modifiedOn')::timestamptz) FROM good) AS max_modified_on
+       (SELECT max((d ->> 'modifiedOn')::timestamptz) FROM good) AS max_modified_on,
+       {count_events} AS events
 """
     ).format(
         reason=_reason("d", stream.columns, validate),
         int_re=sql.Literal(_INT_RE),
         stream_name=stream_name,
-        upsert=_upsert(stream.table, stream.key_columns, extra, stream.columns, "d", "good", active),
+        upsert=_upsert(stream.table, stream.key_columns, extra, stream.columns, "d", "good", active, returning),
+        events=_events(stream, capture) if capturing and capture is not None else sql.SQL(""),
+        count_events=sql.SQL("(SELECT count(*) FROM events)" if capturing else "0"),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from stsync.errors import ExitCode
+from stsync.sync.merge import Capture
 from stsync.sync.repository import PageCounts
 
 SyncType = Literal["full", "incremental"]
@@ -22,6 +23,7 @@ class StreamResult:
     updated: int = 0
     unchanged: int = 0
     quarantined: int = 0
+    events: int = 0  # written to automation.events
     pages: int = 0
     requests: int = 0
     duration_ms: int = 0
@@ -36,6 +38,7 @@ class StreamResult:
         self.updated += counts.updated
         self.unchanged += counts.unchanged
         self.quarantined += counts.quarantined
+        self.events += counts.events
 
 
 @dataclass
@@ -59,7 +62,7 @@ class RunResult:
         return failures[0] if failures else ExitCode.PARTIAL
 
     def totals(self) -> dict[str, int]:
-        keys = ("fetched", "created", "updated", "unchanged", "quarantined", "pages")
+        keys = ("fetched", "created", "updated", "unchanged", "quarantined", "events", "pages")
         return {k: sum(getattr(s, k) for s in self.streams) for k in keys}
 
 
@@ -93,3 +96,7 @@ class SyncOptions:
     dry_run: bool = False
     max_concurrency: int = 8
     connect_timeout: float = 10
+    # Events (stsync.sync.merge.Capture), or None to write none. A stream's first walk into the mirror (its
+    # whole history) writes none unless ``capture_first_sync``.
+    capture: Capture | None = None
+    capture_first_sync: bool = False

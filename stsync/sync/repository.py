@@ -22,7 +22,7 @@ from stsync.db.connect import connect, error_for
 from stsync.db.statistics import analyze_changed
 from stsync.errors import LOCKED_MESSAGE, DatabaseUnavailable, LockedError
 from stsync.sqlfile import load
-from stsync.sync.merge import child_merge, page_merge
+from stsync.sync.merge import Capture, child_merge, page_merge
 from stsync.sync.streams import Stream
 
 Q = load("sync")
@@ -58,6 +58,7 @@ class PageCounts:
     unchanged: int
     quarantined: int
     max_modified_on: str | None
+    events: int = 0  # written to automation.events with the page
 
 
 class RunLock:
@@ -168,18 +169,21 @@ class SyncLog:
 
 
 class StreamRepository:
-    """Writes one stream's pages; owns one connection for the stream's lifetime."""
+    """Writes one stream's pages; owns one connection for the stream's lifetime. With ``capture``, each page
+    also writes the events of the records it changed (``stsync.sync.merge.Capture``)."""
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any], stream: Stream) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[Any], stream: Stream, capture: Capture | None = None) -> None:
         self.conn = conn
         self.stream = stream
+        self.capture = capture
 
     # Each statement comes twice: a fast one that trusts the page, and one that checks every typed field
     # and quarantines what does not convert, run only when the fast one hits bad data. They are composed
     # on a stream's first page with records: a run where nothing changed composes none.
     @functools.cached_property
     def _merge(self) -> tuple[Any, Any]:
-        return page_merge(self.stream, validate=False), page_merge(self.stream, validate=True)
+        capture = self.capture
+        return page_merge(self.stream, False, capture), page_merge(self.stream, True, capture)
 
     @functools.cached_property
     def _children(self) -> list[tuple[Any, Any]]:
@@ -240,7 +244,7 @@ class StreamRepository:
                     assert started is not None
                     log.id = int(started[0])  # kept if this transaction rolls back: finish_log then writes the row
                 if empty:
-                    row = (0, 0, 0, 0, 0, 0, None)
+                    row = (0, 0, 0, 0, 0, 0, None, 0)
                 else:
                     if not loaded:
                         await self._copy(cur, body)
@@ -248,7 +252,7 @@ class StreamRepository:
                     assert row is not None
                     for statements in self._children:
                         await self._execute(cur, statements)
-                fetched, created, updated, unchanged, quarantined, _resolved, max_modified = row
+                fetched, created, updated, unchanged, quarantined, _resolved, max_modified, events = row
                 counts = PageCounts(
                     fetched,
                     created,
@@ -256,6 +260,7 @@ class StreamRepository:
                     unchanged,
                     quarantined,
                     max_modified.isoformat() if max_modified is not None else None,
+                    events,
                 )
                 await cur.execute(
                     Q["add_page_to_log"],
@@ -326,19 +331,19 @@ class ConnectionPool:
         self._all: list[psycopg.AsyncConnection[Any]] = []
         self._opening = 0  # spares being handed out (a new connection may take a while)
 
-    async def stream(self, stream: Stream) -> StreamRepository:
+    async def stream(self, stream: Stream, capture: Capture | None = None) -> StreamRepository:
         """A repository for ``stream`` on an idle (or new) connection; ``release`` it when done."""
         conn = self._idle.pop() if self._idle else await self._connect()
-        return StreamRepository(conn, stream)
+        return StreamRepository(conn, stream, capture)
 
-    async def spare(self, stream: Stream) -> StreamRepository | None:
+    async def spare(self, stream: Stream, capture: Capture | None = None) -> StreamRepository | None:
         """Like ``stream`` while fewer than ``spares_below`` connections are in use (or being opened);
         otherwise, or if a new connection cannot be opened, None: a spare is never worth an error."""
         if len(self._all) - len(self._idle) + self._opening >= self.spares_below:
             return None
         self._opening += 1
         try:
-            return await self.stream(stream)
+            return await self.stream(stream, capture)
         except DatabaseUnavailable:
             return None
         finally:

@@ -9,6 +9,7 @@ from stsync.errors import ConfigError
 from stsync.retry import RetryPolicy
 from stsync.servicetitan.client import ClientSettings, ServiceTitanClient
 from stsync.sync.engine import run_sync
+from stsync.sync.merge import Capture
 from stsync.sync.model import Observer, RunResult, SyncOptions, SyncType
 from stsync.sync.streams import STREAMS, STREAMS_BY_NAME, select_streams
 
@@ -41,6 +42,15 @@ def client_settings(config: Config) -> ClientSettings:
     )
 
 
+def capture_settings(config: Config) -> Capture:
+    events = config.events
+    return Capture(
+        install_units=tuple(events.install_units),
+        install_unit_ids=tuple(events.install_unit_ids),
+        overdue_grace_days=events.overdue_grace_days,
+    )
+
+
 def database_url(config: Config) -> str:
     return required_secret(config.database.url, "database.url")
 
@@ -65,6 +75,7 @@ async def sync(
     dry_run: bool = False,
     include_recent_changes: bool | None = None,
     observer: Observer | None = None,
+    emit_events: bool | None = None,
 ) -> RunResult:
     """Run `stsync sync` as configured. Raises only for run-level problems (config, lock, database)."""
     streams = select_streams(stream_names) if stream_names else list(STREAMS)
@@ -84,6 +95,8 @@ async def sync(
         dry_run=dry_run,
         max_concurrency=int(st.max_concurrency),
         connect_timeout=float(config.database.connect_timeout),
+        capture=capture_settings(config) if (config.events.capture if emit_events is None else emit_events) else None,
+        capture_first_sync=config.events.capture_first_sync,
     )
     async with ServiceTitanClient(settings) as client:
         return await run_sync(client, streams, options, observer)

@@ -62,6 +62,33 @@ class ChildTable:
     columns: tuple[Column, ...]
 
 
+class Fires(enum.Enum):
+    """When an ``EventRule`` fires, judged by the merge from a record's old and new row."""
+
+    CREATED = "created"  # the mirror sees the record for the first time
+    BECOMES = "becomes"  # ``column`` takes ``value`` (a new record that already has it counts)
+    OVERDUE = "overdue"  # balance > 0 and its due date has passed, and it was not so before
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """One event type the merge writes to ``automation.events`` (``stsync.sync.merge``)."""
+
+    name: str
+    fires: Fires
+    column: str | None = None
+    value: str | None = None
+    install_unit: bool = False  # only when the record's business unit is an install unit (``events.install_units``)
+
+
+def created(name: str, install_unit: bool = False) -> EventRule:
+    return EventRule(name, Fires.CREATED, install_unit=install_unit)
+
+
+def becomes(name: str, column: str, value: str) -> EventRule:
+    return EventRule(name, Fires.BECOMES, column, value)
+
+
 @dataclass(frozen=True)
 class Stream:
     """One mirrored ServiceTitan resource."""
@@ -85,6 +112,9 @@ class Stream:
     # Records per ten customers in a typical tenant (the sandbox's worlds keep these ratios): how long the
     # feed's chain of pages is, next to the others'. The rate limiter lets larger feeds' requests go first.
     volume: int = 0
+    # Events the merge writes when a record changes, and the typed columns whose old and new values they carry.
+    events: tuple[EventRule, ...] = ()
+    watch: tuple[str, ...] = ()
 
     @property
     def key_columns(self) -> tuple[str, ...]:
@@ -208,6 +238,9 @@ STREAMS: tuple[Stream, ...] = (
         _JOBS,
         depends_on=("customers", "locations"),
         volume=20,
+        events=(created("job_created"), becomes("job_completed", "job_status", "Completed"),
+                created("install_job_created", install_unit=True)),
+        watch=("job_status", "business_unit_id", "customer_id", "job_type_id", "total", "completed_on"),
     ),
     # --- work on jobs ----------------------------------------------------------------------------
     Stream(
@@ -223,6 +256,8 @@ STREAMS: tuple[Stream, ...] = (
         export_params=ANY,
         list_params=ANY,
         volume=22,
+        events=(created("appointment_created"),),
+        watch=("status", "job_id", "customer_id", "start_at"),
     ),
     Stream(
         "appointment_assignments", "st_appointment_assignments", "dispatch", FeedKind.EXPORT,
@@ -258,6 +293,9 @@ STREAMS: tuple[Stream, ...] = (
             ),
         ),
         volume=6,
+        events=(created("estimate_created"), becomes("estimate_approved", "status", "Sold"),
+                becomes("estimate_rejected", "status", "Dismissed")),
+        watch=("status", "subtotal", "tax", "sold_on", "business_unit_id", "job_id", "customer_id"),
     ),
     Stream(
         "invoices", "st_invoices", "accounting", FeedKind.EXPORT, "export/invoices", "invoices",
@@ -273,6 +311,8 @@ STREAMS: tuple[Stream, ...] = (
         depends_on=("jobs",),
         list_params={"activeState": "All"},
         volume=20,
+        events=(created("invoice_created"), EventRule("invoice_overdue", Fires.OVERDUE)),
+        watch=("balance", "total", "due_date", "customer_id", "job_id", "business_unit_id"),
     ),
     Stream(
         "invoice_items", "st_invoice_items", "accounting", FeedKind.EXPORT, "export/invoice-items",
@@ -313,6 +353,10 @@ STREAMS: tuple[Stream, ...] = (
 # fmt: on
 
 STREAMS_BY_NAME: dict[str, Stream] = {s.name: s for s in STREAMS}
+
+# Every event type, with the stream whose records it is about (time-based ones included).
+EVENT_STREAMS: dict[str, Stream] = {rule.name: s for s in STREAMS for rule in s.events}
+EVENT_STREAMS["estimate_open"] = STREAMS_BY_NAME["estimates"]  # found by `events poll`, not by the merge
 
 # Named selections for `stsync sync reference` and friends.
 REFERENCE_STREAMS = tuple(s.name for s in STREAMS if s.group == _REFERENCE)
