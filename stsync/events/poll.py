@@ -139,21 +139,13 @@ async def _detect(store: EventStore, settings: PollSettings, now: datetime) -> i
     async with store.transaction("finding time-based events"):
         for name in ("invoice_overdue", "estimate_open"):
             await store.rows("clock_start", {"name": name, "now": now})
-        cur = await store.conn.execute(_q("detect_overdue"), {"now": now, "grace": grace})
-        found += max(cur.rowcount, 0)
-        cur = await store.conn.execute(
-            _q("detect_estimate_open"), {"now": now, "age": age, "days": str(settings.estimate_open_days)}
+        found += await store.count("detect_overdue", {"now": now, "grace": grace})
+        found += await store.count(
+            "detect_estimate_open", {"now": now, "age": age, "days": str(settings.estimate_open_days)}
         )
-        found += max(cur.rowcount, 0)
         for name in ("invoice_overdue", "estimate_open"):
             await store.rows("clock_advance", {"name": name, "now": now})
     return found
-
-
-def _q(name: str) -> str:
-    from stsync.events.store import Q
-
-    return Q[name]
 
 
 def _judge(wf: Workflow, event: dict[str, Any], entity: dict[str, Any] | None, now: datetime) -> tuple[str, Any]:

@@ -54,6 +54,14 @@ class EventStore:
         except psycopg.Error as exc:
             raise error_for(exc, f"running {name}") from None
 
+    async def count(self, name: str, params: dict[str, Any] | None = None) -> int:
+        """Run one named statement; the rows it wrote."""
+        try:
+            cur = await self.conn.execute(Q[name], params or {})
+        except psycopg.Error as exc:
+            raise error_for(exc, f"running {name}") from None
+        return max(cur.rowcount, 0)
+
     async def one(self, name: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
         found = await self.rows(name, params)
         return found[0] if found else None

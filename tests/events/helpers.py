@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -156,7 +157,7 @@ class Sink:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with sink._lock:
                     sink.requests.append({"path": self.path, "key": self.headers.get("Idempotency-Key"),
-                                          "body": json.loads(body or b"null")})  # fmt: skip
+                                          "body": json.loads(body or b"null"), "at": time.monotonic()})  # fmt: skip
                 sink.received.set()
                 if sink.hold.is_set():  # take the request and never answer it
                     sink.released.wait()
