@@ -81,7 +81,7 @@ def capture(scale: str, rounds: int, full_scale: str) -> None:
                     events += doc["totals"]["events"]
                     changed += doc["totals"]["created"] + doc["totals"]["updated"]
         on, off = statistics.median(walls["on"]), statistics.median(walls["off"])
-        case = f"{scale}: sync incremental, 60 sandbox minutes ({changed // rounds:,} rows, {events // rounds:,} events)"
+        case = f"{scale}: sync incremental, 60 sandbox min ({changed // rounds:,} rows, {events // rounds:,} events)"
         rows.append([case, f"{off:.2f}", f"{on:.2f}", f"{(on / off - 1) * 100:+.1f} %", "≤ +5 %"])
     with EmbeddedPostgres() as pg, start_sandbox(full_scale) as sb:
         envs = {}
