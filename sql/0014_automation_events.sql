@@ -109,3 +109,7 @@ CREATE TABLE automation.clock_checks (
 
 CREATE INDEX st_invoices_due_open ON servicetitan.st_invoices (due_date) WHERE balance > 0;
 CREATE INDEX st_estimates_open_created ON servicetitan.st_estimates (st_created_on) WHERE status = 'Open';
+
+-- A stage a workflow moved an opportunity to (ghl.move_opportunity, only ever forward): the push does not
+-- move it back for a less advanced stage the mirror implies, only on to a further one, which it then owns.
+ALTER TABLE integrations.ghl_opportunities ADD COLUMN stage_set_by text;

@@ -393,9 +393,9 @@ def test_a_stream_with_nothing_new_takes_no_connection(db_dsn: str, monkeypatch:
     took: list[str] = []
     real_stream = repository.ConnectionPool.stream
 
-    async def stream(self: Any, s: Any) -> Any:
+    async def stream(self: Any, s: Any, capture: Any = None) -> Any:
         took.append(s.name)
-        return await real_stream(self, s)
+        return await real_stream(self, s, capture)
 
     with Sandbox.start(SandboxOptions(scale="small", seed=5)) as sb:
         assert _run(sb, db_dsn).exit_code == ExitCode.OK

@@ -19,15 +19,21 @@ from typing import Any
 import httpx
 import orjson
 
+from stsync.errors import StsyncError
 from stsync.events.definitions import (
     EmailStep,
+    GhlMoveStep,
     GhlTagStep,
+    GhlUpsertStep,
     GhlWebhookStep,
     HttpPostStep,
     LogStep,
     render,
 )
 from stsync.events.store import EventStore
+from stsync.ghl.client import GhlClient, GhlRequestError, GhlSettings
+from stsync.ghl.plan import progress
+from stsync.ghl.settings import PushSettings
 from stsync.httplog import SECRET_PATH, event_hooks
 from stsync.masking import mask_urls, mask_webhook
 
@@ -53,18 +59,11 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
-class GhlActionSettings:
-    base_url: str
-    location_id: str
-    token: str = field(repr=False)
-    timeout_seconds: float = 30
-
-
-@dataclass(frozen=True)
 class ActionSettings:
     timeout_seconds: float = 30
     smtp: SmtpSettings | None = None
-    ghl: GhlActionSettings | None = None
+    ghl: GhlSettings | None = None  # the GHL actions go through the push's client: its pace, retries and errors
+    stages: PushSettings | None = None  # the push's stage mapping and protected stages
     env: dict[str, str] | None = field(default=None, repr=False)  # where url_env is looked up (os.environ)
 
 
@@ -74,17 +73,28 @@ class Actions:
     def __init__(self, settings: ActionSettings, store: EventStore, transport: httpx.AsyncBaseTransport | None = None):
         self.settings = settings
         self.store = store
+        self._transport = transport
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)),
             transport=transport,
             event_hooks=event_hooks(),
         )
+        self._ghl: GhlClient | None = None
 
     async def __aenter__(self) -> Actions:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._http.aclose()
+        if self._ghl is not None:
+            await self._ghl.__aexit__()
+
+    def _client(self, action: str) -> GhlClient:
+        if self.settings.ghl is None:
+            raise ActionFailed(f"{action} needs ghl.location_id and ghl.token in the config", False)
+        if self._ghl is None:
+            self._ghl = GhlClient(self.settings.ghl, self._transport)
+        return self._ghl
 
     async def run(self, step: Any, context: dict[str, Any], key: str) -> dict[str, Any]:
         match step:
@@ -112,8 +122,21 @@ class Actions:
                 return await self._post(row["webhook_url"], body, key)
             case EmailStep():
                 return await self._email(step, context, key)
-            case GhlTagStep():
-                return await self._tag(step, context, key)
+        return await self._ghl_action(step, context)
+
+    async def _ghl_action(self, step: Any, context: dict[str, Any]) -> dict[str, Any]:
+        try:
+            match step:
+                case GhlTagStep():
+                    return await self._tag(step, context)
+                case GhlMoveStep():
+                    return await self._move(step, context)
+                case GhlUpsertStep():
+                    return await self._upsert(context)
+        except GhlRequestError as exc:  # GHL refused this record (4xx): trying again will not help
+            raise ActionFailed(exc.message, False) from None
+        except StsyncError as exc:  # GHL unreachable, retries used up, the token refused: a later poll may pass
+            raise ActionFailed(exc.message) from None
         raise ActionFailed(f"action {step.action} is not available in this version of stsync", False)
 
     async def _post(self, url: str, body: Any, key: str) -> dict[str, Any]:
@@ -159,35 +182,71 @@ class Actions:
             raise ActionFailed(f"SMTP {smtp.host}:{smtp.port}: {str(exc) or type(exc).__name__}") from None
         return {"to": to, "message_id": message["Message-ID"]}
 
-    async def _tag(self, step: GhlTagStep, context: dict[str, Any], key: str) -> dict[str, Any]:
-        ghl = self.settings.ghl
-        if ghl is None:
-            raise ActionFailed(f"{step.action} needs ghl.location_id and ghl.token in the config", False)
+    def _location(self) -> str:
+        assert self.settings.ghl is not None
+        return self.settings.ghl.location_id
+
+    async def _contact(self, context: dict[str, Any]) -> str:
         customer = context["entity"].get("customer_id")
-        row = await self.store.one("ghl_contact", {"customer_id": customer, "location_id": ghl.location_id})
+        row = await self.store.one("ghl_contact", {"customer_id": customer, "location_id": self._location()})
         if row is None:
             # The push has not made the contact yet: it may by the next attempt.
-            raise ActionFailed(f"customer {customer} has no GHL contact in location {ghl.location_id} yet")
+            raise ActionFailed(f"customer {customer} has no GHL contact in location {self._location()} yet")
+        return str(row["ghl_contact_id"])
+
+    async def _tag(self, step: GhlTagStep, context: dict[str, Any]) -> dict[str, Any]:
+        client = self._client(step.action)
+        contact = await self._contact(context)
         tag = str(render(step.tag, context))
         method = "POST" if step.action == "ghl.add_tag" else "DELETE"
-        try:
-            resp = await self._http.request(
-                method,
-                f"{ghl.base_url}/contacts/{row['ghl_contact_id']}/tags",
-                content=orjson.dumps({"tags": [tag]}),
-                headers={
-                    "Authorization": f"Bearer {ghl.token}",
-                    "Version": "2021-07-28",
-                    "Content-Type": "application/json",
-                    "Accept": "application/json",
-                },
-            )
-        except httpx.HTTPError as exc:
-            raise ActionFailed(f"GHL {method} tags: {str(exc) or type(exc).__name__}") from None
-        if resp.status_code >= 300:
-            retryable = resp.status_code in (408, 429) or resp.status_code >= 500
-            raise ActionFailed(f"GHL {method} tags answered HTTP {resp.status_code}", retryable)
-        return {"contact_id": row["ghl_contact_id"], "tag": tag}
+        await client.request(method, f"/contacts/{contact}/tags", json={"tags": [tag]}, ok=(200, 201))
+        return {"contact_id": contact, "tag": tag}
+
+    async def _move(self, step: GhlMoveStep, context: dict[str, Any]) -> dict[str, Any]:
+        """Move the record's opportunity forward to ``step.stage``; never back (that is the push's to decide,
+        from the mirror). The bookkeeping learns the new stage, so the push's protected stages hold."""
+        client = self._client(step.action)
+        stages = self.settings.stages or PushSettings(location_id=self._location())
+        entity = context["entity"]
+        pipeline = step.pipeline
+        if pipeline is None:
+            bu = await self.store.one("business_unit_route", {"id": entity.get("business_unit_id")})
+            pipeline = bu["pipeline"] if bu is not None else None
+            if not pipeline:
+                raise ActionFailed(f"business unit {entity.get('business_unit_id')} has no pipeline; "
+                                   "give the step a pipeline", False)  # fmt: skip
+        mapping = stages.stages_for(pipeline)
+        if progress(step.stage, mapping.kind) < 0:
+            raise ActionFailed(f"'{step.stage}' is not a stage of {mapping.kind} pipeline '{pipeline}'", False)
+        row = await self.store.one(
+            "ghl_opportunity",
+            {"customer_id": entity.get("customer_id"), "location_id": self._location(), "pipeline": pipeline},
+        )
+        if row is None:
+            raise ActionFailed(f"customer {entity.get('customer_id')} has no opportunity in '{pipeline}' yet")
+        current = mapping.stage_of(row["stage_name"], row["stage_id"])
+        if current is not None and progress(step.stage, mapping.kind) <= progress(current, mapping.kind):
+            return {"opportunity_id": row["ghl_opportunity_id"], "not_moved": f"already at {current}"}
+        target = await client.stage(pipeline, mapping.target(step.stage))
+        await client.update_opportunity(str(row["ghl_opportunity_id"]), {"pipelineStageId": target.id})
+        await self.store.count(
+            "opportunity_moved",
+            {"location_id": self._location(), "opportunity_id": row["ghl_opportunity_id"], "stage_id": target.id,
+             "stage_name": target.name},
+        )  # fmt: skip
+        return {"opportunity_id": row["ghl_opportunity_id"], "from": current, "to": step.stage}
+
+    async def _upsert(self, context: dict[str, Any]) -> dict[str, Any]:
+        """The push owns a contact's fields: the step makes the customer's contact due, and the next
+        `ghl push` upserts it with its own rules."""
+        customer = context["entity"].get("customer_id")
+        if customer is None:
+            raise ActionFailed("the record has no customer_id", False)
+        location = self._location() if self.settings.ghl is not None else None
+        if location is None:
+            raise ActionFailed("ghl.upsert_contact needs ghl.location_id in the config", False)
+        await self.store.count("contact_due", {"customer_id": customer, "location_id": location})
+        return {"queued_for_push": customer}
 
 
 def _send(smtp: SmtpSettings, message: EmailMessage) -> None:

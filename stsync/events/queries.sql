@@ -168,6 +168,29 @@ SELECT webhook_url FROM integrations.business_units WHERE st_business_unit_id = 
 SELECT ghl_contact_id FROM integrations.ghl_contacts
  WHERE st_customer_id = %(customer_id)s AND location_id = %(location_id)s AND ghl_contact_id IS NOT NULL;
 
+-- name: business_unit_route
+SELECT mode, pipeline FROM integrations.business_units WHERE st_business_unit_id = %(id)s;
+
+-- name: ghl_opportunity
+SELECT ghl_opportunity_id, stage_id, stage_name, status FROM integrations.ghl_opportunities
+ WHERE location_id = %(location_id)s AND st_customer_id = %(customer_id)s AND pipeline = %(pipeline)s
+   AND ghl_opportunity_id IS NOT NULL;
+
+-- name: opportunity_moved
+-- A workflow moved the opportunity forward: the bookkeeping knows its stage (the push's protected stages and
+-- "never backward" read it); pushed_hash stays, so the push moves it only when the mirror implies a new stage.
+UPDATE integrations.ghl_opportunities
+   SET stage_id = %(stage_id)s, stage_name = %(stage_name)s, stage_set_by = 'workflow', updated_at = now()
+ WHERE location_id = %(location_id)s AND ghl_opportunity_id = %(opportunity_id)s;
+
+-- name: contact_due
+-- ghl.upsert_contact: the next push looks at this customer (a due retry), whatever changed in the mirror.
+INSERT INTO integrations.ghl_contacts AS c (st_customer_id, location_id, sync_status, next_retry_at)
+VALUES (%(customer_id)s, %(location_id)s, 'pending', now())
+ON CONFLICT (location_id, st_customer_id) DO UPDATE
+   SET sync_status = CASE WHEN c.sync_status = 'synced' THEN 'pending' ELSE c.sync_status END,
+       pushed_hash = NULL, next_retry_at = now(), updated_at = now();
+
 -- name: load_definition
 -- A definition as checked; loading the same one again changes nothing.
 INSERT INTO automation.workflow_definitions (name, version_hash, trigger_event, enabled, current, definition, source_file, loaded_at)

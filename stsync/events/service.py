@@ -10,10 +10,11 @@ import httpx
 
 from stsync.config import Config, required_secret
 from stsync.errors import ConfigError, UsageError
-from stsync.events.actions import Actions, ActionSettings, GhlActionSettings, SmtpSettings
+from stsync.events.actions import Actions, ActionSettings, SmtpSettings
 from stsync.events.definitions import Workflow, read_workflows
 from stsync.events.poll import Clock, PollResult, PollSettings, poll, system_clock
 from stsync.events.store import EventStore, jsonb, open_events
+from stsync.ghl.service import client_settings, push_settings
 
 
 def _dsn(config: Config) -> str:
@@ -46,8 +47,9 @@ def action_settings(config: Config, env: dict[str, str] | None = None) -> Action
     ghl = None
     g = config.ghl
     if g.location_id and g.token is not None and g.token.get_secret_value():
-        ghl = GhlActionSettings(g.api_base_url, g.location_id, g.token.get_secret_value(), g.timeout_seconds)
-    return ActionSettings(timeout_seconds=config.events.timeout_seconds, smtp=smtp, ghl=ghl, env=env)
+        ghl = client_settings(config)
+    stages = push_settings(config) if g.location_id else None
+    return ActionSettings(timeout_seconds=config.events.timeout_seconds, smtp=smtp, ghl=ghl, stages=stages, env=env)
 
 
 async def run_poll(

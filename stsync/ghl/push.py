@@ -292,13 +292,15 @@ async def _plan_opportunities(
     for want in plan.opportunity_wants(jobs, lambda pipeline: mapping_of(pipeline).kind, names):
         mapping = mapping_of(want.pipeline)
         row = rows.get((want.customer_id, want.pipeline))
+        current = mapping.stage_of(row["stage_name"], row["stage_id"]) if row else None
+        # A stage a workflow moved the opportunity to is kept like a protected one: left only for a further stage.
+        kept = (
+            (*settings.protected_stages, current)
+            if row and row["stage_set_by"] and current
+            else settings.protected_stages
+        )
         stage, status = plan.protect(
-            want.job.stage,
-            want.job.status,
-            mapping.stage_of(row["stage_name"], row["stage_id"]) if row else None,
-            row["status"] if row else None,
-            want.kind,
-            settings.protected_stages,
+            want.job.stage, want.job.status, current, row["status"] if row else None, want.kind, kept
         )
         target = mapping.target(stage)
         # The location's stage goes into the hash: changing the mapping moves the opportunities it concerns.

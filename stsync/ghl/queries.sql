@@ -163,7 +163,7 @@ SELECT st_customer_id, ghl_contact_id, pushed_hash, attempted_hash, sync_status,
 
 -- name: opportunity_rows
 SELECT st_customer_id, pipeline, pipeline_id, ghl_opportunity_id, stage_id, stage_name, status, pushed_hash, attempted_hash,
-       sync_status, attempts, next_retry_at, create_started_at
+       sync_status, attempts, next_retry_at, create_started_at, stage_set_by
   FROM integrations.ghl_opportunities
  WHERE location_id = %(location_id)s AND st_customer_id = ANY(%(ids)s::bigint[]);
 
@@ -209,7 +209,9 @@ ON CONFLICT (location_id, st_customer_id, pipeline_id) DO UPDATE
        stage_id = EXCLUDED.stage_id, stage_name = EXCLUDED.stage_name, status = EXCLUDED.status,
        monetary_value = EXCLUDED.monetary_value, pushed_hash = EXCLUDED.pushed_hash,
        attempted_hash = EXCLUDED.attempted_hash, sync_status = 'synced', error = NULL, attempts = 0,
-       next_retry_at = NULL, last_pushed_at = now(), updated_at = now(), create_started_at = NULL;
+       next_retry_at = NULL, last_pushed_at = now(), updated_at = now(), create_started_at = NULL,
+       -- a stage a workflow set stays the workflow's while the push keeps it
+       stage_set_by = CASE WHEN o.stage_id IS NOT DISTINCT FROM EXCLUDED.stage_id THEN o.stage_set_by END;
 
 -- name: opportunity_claim
 -- Committed before an opportunity is created: a create that may have reached GHL unrecorded is looked up

@@ -55,9 +55,9 @@ def push_settings(config: Config) -> PushSettings:
     )
 
 
-def make_client(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> GhlClient:
+def client_settings(config: Config) -> GhlSettings:
     g = config.ghl
-    settings = GhlSettings(
+    return GhlSettings(
         base_url=g.api_base_url,
         location_id=_location(config),
         token=required_secret(g.token, "ghl.token"),
@@ -66,7 +66,10 @@ def make_client(config: Config, transport: httpx.AsyncBaseTransport | None = Non
         timeout_seconds=g.timeout_seconds,
         retry=RetryPolicy(attempts=g.retry_attempts, max_seconds=g.retry_max_seconds),
     )
-    return GhlClient(settings, transport)
+
+
+def make_client(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> GhlClient:
+    return GhlClient(client_settings(config), transport)
 
 
 async def push(

@@ -38,6 +38,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("POST", r"/contacts/search", contacts.search),
         ("POST", r"/contacts", contacts.create),
         ("GET", r"/contacts", contacts.list_contacts),
+        ("POST", r"/contacts/(?P<contactId>[^/]+)/tags", contacts.add_tags),
+        ("DELETE", r"/contacts/(?P<contactId>[^/]+)/tags", contacts.remove_tags),
         ("GET", r"/contacts/(?P<contactId>[^/]+)", contacts.get),
         ("PUT", r"/contacts/(?P<contactId>[^/]+)", contacts.update),
         ("DELETE", r"/contacts/(?P<contactId>[^/]+)", contacts.delete),
@@ -130,7 +132,7 @@ class GhlApp:
         if not verdict.ok:
             return json_response(429, {"statusCode": 429, "message": "Too Many Requests"}, rl)
         body: Any = None
-        if req.method in ("POST", "PUT") and req.body:
+        if req.method in ("POST", "PUT", "DELETE") and req.body:
             try:
                 body = orjson.loads(req.body)
             except orjson.JSONDecodeError as e:

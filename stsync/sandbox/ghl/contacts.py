@@ -106,6 +106,23 @@ def update(store: Store, ctx: Ctx) -> Result:
     return 200, {"succeded": True, "contact": dict(c)}
 
 
+def add_tags(store: Store, ctx: Ctx) -> Result:
+    """``POST /contacts/{id}/tags``: adding a tag the contact has is no change."""
+    c = store.contact(ctx.location, ctx.params["contactId"])
+    tags = c.setdefault("tags", [])
+    for tag in ctx.body_of("contacts", "TagsDTO")["tags"]:
+        if tag not in tags:
+            tags.append(tag)
+    return 201, {"tags": list(tags)}
+
+
+def remove_tags(store: Store, ctx: Ctx) -> Result:
+    c = store.contact(ctx.location, ctx.params["contactId"])
+    gone = set(ctx.body_of("contacts", "TagsDTO")["tags"])
+    c["tags"] = [t for t in c.get("tags", []) if t not in gone]
+    return 200, {"tags": list(c["tags"])}
+
+
 def delete(store: Store, ctx: Ctx) -> Result:
     c = store.contact(ctx.location, ctx.params["contactId"])
     del store.contacts[c["id"]]
