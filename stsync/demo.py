@@ -20,6 +20,10 @@ from psycopg import sql
 from stsync.config import Config, GhlConfig, load_config
 from stsync.db.connect import connect_sync, db_errors
 from stsync.db.migrations import migrate
+from stsync.events.definitions import example_file, read_workflows
+from stsync.events.poll import PollResult
+from stsync.events.service import run_poll, store_workflows
+from stsync.events.store import open_events
 from stsync.ghl.changes import PushResult
 from stsync.ghl.service import push
 from stsync.sandbox import APP_KEY, CLIENT_ID, CLIENT_SECRET, Sandbox, SandboxOptions
@@ -71,6 +75,8 @@ class DemoResult:
     pushes: list[PushResult] = field(default_factory=list)  # after the full sync, after the incremental one
     ghl: list[GhlState] = field(default_factory=list)  # the GHL sandbox after each push
     business_units: list[dict[str, Any]] = field(default_factory=list)
+    poll: PollResult | None = None  # `events poll` after the second push, with two of the example's workflows
+    workflow: str = ""
     kept: bool = False
 
 
@@ -133,6 +139,10 @@ def run_demo(
             say("pushing the changes to GHL…")
             result.pushes.append(_timed(result, "ghl push again", lambda: asyncio.run(push(config, "all"))))
             result.ghl.append(ghl_state(ghl))
+            result.workflow = ", ".join(DEMO_WORKFLOWS)
+            say(f"loading workflows {result.workflow} of workflows.example.yaml; events poll…")
+            asyncio.run(_load_demo_workflow(pg.dsn))
+            result.poll = _timed(result, "events poll", lambda: asyncio.run(run_poll(config)))
             result.table_counts = _table_counts(pg.dsn)
             result.kept = keep
         return result
@@ -141,6 +151,19 @@ def run_demo(
             say(f"kept PostgreSQL running at {pg.dsn} (data in {pg.base_dir}); stop it with: {pg.stop_command()}")
         else:
             pg.stop()
+
+
+# The example workflows the demo runs (the others need an SMTP server or an install job in the window): a
+# completed Pool job posts a review request to the Pool unit's webhook; an Open estimate of $1000 or more is
+# tagged in GHL, its follow-up due in two days.
+DEMO_WORKFLOWS = ("review-request", "big-estimate-follow-up")
+
+
+async def _load_demo_workflow(dsn: str) -> None:
+    path = example_file()
+    workflows = [w for w in read_workflows(path) if w.name in DEMO_WORKFLOWS]
+    async with open_events(dsn) as store:
+        await store_workflows(store, workflows, str(path))
 
 
 def _table_counts(dsn: str) -> dict[str, tuple[int, int]]:

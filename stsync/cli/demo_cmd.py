@@ -81,6 +81,16 @@ def demo(
     for push_result in result.pushes:
         # push_line's "contacts[created=…]" is not Rich markup.
         console.print(push_line(push_result), highlight=False, markup=False, soft_wrap=True)
+    if result.poll is not None:
+        poll = result.poll
+        steps = ", ".join(f"{k} {v}" for k, v in sorted(poll.steps.items())) or "none"
+        verdicts = ", ".join(f"{k} {v}" for k, v in sorted(poll.verdicts.items())) or "none"
+        console.print(
+            f"events poll: {poll.events} events from the incremental sync; workflows {result.workflow}: "
+            f"{verdicts}; steps: {steps} (stsync events list / explain EVENT_ID, with --keep)",
+            highlight=False,
+            soft_wrap=True,
+        )
     timings = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in result.timings.items())
     console.print(f"timings: {timings}", highlight=False)
     codes = [result.full.exit_code, result.incremental.exit_code, *(p.exit_code for p in result.pushes)]

@@ -256,6 +256,14 @@ def from_definition(definition: dict[str, Any], version_hash: str) -> Workflow:
     return Workflow(**{**wf.__dict__, "version_hash": version_hash})
 
 
+def example_file() -> Path:
+    """``workflows.example.yaml``: in ``stsync/_examples`` of an installed wheel, else at the repository's root."""
+    from importlib import resources
+
+    packaged = Path(str(resources.files("stsync").joinpath("_examples", "workflows.example.yaml")))
+    return packaged if packaged.is_file() else Path(__file__).resolve().parents[2] / "workflows.example.yaml"
+
+
 def read_workflows(path: Path) -> list[Workflow]:
     """Every definition in ``path``, or WorkflowError for the first problem (nothing is loaded then)."""
     import yaml
