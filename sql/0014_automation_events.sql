@@ -113,3 +113,7 @@ CREATE INDEX st_estimates_open_created ON servicetitan.st_estimates (st_created_
 -- A stage a workflow moved an opportunity to (ghl.move_opportunity, only ever forward): the push does not
 -- move it back for a less advanced stage the mirror implies, only on to a further one, which it then owns.
 ALTER TABLE integrations.ghl_opportunities ADD COLUMN stage_set_by text;
+
+-- The GHL contact's do-not-disturb flag as `ghl pull` last read it: a workflow step that messages the customer
+-- is skipped (opted_out) while it is set.
+ALTER TABLE integrations.ghl_contacts ADD COLUMN dnd boolean;

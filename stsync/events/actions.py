@@ -182,6 +182,11 @@ class Actions:
             raise ActionFailed(f"SMTP {smtp.host}:{smtp.port}: {str(exc) or type(exc).__name__}") from None
         return {"to": to, "message_id": message["Message-ID"]}
 
+    @property
+    def location(self) -> str | None:
+        """The GHL location the actions work on, if one is configured."""
+        return self.settings.ghl.location_id if self.settings.ghl is not None else None
+
     def _location(self) -> str:
         assert self.settings.ghl is not None
         return self.settings.ghl.location_id

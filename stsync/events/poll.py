@@ -361,7 +361,7 @@ async def _attempt(
     if stopped is not None:
         return stopped
     if getattr(spec, "messages_customer", False):
-        opted = await _opted_out(store, entity)
+        opted = await _opted_out(store, entity, actions.location)
         if opted:
             return _End("opted_out", "skipped", detail={"opted_out": opted})
     try:
@@ -424,12 +424,12 @@ def _failed(settings: PollSettings, attempt: int, error: str, retryable: bool, c
     return _End("retry", "waiting", error, due_at=clock() + wait)
 
 
-async def _opted_out(store: EventStore, entity: dict[str, Any]) -> list[str]:
-    """Why the record's customer must not be messaged: ServiceTitan's flags (and GHL's DND, kept by the push)."""
+async def _opted_out(store: EventStore, entity: dict[str, Any], location: str | None) -> list[str]:
+    """Why the record's customer must not be messaged: ServiceTitan's flags, and GHL's do-not-disturb."""
     customer = entity.get("customer_id")
     if customer is None:
         return []
-    row = await store.one("opt_outs", {"customer_id": customer})
+    row = await store.one("opt_outs", {"customer_id": customer, "location_id": location})
     if row is None:
         return []
-    return [name for name in ("do_not_mail", "do_not_service") if row.get(name)]
+    return [name for name in ("do_not_mail", "do_not_service", "ghl_dnd") if row.get(name)]

@@ -158,8 +158,13 @@ UPDATE automation.workflow_instances SET state = %(state)s, finished_at = %(now)
  WHERE id = %(instance_id)s AND state = 'running';
 
 -- name: opt_outs
--- What stops a message to the customer: ServiceTitan's do-not-mail / do-not-service flags.
-SELECT c.do_not_mail, c.do_not_service FROM servicetitan.st_customers c WHERE c.st_id = %(customer_id)s;
+-- What stops a message to the customer: ServiceTitan's do-not-mail / do-not-service flags, and the GHL
+-- contact's do-not-disturb flag as `ghl pull` read it.
+SELECT c.do_not_mail, c.do_not_service,
+       (SELECT bool_or(g.dnd) FROM integrations.ghl_contacts g
+         WHERE g.st_customer_id = %(customer_id)s AND g.location_id = %(location_id)s) AS ghl_dnd
+  FROM (SELECT %(customer_id)s::bigint AS st_id) k
+  LEFT JOIN servicetitan.st_customers c ON c.st_id = k.st_id;
 
 -- name: business_unit_webhook
 SELECT webhook_url FROM integrations.business_units WHERE st_business_unit_id = %(id)s;

@@ -127,6 +127,9 @@ class _Pull:
                     "seen": seen if more else 0,
                 },
             )
+            flags = [{"ghl_id": str(c["id"]), "dnd": bool(c.get("dnd"))} for c in contacts]
+            await store.write("pull_contacts_dnd", {"location_id": client.settings.location_id,
+                                                    "flags": json.dumps(flags)})  # fmt: skip
             linked = got[0]["linked"]
             counts["contacts_linked"] += linked
             counts["contacts_already_linked"] += len(links) - linked

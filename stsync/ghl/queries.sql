@@ -352,6 +352,13 @@ WITH page AS (
 )
 SELECT count(*) AS linked FROM linked;
 
+-- name: pull_contacts_dnd
+-- The page's do-not-disturb flags onto the contacts the bookkeeping links (workflows' opt-outs). After the
+-- page's own statement: a kill between the two leaves flags a pull behind, never a link or a cursor.
+UPDATE integrations.ghl_contacts c SET dnd = d.dnd, updated_at = now()
+  FROM jsonb_to_recordset(%(flags)s::jsonb) AS d(ghl_id text, dnd boolean)
+ WHERE c.location_id = %(location_id)s AND c.ghl_contact_id = d.ghl_id AND c.dnd IS DISTINCT FROM d.dnd;
+
 -- name: pull_opportunities_page
 -- The opportunities of one page whose contact is linked, in a pipeline a business unit pushes to: linked to
 -- that contact's customer (one per customer and pipeline), with the cursor moved in the same statement.

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.events.helpers import Sink
+from tests.ghl.conftest import ghl  # noqa: F401 - the GHL sandbox fixture, for the GHL actions' tests
 
 
 @pytest.fixture

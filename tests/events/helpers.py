@@ -21,6 +21,7 @@ from stsync.events.definitions import read_workflows
 from stsync.events.poll import PollResult, PollSettings, poll
 from stsync.events.service import store_workflows
 from stsync.events.store import open_events
+from stsync.ghl.client import GhlSettings
 from stsync.sync.merge import Capture
 from stsync.sync.repository import ConnectionPool, SyncLog
 from stsync.sync.streams import STREAMS_BY_NAME
@@ -124,10 +125,12 @@ def run_poll(
     clock: Clock,
     env: dict[str, str] | None = None,
     smtp: SmtpSettings | None = None,
+    ghl_location: str | None = None,
     **settings: Any,
 ) -> PollResult:
     async def go() -> PollResult:
-        action_settings = ActionSettings(timeout_seconds=5, smtp=smtp, env=env or {})
+        ghl = GhlSettings("http://127.0.0.1:9", ghl_location, "token") if ghl_location else None
+        action_settings = ActionSettings(timeout_seconds=5, smtp=smtp, ghl=ghl, env=env or {})
         async with open_events(dsn) as store, Actions(action_settings, store) as actions:
             return await poll(store, PollSettings(**{"retry_base_seconds": 60, **settings}), actions, clock)
 

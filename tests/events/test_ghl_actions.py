@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from stsync.sandbox import Sandbox, SandboxOptions
-from tests.ghl.conftest import ghl, write_config  # noqa: F401 - ghl is a fixture
+from tests.ghl.conftest import write_config
 from tests.ghl.scenario import cli, env_for, opportunity_view, push_json, rows
 
 WORKFLOWS = """

@@ -135,6 +135,18 @@ def test_a_message_to_a_customer_who_opted_out_is_skipped(db_dsn: str, sink: Sin
     ]
 
 
+def test_a_message_to_a_contact_with_do_not_disturb_in_ghl_is_skipped(db_dsn: str, sink: Sink, tmp_path: Path) -> None:
+    """GHL's DND flag (read by `ghl pull`) counts in the configured location only."""
+    load(db_dsn, POST_ON_COMPLETED.replace("url_env: SINK_URL", "url_env: SINK_URL\n        messages_customer: true"),
+         tmp_path)  # fmt: skip
+    rows(db_dsn, "INSERT INTO integrations.ghl_contacts (st_customer_id, ghl_contact_id, location_id, dnd) "
+                 "VALUES (201, 'c1', 'loc-a', true), (202, 'c2', 'loc-b', true) RETURNING 1")  # fmt: skip
+    write(db_dsn, "jobs", [job(1, "Completed"), job(2, "Completed")])
+    result = run_poll(db_dsn, Clock(), env={"SINK_URL": sink.url}, ghl_location="loc-a")
+    assert (result.steps["opted_out"], result.steps["ok"]) == (1, 1)
+    assert [r["body"]["job"] for r in sink.requests] == [2]
+
+
 OVERDUE_LOG = """
 workflows:
   - name: overdue

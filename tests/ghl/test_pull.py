@@ -44,8 +44,9 @@ def test_pull_links_old_contacts_and_opportunities_so_push_does_not_duplicate(
         """What the old webhook flow left: contacts under other names, one opportunity in Sales."""
         ids = {}
         async with make_client(config) as client:
-            for cid, email in by_email:
-                ids[cid] = (await client.upsert({"email": email.upper(), "firstName": "Old"}))[0]
+            for cid, email in by_email:  # the first asked not to be disturbed
+                old = {"email": email.upper(), "firstName": "Old", "dnd": cid == by_email[0][0]}
+                ids[cid] = (await client.upsert(old))[0]
             for cid, phone in by_phone:
                 ids[cid] = (await client.upsert({"phone": plan.e164(phone), "firstName": "Old"}))[0]
             stage = await client.stage("Sales", "New Lead")
@@ -70,6 +71,8 @@ def test_pull_links_old_contacts_and_opportunities_so_push_does_not_duplicate(
     assert counts["opportunities_linked"] == 1
     linked = dict(rows(mirror_dsn, "SELECT st_customer_id, ghl_contact_id FROM integrations.ghl_contacts"))
     assert linked == old
+    dnd = rows(mirror_dsn, "SELECT st_customer_id FROM integrations.ghl_contacts WHERE dnd")
+    assert dnd == [(by_email[0][0],)]  # workflows' messages to this customer are skipped (opted_out)
     assert cli(["ghl", "pull", "--json"], env).stdout.count('"contacts_already_linked": 3') == 1
 
     code, doc = push_json(env)
