@@ -117,7 +117,8 @@ def explain(
         detail = v["detail"] or {}
         if v["verdict"] == "filtered":
             seen = ", ".join(f"{k} = {val!r}" for k, val in detail.get("values", {}).items())
-            typer.echo(f"  {v['workflow_name']}: filtered: '{detail.get('clause')}' was false ({seen})")
+            why = "has no value" if detail.get("null") else "was false"
+            typer.echo(f"  {v['workflow_name']}: filtered: '{detail.get('clause')}' {why} ({seen})")
         elif v["verdict"] == "error":
             typer.echo(f"  {v['workflow_name']}: error: {detail.get('message')}"
                        + (f" in '{detail['clause']}'" if detail.get("clause") else ""))  # fmt: skip

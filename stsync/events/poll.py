@@ -159,8 +159,11 @@ def _judge(wf: Workflow, event: dict[str, Any], entity: dict[str, Any] | None, n
         try:
             held = condition.evaluate(context)
         except Exception as exc:  # CEL raises TypeError, RuntimeError, KeyError…: the record's values are at fault
+            seen = condition.seen(context)
+            if any(v is None for v in seen.values()):  # a field with no value: the clause does not hold
+                return "filtered", {"clause": condition.source, "index": i, "values": seen, "null": True}
             return "error", {"clause": condition.source, "index": i, "message": str(exc).splitlines()[0],
-                             "values": condition.seen(context)}  # fmt: skip
+                             "values": seen}  # fmt: skip
         if held is not True:
             return "filtered", {"clause": condition.source, "index": i, "values": condition.seen(context)}
     return "enroll", None

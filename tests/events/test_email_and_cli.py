@@ -155,6 +155,10 @@ workflows:
     assert "big-jobs: unchanged" in run_cli(["workflows", "load", str(path)], env).stdout
     assert "job_completed" in run_cli(["workflows", "list"], env).stdout
     write(db_dsn, "jobs", [job(1)], [job(1, "Completed", 1)])
+    dry = run_cli(["events", "poll", "--dry-run"], env)
+    assert dry.returncode == 0 and "(dry run): 2 events" in dry.stdout and "filtered 1" in dry.stdout
+    assert rows(db_dsn, "SELECT count(*) FROM automation.events WHERE processed_at IS NULL") == [(2,)]
+    assert rows(db_dsn, "SELECT count(*) FROM automation.event_verdicts") == [(0,)]
     polled = run_cli(["events", "poll"], env)
     assert polled.returncode == 0 and "2 events" in polled.stdout and "filtered 1" in polled.stdout
     ((event_id,),) = rows(db_dsn, "SELECT id FROM automation.events WHERE event_type = 'job_completed'")

@@ -45,6 +45,18 @@ def test_a_false_condition_is_recorded_with_its_clause_and_values(db_dsn: str, t
     assert detail == {"clause": "entity.total >= 1000.0", "index": 0, "values": {"entity.total": 10.0}}
 
 
+def test_a_condition_on_a_field_with_no_value_filters_rather_than_errs(db_dsn: str, tmp_path: Path) -> None:
+    """`entity.total >= 5.0` on a job without a total: filtered, saying the value was null (CEL itself would
+    fail on comparing null with a number)."""
+    load(db_dsn, POST_ON_COMPLETED, tmp_path)
+    record = job(1, "Completed")
+    del record["total"]
+    write(db_dsn, "jobs", [record])
+    assert run_poll(db_dsn, Clock()).verdicts["filtered"] == 1
+    ((detail,),) = rows(db_dsn, "SELECT detail FROM automation.event_verdicts")
+    assert detail == {"clause": "entity.total >= 5.0", "index": 0, "values": {"entity.total": None}, "null": True}
+
+
 def test_a_second_occurrence_is_deduped_and_a_disabled_workflow_says_so(db_dsn: str, tmp_path: Path) -> None:
     load(db_dsn, POST_ON_COMPLETED + POST_ON_COMPLETED.replace("workflows:", "").replace(
         "completed-post", "paused").replace("trigger:", "enabled: false\n    trigger:"), tmp_path)  # fmt: skip
