@@ -75,6 +75,7 @@ CREATE TABLE automation.workflow_steps (
     due_at timestamptz NOT NULL,
     state text NOT NULL DEFAULT 'waiting',   -- waiting | running | done | cancelled | skipped | dead
     attempts integer NOT NULL DEFAULT 0,
+    retried_after integer NOT NULL DEFAULT 0,  -- attempts made before `workflows retry` revived it
     claimed_until timestamptz,
     last_error text,
     finished_at timestamptz,

@@ -81,3 +81,16 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     for d in found["dead_letters"]:
         typer.echo(f"dead: instance {d['instance_id']} ({d['workflow_name']}, {d['entity']} {d['st_id']}) "
                    f"step {d['step_no']} {d['action']} after {d['attempts']} attempts: {d['last_error']}")  # fmt: skip
+
+
+@app.command("retry")
+def retry(
+    instance: Annotated[int | None, typer.Option("--instance", help="Only this instance's dead step.")] = None,
+) -> None:
+    """Make dead steps (see `stsync workflows status`) due again, with their attempts counted afresh; the next
+    `stsync events poll` runs them."""
+    from stsync.events.service import retry_dead
+
+    revived = asyncio.run(retry_dead(_config(), instance))
+    typer.echo(f"{len(revived)} instances with dead steps made due again" + (": " + ", ".join(map(str, revived[:20]))
+               if revived else ""))  # fmt: skip

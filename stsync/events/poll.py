@@ -351,7 +351,7 @@ async def _attempt(
     context: dict[str, Any],
     clock: Clock,
 ) -> _End:
-    step_no, attempt = int(step["step_no"]), int(step["attempts"])
+    step_no, attempt = int(step["step_no"]), int(step["attempts"]) - int(step["retried_after"])
     spec = wf.steps[step_no]
     if step["lost"] and spec.action not in SET_STATE and not getattr(spec, "dedupes", False):
         return _End("dead", "dead", "the poll running the last attempt stopped before recording it: the action may "

@@ -110,7 +110,7 @@ lost AS (
 UPDATE automation.workflow_steps s
    SET claimed_until = %(now)s + %(lease)s * interval '1 second', attempts = s.attempts + 1
   FROM c WHERE (s.instance_id, s.step_no) = (c.instance_id, c.step_no)
-RETURNING s.instance_id, s.step_no, s.action, s.attempts, s.due_at,
+RETURNING s.instance_id, s.step_no, s.action, s.attempts, s.retried_after, s.due_at,
           EXISTS (SELECT 1 FROM lost l WHERE (l.instance_id, l.step_no) = (s.instance_id, s.step_no)) AS lost;
 
 -- name: claim_steps
@@ -124,7 +124,7 @@ WITH c AS (
 UPDATE automation.workflow_steps s
    SET state = 'running', claimed_until = %(now)s + %(lease)s * interval '1 second', attempts = s.attempts + 1
   FROM c WHERE (s.instance_id, s.step_no) = (c.instance_id, c.step_no)
-RETURNING s.instance_id, s.step_no, s.action, s.attempts, s.due_at, false AS lost;
+RETURNING s.instance_id, s.step_no, s.action, s.attempts, s.retried_after, s.due_at, false AS lost;
 
 -- name: start_attempts
 INSERT INTO automation.workflow_step_executions (instance_id, step_no, attempt, idempotency_key, started_at)
@@ -235,6 +235,20 @@ SELECT s.instance_id, i.workflow_name, i.entity, i.st_id, s.step_no, s.action, s
  WHERE s.state = 'dead'
  ORDER BY s.finished_at DESC
  LIMIT 20;
+
+-- name: retry_dead
+-- `stsync workflows retry`: dead steps (of one instance, or all) wait again, due now, their attempts counted
+-- afresh (from retried_after); their instances run again. The ledger keeps every earlier attempt.
+WITH revived AS (
+    UPDATE automation.workflow_steps
+       SET state = 'waiting', due_at = %(now)s, retried_after = attempts, claimed_until = NULL, finished_at = NULL
+     WHERE state = 'dead' AND (%(instance_id)s::bigint IS NULL OR instance_id = %(instance_id)s)
+    RETURNING instance_id
+)
+UPDATE automation.workflow_instances i SET state = 'running', finished_at = NULL
+  FROM (SELECT DISTINCT instance_id FROM revived) r
+ WHERE i.id = r.instance_id
+RETURNING i.id;
 
 -- name: event
 SELECT id, entity, st_id, event_type, version, occurred_at, detected_at, old_values, new_values, processed_at, attempts

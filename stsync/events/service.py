@@ -129,6 +129,12 @@ async def workflows_status(config: Config, clock: Clock = system_clock) -> dict[
     }
 
 
+async def retry_dead(config: Config, instance_id: int | None = None, clock: Clock = system_clock) -> list[int]:
+    """`stsync workflows retry`: dead steps wait again, due now; the instances revived."""
+    async with open_events(_dsn(config), config.database.connect_timeout) as store:
+        return [r["id"] for r in await store.rows("retry_dead", {"now": clock(), "instance_id": instance_id})]
+
+
 async def list_events(
     config: Config, event_type: str | None, since: datetime | None, limit: int = 50
 ) -> list[dict[str, Any]]:

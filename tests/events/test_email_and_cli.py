@@ -68,12 +68,24 @@ def test_an_overdue_invoice_sends_its_email_through_a_real_smtp_server(db_dsn: s
     assert "Message-ID: <" in text and ".stsync-" in text
 
 
-def test_email_without_smtp_settings_is_a_dead_letter_saying_what_is_missing(db_dsn: str, tmp_path: Path) -> None:
+def test_email_without_smtp_settings_is_a_dead_letter_that_retry_revives(
+    db_dsn: str, smtp: Any, tmp_path: Path
+) -> None:
+    """The step is dead, saying what is missing; once SMTP is configured, `workflows retry` and the next poll
+    send it, and the ledger keeps both attempts."""
+    inbox, settings = smtp
     load(db_dsn, OVERDUE_EMAIL, tmp_path)
     write(db_dsn, "invoices", [invoice(7, due="2026-01-01T00:00:00Z")])
     assert run_poll(db_dsn, Clock()).steps["dead"] == 1
     ((error,),) = rows(db_dsn, "SELECT last_error FROM automation.workflow_steps")
     assert "smtp.host" in error
+    retried = run_cli(["workflows", "retry"], _env(db_dsn))
+    assert retried.returncode == 0 and "1 instances with dead steps made due again" in retried.stdout
+    assert run_poll(db_dsn, Clock(), smtp=settings, max_attempts=1).steps["ok"] == 1
+    assert len(inbox.messages) == 1
+    ledger = rows(db_dsn, "SELECT attempt, result FROM automation.workflow_step_executions ORDER BY attempt")
+    assert ledger == [(1, "dead"), (2, "ok")]
+    assert rows(db_dsn, "SELECT state FROM automation.workflow_instances") == [("completed",)]
 
 
 def test_ghl_webhook_posts_to_the_business_units_url(db_dsn: str, sink: Sink, tmp_path: Path) -> None:
