@@ -58,18 +58,24 @@ def _sync(env: dict[str, str], kind: str) -> tuple[float, dict[str, Any]]:
     return wall, json.loads(out)
 
 
+def _two_mirrors(pg: EmbeddedPostgres, sb: Any, scale: str) -> dict[str, dict[str, str]]:
+    """Two mirrors of the sandbox's world on one server, events.capture on and off, each synced in full."""
+    envs = {}
+    for name, on in (("on", "true"), ("off", "false")):
+        dsn = pg.create_database(f"{scale}_capture_{name}")
+        migrate(dsn)
+        envs[name] = cli_env(sb.url, dsn, STSYNC_EVENTS__CAPTURE=on)
+        wall, doc = _sync(envs[name], "full")
+        print(
+            f"{scale}: first sync full, capture {name}: {wall:.1f} s, {doc['totals']['events']} events", file=sys.stderr
+        )
+    return envs
+
+
 def capture(scale: str, rounds: int, full_scale: str) -> None:
     rows = []
     with EmbeddedPostgres() as pg, start_sandbox(scale) as sb:
-        envs = {}
-        for name, on in (("on", "true"), ("off", "false")):
-            dsn = pg.create_database(f"capture_{name}")
-            migrate(dsn)
-            envs[name] = cli_env(sb.url, dsn, STSYNC_EVENTS__CAPTURE=on)
-            wall, doc = _sync(envs[name], "full")
-            print(
-                f"{scale}: sync full, capture {name}: {wall:.1f} s, {doc['totals']['events']} events", file=sys.stderr
-            )
+        envs = _two_mirrors(pg, sb, scale)
         walls: dict[str, list[float]] = {"on": [], "off": []}
         events, changed = 0, 0
         for i in range(rounds):
@@ -84,13 +90,7 @@ def capture(scale: str, rounds: int, full_scale: str) -> None:
         case = f"{scale}: sync incremental, 60 sandbox min ({changed // rounds:,} rows, {events // rounds:,} events)"
         rows.append([case, f"{off:.2f}", f"{on:.2f}", f"{(on / off - 1) * 100:+.1f} %", "≤ +5 %"])
     with EmbeddedPostgres() as pg, start_sandbox(full_scale) as sb:
-        envs = {}
-        for name, on in (("on", "true"), ("off", "false")):
-            dsn = pg.create_database(f"full_{name}")
-            migrate(dsn)
-            envs[name] = cli_env(sb.url, dsn, STSYNC_EVENTS__CAPTURE=on)
-            wall, doc = _sync(envs[name], "full")
-            print(f"{full_scale}: first sync full, capture {name}: {wall:.1f} s", file=sys.stderr)
+        envs = _two_mirrors(pg, sb, full_scale)
         walls = {"on": [], "off": []}
         written = 0
         for i in range(2):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -357,22 +357,28 @@ def _read_secret_file(path: Path, key: str) -> str:
     return text.rstrip("\r\n")
 
 
-def _yaml_layer(path: Path) -> _Layer:
+def read_yaml(path: Path, fail: Callable[[str], Exception], what: str = "file") -> Any:
+    """The YAML document in ``path``; ``fail(message)`` is raised, naming the path (and the line), when it cannot
+    be read or parsed."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise _fail(f"config file {path} not found") from None
+        raise fail(f"{what} {path} not found") from None
     except OSError as exc:
-        raise _fail(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-    import yaml  # only runs that read a config file pay for importing it
+        raise fail(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    import yaml  # only runs that read a YAML file pay for importing it
 
     try:
-        doc = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "invalid YAML"
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise _fail(f"{path}{at}: {problem}") from None
+        raise fail(f"{path}{at}: {problem}") from None
+
+
+def _yaml_layer(path: Path) -> _Layer:
+    doc = read_yaml(path, _fail, "config file")
     layer = _Layer()
     if doc is None:
         return layer

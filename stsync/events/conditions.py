@@ -167,3 +167,24 @@ def parse_stamp(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def context_for(wf_name: str, event: dict[str, Any], entity: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """What a condition, a stop condition or a template sees."""
+
+    def values(d: dict[str, Any] | None) -> dict[str, Any]:
+        return {k: parse_stamp(cel_value(v)) for k, v in (d or {}).items()}
+
+    return {
+        "workflow": wf_name,
+        "entity": cel_value(entity or {}),
+        "event": {
+            "type": event["event_type"],
+            "id": event["id"],
+            "entity": event["entity"],
+            "occurred_at": event["occurred_at"],
+            "old": values(event.get("old_values")),
+            "new": values(event.get("new_values")),
+        },
+        "now": now,
+    }

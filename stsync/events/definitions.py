@@ -266,18 +266,9 @@ def example_file() -> Path:
 
 def read_workflows(path: Path) -> list[Workflow]:
     """Every definition in ``path``, or WorkflowError for the first problem (nothing is loaded then)."""
-    import yaml
+    from stsync.config import read_yaml
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WorkflowError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise WorkflowError(f"{path}{at}: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
+    doc = read_yaml(path, WorkflowError, "workflows file")
     if not isinstance(doc, dict) or set(doc) - {"workflows"} or not isinstance(doc.get("workflows"), list):
         raise WorkflowError(f"{path}: expected one key, 'workflows', holding a list of workflows")
     out: list[Workflow] = []

@@ -14,13 +14,14 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from stsync.events.actions import ActionFailed, Actions
-from stsync.events.conditions import cel_value, parse_stamp
-from stsync.events.definitions import SET_STATE, Workflow, WorkflowError, from_definition
-from stsync.events.store import EventStore, jsonb
+from stsync.events.actions import Actions
+from stsync.events.conditions import context_for
+from stsync.events.definitions import Workflow, WorkflowError, from_definition
+from stsync.events.steps import StepRunner
+from stsync.events.store import EventStore
 
 log = logging.getLogger("stsync.events")
 
@@ -57,7 +58,7 @@ class PollResult:
         return bool(self.steps["dead"] or self.steps["retry"] or self.verdicts["error"])
 
 
-class _Definitions:
+class Definitions:
     """Workflow definitions by (name, hash), read and checked once per poll."""
 
     def __init__(self, store: EventStore) -> None:
@@ -86,28 +87,10 @@ class _Definitions:
         return self._by_hash[key]
 
 
-def context_for(wf_name: str, event: dict[str, Any], entity: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
-    """What a condition, a stop condition or a template sees."""
-    values = lambda d: {k: parse_stamp(cel_value(v)) for k, v in (d or {}).items()}  # noqa: E731
-    return {
-        "workflow": wf_name,
-        "entity": cel_value(entity or {}),
-        "event": {
-            "type": event["event_type"],
-            "id": event["id"],
-            "entity": event["entity"],
-            "occurred_at": event["occurred_at"],
-            "old": values(event.get("old_values")),
-            "new": values(event.get("new_values")),
-        },
-        "now": now,
-    }
-
-
 async def poll(store: EventStore, settings: PollSettings, actions: Actions, clock: Clock = system_clock) -> PollResult:
     """One poll: detect, match, run. Raises only for run-level problems (database, stored definitions)."""
     result = PollResult(dry_run=settings.dry_run)
-    definitions = _Definitions(store)
+    definitions = Definitions(store)
     workflows = await definitions.current()
     result.workflows = len(workflows)
     if settings.dry_run:
@@ -127,7 +110,7 @@ async def poll(store: EventStore, settings: PollSettings, actions: Actions, cloc
             break
         await _match(store, events, by_trigger, result, clock())
         result.events += len(events)
-    await _run_steps(store, settings, actions, definitions, result, clock)
+    await StepRunner(store, settings, actions, definitions, clock).run(result)
     return result
 
 
@@ -273,166 +256,3 @@ async def _dry_run(
     result.events = len(events)
     due = await store.one("status_steps", {"now": now})
     result.steps["due"] = int(due["due"]) if due else 0
-
-
-async def _run_steps(
-    store: EventStore,
-    settings: PollSettings,
-    actions: Actions,
-    definitions: _Definitions,
-    result: PollResult,
-    clock: Clock,
-) -> None:
-    done = 0
-    while settings.limit is None or done < settings.limit:
-        size = settings.batch if settings.limit is None else min(settings.batch, settings.limit - done)
-        now = clock()
-        params = {"now": now, "limit": size, "lease": settings.lease_seconds}
-        async with store.transaction("claiming steps"):
-            claimed = await store.rows("reclaim_steps", params)
-            if len(claimed) < size:
-                claimed += await store.rows("claim_steps", {**params, "limit": size - len(claimed)})
-            if claimed:
-                await store.rows(
-                    "start_attempts",
-                    {"rows": [{"instance_id": s["instance_id"], "step_no": s["step_no"], "attempt": s["attempts"]}
-                              for s in claimed], "now": now},
-                )  # fmt: skip
-        if not claimed:
-            return
-        instances = {
-            r["id"]: r for r in await store.rows("step_instances", {"ids": [s["instance_id"] for s in claimed]})
-        }
-        for step in claimed:
-            outcome = await _run_step(
-                store, settings, actions, definitions, step, instances[step["instance_id"]], clock
-            )
-            result.steps[outcome] += 1
-        done += len(claimed)
-
-
-@dataclass(frozen=True)
-class _End:
-    """How one attempt of a step ended, as recorded."""
-
-    outcome: str  # the attempt's result: ok, retry, dead, cancelled, opted_out
-    state: str  # the step's state afterwards: done, waiting (a retry), dead, cancelled, skipped
-    error: str | None = None
-    detail: Any = None
-    due_at: datetime | None = None  # a retry's
-    instance_state: str | None = None  # failed or cancelled: the instance ends with the step
-
-
-async def _run_step(
-    store: EventStore,
-    settings: PollSettings,
-    actions: Actions,
-    definitions: _Definitions,
-    step: dict[str, Any],
-    instance: dict[str, Any],
-    clock: Clock,
-) -> str:
-    """Run one claimed step and record how it ended; the outcome's name."""
-    wf = await definitions.get(instance["workflow_name"], instance["version_hash"])
-    entity = (await store.entities(instance["entity"], [int(instance["st_id"])])).get(int(instance["st_id"]))
-    context = context_for(wf.name, {**instance, "id": instance["event_id"]}, entity, clock())
-    end = await _attempt(store, settings, actions, wf, step, instance, entity, context, clock)
-    return await _record(store, wf, instance, step, end, clock)
-
-
-async def _attempt(
-    store: EventStore,
-    settings: PollSettings,
-    actions: Actions,
-    wf: Workflow,
-    step: dict[str, Any],
-    instance: dict[str, Any],
-    entity: dict[str, Any] | None,
-    context: dict[str, Any],
-    clock: Clock,
-) -> _End:
-    step_no, attempt = int(step["step_no"]), int(step["attempts"]) - int(step["retried_after"])
-    spec = wf.steps[step_no]
-    if step["lost"] and spec.action not in SET_STATE and not getattr(spec, "dedupes", False):
-        return _End("dead", "dead", "the poll running the last attempt stopped before recording it: the action may "
-                    "have happened, and its receiver does not dedupe (set dedupes: true if it does), so it is not "
-                    "repeated", instance_state="failed")  # fmt: skip
-    if entity is None:
-        return _End("dead", "dead", f"{instance['entity']} {instance['st_id']} is not in the mirror",
-                    instance_state="failed")  # fmt: skip
-    stopped = _stopped(wf, context, settings, attempt, clock)
-    if stopped is not None:
-        return stopped
-    if getattr(spec, "messages_customer", False):
-        opted = await _opted_out(store, entity, actions.location)
-        if opted:
-            return _End("opted_out", "skipped", detail={"opted_out": opted})
-    try:
-        detail = await actions.run(spec, context, f"stsync-{instance['id']}-{step_no}")
-    except ActionFailed as exc:
-        return _failed(settings, attempt, exc.message, exc.retryable, clock)
-    return _End("ok", "done", detail=detail)
-
-
-def _stopped(wf: Workflow, context: dict[str, Any], settings: PollSettings, attempt: int, clock: Clock) -> _End | None:
-    """The instance's stop condition, checked as each step comes due: true cancels the step and the rest."""
-    if wf.stop_when is None:
-        return None
-    try:
-        stop = wf.stop_when.evaluate(context) is True
-    except Exception as exc:  # CEL's errors: the record's values do not fit the expression
-        return _failed(settings, attempt, f"stop_when: {str(exc).splitlines()[0]}", False, clock)
-    if not stop:
-        return None
-    detail = {"stop_when": wf.stop_when.source, "values": wf.stop_when.seen(context)}
-    return _End("cancelled", "cancelled", detail=detail, instance_state="cancelled")
-
-
-async def _record(
-    store: EventStore, wf: Workflow, instance: dict[str, Any], step: dict[str, Any], end: _End, clock: Clock
-) -> str:
-    """Record an attempt's end, and what follows: the next step (due after its wait), or the instance's end."""
-    step_no, attempt = int(step["step_no"]), int(step["attempts"])
-    at = clock()
-    ids = {"instance_id": instance["id"], "step_no": step_no, "attempt": attempt}
-    async with store.transaction("recording a step"):
-        detail = jsonb(end.detail) if end.detail is not None else None
-        await store.rows(
-            "finish_attempt", {**ids, "now": at, "result": end.outcome, "error": end.error, "detail": detail}
-        )
-        held = await store.rows(
-            "finish_step", {**ids, "now": at, "state": end.state, "due_at": end.due_at, "error": end.error}
-        )
-        if not held:  # our lease ran out and another poll has the step now: its record is the one that counts
-            return "lost_lease"
-        finished = end.state in ("done", "skipped")
-        if finished and step_no + 1 < len(wf.steps):
-            following = {"instance_id": instance["id"], "step_no": step_no + 1, "action": wf.steps[step_no + 1].action,
-                         "due_at": (at + wf.delay(step_no + 1)).isoformat()}  # fmt: skip
-            await store.rows("add_steps", {"rows": [following]})
-        elif finished or end.instance_state is not None:
-            state = "completed" if finished else end.instance_state
-            await store.rows("finish_instance", {"state": state, "now": at, "instance_id": instance["id"]})
-    if end.outcome == "dead":
-        log.warning("workflow %s, instance %s, step %d: dead: %s", wf.name, instance["id"], step_no, end.error)
-    return end.outcome
-
-
-def _failed(settings: PollSettings, attempt: int, error: str, retryable: bool, clock: Clock) -> _End:
-    """A failed attempt: waiting again after a backoff that doubles, or dead (not retryable, or the last)."""
-    if not retryable or attempt >= settings.max_attempts:
-        return _End("dead", "dead", error, instance_state="failed")
-    wait = timedelta(seconds=min(settings.retry_base_seconds * 2 ** (attempt - 1), 86_400))
-    log.info("workflow step failed (attempt %d of %d), retrying in %s: %s", attempt, settings.max_attempts, wait, error)
-    return _End("retry", "waiting", error, due_at=clock() + wait)
-
-
-async def _opted_out(store: EventStore, entity: dict[str, Any], location: str | None) -> list[str]:
-    """Why the record's customer must not be messaged: ServiceTitan's flags, and GHL's do-not-disturb."""
-    customer = entity.get("customer_id")
-    if customer is None:
-        return []
-    row = await store.one("opt_outs", {"customer_id": customer, "location_id": location})
-    if row is None:
-        return []
-    return [name for name in ("do_not_mail", "do_not_service", "ghl_dnd") if row.get(name)]
