@@ -183,3 +183,25 @@ def test_invoice_overdue_is_found_as_the_due_date_passes_and_history_is_no_storm
     clock.advance(days=3)
     assert run_poll(db_dsn, clock).detected == 0  # once per invoice and due date
     assert rows(db_dsn, "SELECT st_id, event_type FROM automation.events") == [(1, "invoice_overdue")]
+
+
+def test_estimate_open_is_found_n_days_after_creation_while_still_open(db_dsn: str, tmp_path: Path) -> None:
+    """estimate_open: still Open events.estimate_open_days after it was created; once per estimate, and not for
+    one sold meanwhile."""
+    from datetime import timedelta
+
+    from tests.events.helpers import estimate
+
+    clock = Clock()
+    made = (clock.now - timedelta(days=6, hours=23)).isoformat()
+    write(db_dsn, "estimates", [estimate(1, createdOn=made), estimate(2, createdOn=made),
+                                estimate(3, createdOn="2020-01-01T00:00:00Z")], capture=None)  # fmt: skip
+    assert run_poll(db_dsn, clock, estimate_open_days=7).detected == 0  # starts the clock; 3 is history
+    write(db_dsn, "estimates", [estimate(2, "Sold", 1, createdOn=made)])
+    clock.advance(hours=2)
+    assert run_poll(db_dsn, clock, estimate_open_days=7).detected == 1
+    clock.advance(days=1)
+    assert run_poll(db_dsn, clock, estimate_open_days=7).detected == 0
+    assert rows(db_dsn, "SELECT st_id, version FROM automation.events WHERE event_type = 'estimate_open'") == [
+        (1, "7 days")
+    ]
