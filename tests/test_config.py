@@ -218,10 +218,12 @@ def test_show_masks_secrets(tmp_path: Path) -> None:
         "STSYNC_SERVICETITAN__CLIENT_SECRET": SECRET,
         "STSYNC_SERVICETITAN__APP_KEY": SECRET,
         "STSYNC_SERVICETITAN__TENANT_ID": "42",
+        "STSYNC_SMTP__PASSWORD": SECRET,
     }
     result = runner.invoke(app, ["config", "show"], env=env)
     assert result.exit_code == 0, result.output
     assert SECRET not in result.output
+    assert "password: '********'  # env STSYNC_SMTP__PASSWORD" in result.output
     assert "client_secret: '********'  # env STSYNC_SERVICETITAN__CLIENT_SECRET" in result.output
     assert "url: 'postgresql://stsync:********@db.example:5432/stsync'" in result.output
     assert "tenant_id: 42" in result.output
@@ -356,3 +358,11 @@ def test_example_config_documents_every_key_and_loads(tmp_path: Path) -> None:
     # The secret files it names do not exist here; drop those lines to check the rest validates.
     plain = "\n".join(line for line in text.splitlines() if "_file:" not in line)
     load_config(_yaml(tmp_path, plain), env={})
+
+
+def test_smtp_without_tls_is_only_for_a_loopback_host() -> None:
+    """The email action's password would cross the network in clear: `tls: none` is refused for other hosts."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, env={"STSYNC_SMTP__HOST": "mail.example.com", "STSYNC_SMTP__TLS": "none"})
+    assert "'smtp.tls'" in exc.value.message and "loopback" in exc.value.message
+    assert load_config(None, env={"STSYNC_SMTP__HOST": "127.0.0.1", "STSYNC_SMTP__TLS": "none"}).smtp.tls == "none"
