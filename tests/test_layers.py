@@ -17,9 +17,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("stsync.db",),
     ("stsync.servicetitan", "stsync.ghl.client", "stsync.ghl.stages"),
     ("stsync.config",),
-    ("stsync.sync", "stsync.ghl"),
+    ("stsync.sync", "stsync.ghl", "stsync.events"),
     ("stsync.sandbox",),
-    ("stsync.sync.service", "stsync.ghl.service", "stsync.checks", "stsync.demo"),
+    ("stsync.sync.service", "stsync.ghl.service", "stsync.events.service", "stsync.checks", "stsync.demo"),
     ("stsync.cli", "stsync.__main__"),
 )
 # Who may see the whole configuration: the command's service functions (and the CLI that loads it).
@@ -27,6 +27,7 @@ SEES_CONFIG = (
     "stsync.config",
     "stsync.sync.service",
     "stsync.ghl.service",
+    "stsync.events.service",
     "stsync.checks",
     "stsync.demo",
     "stsync.cli",

@@ -7,15 +7,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stsync.events.actions import ActionFailed, Actions
 from stsync.events.conditions import context_for
 from stsync.events.definitions import SET_STATE, Workflow
+from stsync.events.model import Clock, Definitions, PollResult, PollSettings
 from stsync.events.store import EventStore, jsonb
-
-if TYPE_CHECKING:
-    from stsync.events.poll import Clock, Definitions, PollResult, PollSettings
 
 log = logging.getLogger("stsync.events")
 
