@@ -76,6 +76,7 @@ CREATE TABLE automation.workflow_steps (
     state text NOT NULL DEFAULT 'waiting',   -- waiting | running | done | cancelled | skipped | dead
     attempts integer NOT NULL DEFAULT 0,
     retried_after integer NOT NULL DEFAULT 0,  -- attempts made before `workflows retry` revived it
+    claim_id text,                   -- the poll holding it; a reclaim gives it another, and the old holder stops
     claimed_until timestamptz,
     last_error text,
     finished_at timestamptz,

@@ -259,6 +259,14 @@ class EventsConfig(_Section):
     retry_base_seconds: float = Field(default=60, gt=0)  # a failed step waits this, doubled each attempt
     timeout_seconds: float = Field(default=30, gt=0)  # each action's HTTP or SMTP call
 
+    @model_validator(mode="after")
+    def _lease(self) -> EventsConfig:
+        # A step's lease must outlast its action, or another poll would take it over while it runs.
+        if self.lease_seconds < 3 * self.timeout_seconds:
+            reason = f"must be at least 3 x events.timeout_seconds ({3 * self.timeout_seconds:g})"
+            raise PydanticCustomError("keyed", "{reason}", {"key": "lease_seconds", "reason": reason})
+        return self
+
 
 class SmtpConfig(_Section):
     """``smtp:``: the server the ``email`` action sends through (TLS unless the server is loopback)."""

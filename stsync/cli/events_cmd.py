@@ -23,6 +23,10 @@ def _config() -> Any:
     return config
 
 
+def _at(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value is not None else "(unknown)"
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
 
@@ -54,9 +58,12 @@ def poll(
     else:
         verdicts = ", ".join(f"{k} {v}" for k, v in sorted(result.verdicts.items())) or "none"
         steps = ", ".join(f"{k} {v}" for k, v in sorted(result.steps.items())) or "none"
-        prefix = "events poll (dry run)" if dry_run else "events poll"
-        typer.echo(f"{prefix}: {result.events} events ({result.detected} time-based found), "
-                   f"{result.workflows} workflows; verdicts: {verdicts}; steps: {steps}")  # fmt: skip
+        if dry_run:  # a dry run neither searches for time-based events nor knows which instances exist
+            typer.echo(f"events poll (dry run): {result.events} pending events, {result.workflows} workflows; "
+                       f"verdicts (before deduplication): {verdicts}; steps due: {result.steps['due']}")  # fmt: skip
+        else:
+            typer.echo(f"events poll: {result.events} events ({result.detected} time-based found), "
+                       f"{result.workflows} workflows; verdicts: {verdicts}; steps: {steps}")  # fmt: skip
     if result.steps["dead"] or result.verdicts["error"]:
         raise typer.Exit(ExitCode.PARTIAL)
 
@@ -82,7 +89,7 @@ def list_(
     for r in rows:
         state = f"processed, {r['enrolled']} enrolled" if r["processed_at"] else "pending"
         typer.echo(f"{r['id']:>8}  {r['event_type']:<20} {r['entity']} {r['st_id']:<10} "
-                   f"occurred {r['occurred_at']:%Y-%m-%d %H:%M}  {state}")  # fmt: skip
+                   f"occurred {_at(r['occurred_at'])}  {state}")  # fmt: skip
 
 
 @app.command("explain")

@@ -13,7 +13,6 @@ import smtplib
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import Any
 
 import httpx
@@ -168,7 +167,7 @@ class Actions:
         message["To"] = ", ".join(to)
         message["Subject"] = str(render(step.subject, context))
         # The same Message-ID on every attempt of the step: a mail system that dedupes can.
-        message["Message-ID"] = make_msgid(idstring=key, domain=smtp.from_address.rpartition("@")[2] or None)
+        message["Message-ID"] = f"<{key}@{smtp.from_address.rpartition('@')[2] or 'stsync.invalid'}>"
         message.set_content(str(render(step.body, context)))
         try:
             await asyncio.to_thread(_send, smtp, message)

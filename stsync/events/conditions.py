@@ -110,8 +110,8 @@ def compile_condition(source: str, stream: Stream) -> Condition:
     condition = Condition(source, program, tuple(reads))
     try:
         result = condition.evaluate(sample_context(stream))
-    except (TypeError, RuntimeError, KeyError, ValueError) as exc:
-        reason = str(exc).splitlines()[0].split(". ")[0].rstrip(".")
+    except Exception as exc:  # CEL raises TypeError, KeyError…, and Python's own (ZeroDivisionError) pass through
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0].split(". ")[0].rstrip(".")
         kinds = {path: _type_of(path, stream) for path in reads}
         types = ", ".join(f"{path} is {_KIND[kind]}" for path, kind in kinds.items() if kind is not None)
         raise ConditionError(f"type error: {reason}" + (f" ({types})" if types else "")) from None

@@ -46,11 +46,17 @@ class Definitions:
     def __init__(self, store: EventStore) -> None:
         self.store = store
         self._by_hash: dict[tuple[str, str], Workflow] = {}
+        # Current definitions this version of stsync no longer accepts: (name, trigger, why). Their events get
+        # an error verdict; the other workflows go on.
+        self.broken: list[tuple[str, str, str]] = []
 
     async def current(self) -> list[Workflow]:
         out = []
         for row in await self.store.rows("current_workflows"):
-            out.append(self._checked(row))
+            try:
+                out.append(self._checked(row))
+            except WorkflowError as exc:
+                self.broken.append((row["name"], row["trigger_event"], exc.message))
         return out
 
     async def get(self, name: str, version_hash: str) -> Workflow:

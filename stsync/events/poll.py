@@ -47,7 +47,7 @@ async def poll(store: EventStore, settings: PollSettings, actions: Actions, cloc
             events = await store.rows("claim_events", {"now": now, "limit": size, "lease": settings.lease_seconds})
         if not events:
             break
-        await _match(store, events, by_trigger, result, clock())
+        await _match(store, events, by_trigger, definitions.broken, result, clock())
         result.events += len(events)
     await StepRunner(store, settings, actions, definitions, clock).run(result)
     return result
@@ -162,12 +162,19 @@ async def _match(
     store: EventStore,
     events: list[dict[str, Any]],
     by_trigger: dict[str, list[Workflow]],
+    broken: list[tuple[str, str, str]],
     result: PollResult,
     now: datetime,
 ) -> None:
     """Verdicts for a batch of claimed events, their instances and first steps, and the events marked
     processed: one transaction, so a poll killed here leaves the batch to the next poll, whole."""
     verdicts, candidates = _judge_all(events, await _entities(store, events), by_trigger, now)
+    verdicts += [
+        {"event_id": e["id"], "workflow_name": name, "verdict": "error", "detail": {"message": message}}
+        for e in events
+        for name, trigger, message in broken
+        if trigger == e["event_type"]
+    ]
     async with store.transaction("recording verdicts"):
         if candidates:
             verdicts += await _enroll(store, candidates, now)

@@ -91,8 +91,8 @@ ON CONFLICT (instance_id, step_no) DO NOTHING;
 UPDATE automation.events SET processed_at = %(now)s, claimed_until = NULL WHERE id = ANY(%(ids)s);
 
 -- name: reclaim_steps
--- Steps whose poll died while running them: their lease ran out. The attempt it left open is closed as
--- 'unknown' (the action may or may not have happened), and the step is claimed again.
+-- Steps whose poll died while holding them: their lease ran out. An attempt it had started is closed as
+-- 'unknown' (the action may or may not have happened); the step gets this poll's claim.
 WITH c AS (
     SELECT instance_id, step_no FROM automation.workflow_steps
      WHERE state = 'running' AND claimed_until < %(now)s
@@ -108,9 +108,9 @@ lost AS (
     RETURNING x.instance_id, x.step_no
 )
 UPDATE automation.workflow_steps s
-   SET claimed_until = %(now)s + %(lease)s * interval '1 second', attempts = s.attempts + 1
+   SET claim_id = %(claim)s, claimed_until = %(now)s + %(lease)s * interval '1 second'
   FROM c WHERE (s.instance_id, s.step_no) = (c.instance_id, c.step_no)
-RETURNING s.instance_id, s.step_no, s.action, s.attempts, s.retried_after, s.due_at,
+RETURNING s.instance_id, s.step_no, s.action, s.attempts, s.due_at,
           EXISTS (SELECT 1 FROM lost l WHERE (l.instance_id, l.step_no) = (s.instance_id, s.step_no)) AS lost;
 
 -- name: claim_steps
@@ -122,15 +122,24 @@ WITH c AS (
        FOR UPDATE SKIP LOCKED
 )
 UPDATE automation.workflow_steps s
-   SET state = 'running', claimed_until = %(now)s + %(lease)s * interval '1 second', attempts = s.attempts + 1
+   SET state = 'running', claim_id = %(claim)s, claimed_until = %(now)s + %(lease)s * interval '1 second'
   FROM c WHERE (s.instance_id, s.step_no) = (c.instance_id, c.step_no)
-RETURNING s.instance_id, s.step_no, s.action, s.attempts, s.retried_after, s.due_at, false AS lost;
+RETURNING s.instance_id, s.step_no, s.action, s.attempts, s.due_at, false AS lost;
 
--- name: start_attempts
-INSERT INTO automation.workflow_step_executions (instance_id, step_no, attempt, idempotency_key, started_at)
-SELECT r.instance_id, r.step_no, r.attempt, 'stsync-' || r.instance_id || '-' || r.step_no, %(now)s
-  FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(instance_id bigint, step_no integer, attempt integer)
-ON CONFLICT (instance_id, step_no, attempt) DO NOTHING;
+-- name: start_step
+-- Just before a step's action: while this poll still holds the claim, count the attempt, renew the lease and
+-- open the attempt's row, in one statement. Nothing comes back when another poll has taken the step over.
+WITH s AS (
+    UPDATE automation.workflow_steps
+       SET attempts = attempts + 1, claimed_until = %(now)s + %(lease)s * interval '1 second'
+     WHERE instance_id = %(instance_id)s AND step_no = %(step_no)s AND state = 'running' AND claim_id = %(claim)s
+    RETURNING instance_id, step_no, attempts, retried_after
+),
+opened AS (
+    INSERT INTO automation.workflow_step_executions (instance_id, step_no, attempt, idempotency_key, started_at)
+    SELECT instance_id, step_no, attempts, 'stsync-' || instance_id || '-' || step_no, %(now)s FROM s
+)
+SELECT attempts, retried_after FROM s;
 
 -- name: step_instances
 SELECT i.id, i.workflow_name, i.version_hash, i.entity, i.st_id, i.trigger_event, i.event_id, i.state,
@@ -142,15 +151,15 @@ SELECT i.id, i.workflow_name, i.version_hash, i.entity, i.st_id, i.trigger_event
 -- name: finish_attempt
 UPDATE automation.workflow_step_executions
    SET finished_at = %(now)s, result = %(result)s, error = %(error)s, detail = %(detail)s
- WHERE instance_id = %(instance_id)s AND step_no = %(step_no)s AND attempt = %(attempt)s;
+ WHERE instance_id = %(instance_id)s AND step_no = %(step_no)s AND attempt = %(attempt)s AND finished_at IS NULL;
 
 -- name: finish_step
 -- A step's end: done, cancelled, skipped or dead; or back to waiting (a retry at due_at). Only the holder of
--- the claim may finish it: a poll whose lease ran out and was reclaimed finds nothing to update.
+-- the claim may finish it: a poll whose step was reclaimed after its lease ran out finds nothing to update.
 UPDATE automation.workflow_steps
-   SET state = %(state)s, due_at = coalesce(%(due_at)s, due_at), claimed_until = NULL, last_error = %(error)s,
-       finished_at = CASE WHEN %(state)s = 'waiting' THEN NULL ELSE %(now)s END
- WHERE instance_id = %(instance_id)s AND step_no = %(step_no)s AND state = 'running' AND attempts = %(attempt)s
+   SET state = %(state)s, due_at = coalesce(%(due_at)s, due_at), claim_id = NULL, claimed_until = NULL,
+       last_error = %(error)s, finished_at = CASE WHEN %(state)s = 'waiting' THEN NULL ELSE %(now)s END
+ WHERE instance_id = %(instance_id)s AND step_no = %(step_no)s AND state = 'running' AND claim_id = %(claim)s
 RETURNING instance_id;
 
 -- name: finish_instance
@@ -241,7 +250,8 @@ SELECT s.instance_id, i.workflow_name, i.entity, i.st_id, s.step_no, s.action, s
 -- afresh (from retried_after); their instances run again. The ledger keeps every earlier attempt.
 WITH revived AS (
     UPDATE automation.workflow_steps
-       SET state = 'waiting', due_at = %(now)s, retried_after = attempts, claimed_until = NULL, finished_at = NULL
+       SET state = 'waiting', due_at = %(now)s, retried_after = attempts, claim_id = NULL, claimed_until = NULL,
+           finished_at = NULL
      WHERE state = 'dead' AND (%(instance_id)s::bigint IS NULL OR instance_id = %(instance_id)s)
     RETURNING instance_id
 )

@@ -84,7 +84,7 @@ class EventStore:
 
 
 # Queries whose %(rows)s is a list of records passed as one JSON array (jsonb_to_recordset).
-_JSON_ROWS = frozenset({"enroll", "instances_of", "record_verdicts", "add_steps", "start_attempts"})
+_JSON_ROWS = frozenset({"enroll", "instances_of", "record_verdicts", "add_steps"})
 
 assert set(STANDARD_FIELDS) == {"id", "active", "created_on", "modified_on"}  # what ``entities`` selects
 

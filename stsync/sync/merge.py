@@ -167,11 +167,14 @@ def _like_any(words: tuple[str, ...]) -> list[str]:
     return ["%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for w in words]
 
 
-def _fires(rule: EventRule, capture: Capture) -> tuple[sql.Composable, sql.Composable]:
+def _fires(stream: Stream, rule: EventRule, capture: Capture) -> tuple[sql.Composable, sql.Composable]:
     """(condition, version) of one rule over the merged row ``m`` and the row before it, ``o`` (a row of
     NULLs for a new record). The version makes the event's key: the record's modifiedOn, or for an overdue
     invoice its due date, so that the poll's own search for overdue invoices finds the same key."""
-    modified = sql.SQL("coalesce(m.st_modified_on::text, '')")
+    # A record without a modifiedOn is told apart by its watched values instead.
+    modified = sql.SQL("coalesce(m.st_modified_on::text, md5(jsonb_build_object({})::text))").format(
+        _watch(stream, "m")
+    )
     match rule.fires:
         case Fires.CREATED:
             condition: sql.Composable = sql.SQL("m.inserted")
@@ -190,8 +193,8 @@ def _fires(rule: EventRule, capture: Capture) -> tuple[sql.Composable, sql.Compo
         case Fires.OVERDUE:  # as `events poll` finds it (stsync/events/queries.sql, detect_overdue)
             grace = sql.Literal(f"{capture.overdue_grace_days} days")
             return sql.SQL(
-                "m.balance > 0 AND m.due_date + {g}::interval <= now() "
-                "AND NOT coalesce(o.balance > 0 AND o.due_date + {g}::interval <= now(), false)"
+                "m.active AND m.balance > 0 AND m.due_date + {g}::interval <= now() "
+                "AND NOT coalesce(o.active AND o.balance > 0 AND o.due_date + {g}::interval <= now(), false)"
             ).format(g=grace), sql.SQL("m.due_date::text")
 
 
@@ -200,7 +203,7 @@ def _events(stream: Stream, capture: Capture) -> sql.Composable:
     of one statement sees the same snapshot, taken before it, so ``o`` is the record as it was. Only records
     the merge changed are looked up (by primary key): the cost is the changes', whatever the page's size."""
     values = sql.SQL(", ").join(
-        sql.SQL("({}, {}, {})").format(sql.Literal(rule.name), *_fires(rule, capture)) for rule in stream.events
+        sql.SQL("({}, {}, {})").format(sql.Literal(rule.name), *_fires(stream, rule, capture)) for rule in stream.events
     )
     return sql.SQL(
         """,
@@ -236,7 +239,7 @@ def page_merge(stream: Stream, validate: bool = True, capture: Capture | None = 
     Returns one row: (fetched, created, updated, unchanged, quarantined, resolved, max_modified_on, events).
     """
     capturing = capture is not None and bool(stream.events)
-    returning = ("st_id", "st_modified_on", *stream.watch) if capturing else ()
+    returning = ("st_id", "active", "st_modified_on", *stream.watch) if capturing else ()
     extra: list[tuple[str, sql.Composable]] = [(k, sql.Literal(v)) for k, v in stream.key_constants.items()]
     extra.append(("st_id", sql.SQL("st_id")))
     active = sql.SQL("coalesce((d ->> 'active')::boolean, true)")

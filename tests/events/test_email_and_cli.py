@@ -65,7 +65,8 @@ def test_an_overdue_invoice_sends_its_email_through_a_real_smtp_server(db_dsn: s
     text = envelope.content.decode()
     assert "Subject: Invoice 7 is overdue" in text
     assert "Balance 100 of 100, due 2026-01-01T00:00:00+00:00." in text
-    assert "Message-ID: <" in text and ".stsync-" in text
+    ((instance,),) = rows(db_dsn, "SELECT id FROM automation.workflow_instances")
+    assert f"Message-ID: <stsync-{instance}-0@example.com>" in text  # the same on every attempt of the step
 
 
 def test_email_without_smtp_settings_is_a_dead_letter_that_retry_revives(
@@ -152,6 +153,15 @@ def test_a_type_error_in_a_condition_names_the_field_and_its_type(db_dsn: str, t
     )
 
 
+def test_a_condition_that_fails_on_any_record_is_a_config_error(db_dsn: str, tmp_path: Path) -> None:
+    """Checked on a record of zeros, `entity.id / entity.customer_id` divides by zero: one line, exit 78."""
+    path = tmp_path / "workflows.yaml"
+    path.write_text("workflows: [{name: a, trigger: job_completed, conditions: ['entity.id / entity.customer_id > 1'], "
+                    "steps: [{action: log, message: hi}]}]")  # fmt: skip
+    proc = run_cli(["workflows", "check", str(path)], _env(db_dsn))
+    assert proc.returncode == 78 and "workflow 'a': conditions[0]: type error" in proc.stderr, proc.stderr
+
+
 def test_load_list_explain_and_status_from_the_cli(db_dsn: str, tmp_path: Path) -> None:
     path = tmp_path / "workflows.yaml"
     path.write_text("""
@@ -168,7 +178,7 @@ workflows:
     assert "job_completed" in run_cli(["workflows", "list"], env).stdout
     write(db_dsn, "jobs", [job(1)], [job(1, "Completed", 1)])
     dry = run_cli(["events", "poll", "--dry-run"], env)
-    assert dry.returncode == 0 and "(dry run): 2 events" in dry.stdout and "filtered 1" in dry.stdout
+    assert dry.returncode == 0 and "(dry run): 2 pending events" in dry.stdout and "filtered 1" in dry.stdout
     assert rows(db_dsn, "SELECT count(*) FROM automation.events WHERE processed_at IS NULL") == [(2,)]
     assert rows(db_dsn, "SELECT count(*) FROM automation.event_verdicts") == [(0,)]
     polled = run_cli(["events", "poll"], env)

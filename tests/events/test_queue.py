@@ -55,7 +55,7 @@ def test_two_polls_at_once_run_each_step_exactly_once(db_dsn: str, sink: Sink, t
 
 def _kill_mid_step(db_dsn: str, sink: Sink) -> None:
     sink.hold.set()
-    poll = subprocess.Popen([STSYNC, "events", "poll"], env=_env(db_dsn, sink, STSYNC_EVENTS__LEASE_SECONDS="10"),
+    poll = subprocess.Popen([STSYNC, "events", "poll"], env=_env(db_dsn, sink, STSYNC_EVENTS__LEASE_SECONDS="10", STSYNC_EVENTS__TIMEOUT_SECONDS="3"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         assert sink.received.wait(60), "the poll never reached the sink"
@@ -102,3 +102,57 @@ def test_a_lease_is_a_wall_clock_interval(db_dsn: str) -> None:
     run_poll(db_dsn, clock, lease_seconds=300)
     ((processed, attempts),) = rows(db_dsn, "SELECT processed_at, attempts FROM automation.events")
     assert attempts == 1 and abs(processed - clock.now) < timedelta(seconds=1)
+
+
+def test_steps_claimed_by_a_slow_poll_are_run_once_by_the_poll_that_takes_them_over(
+    db_dsn: str, sink: Sink, tmp_path: Path
+) -> None:
+    """A poll claims a batch and is slow: past the lease, another poll takes the steps it had not started over
+    and runs them (none of them ran: no attempt was open), and the slow poll, reaching them, finds them gone."""
+    import asyncio
+
+    from stsync.events.store import open_events
+
+    _due_steps(db_dsn, tmp_path, 3)
+    clock = Clock()
+
+    async def with_store(name: str, params: dict[str, object]) -> list[dict[str, object]]:
+        async with open_events(db_dsn) as store:
+            return await store.rows(name, params)
+
+    claimed = asyncio.run(with_store("claim_steps", {"now": clock(), "limit": 10, "lease": 60, "claim": "slow"}))
+    clock.advance(seconds=61)
+    taken = run_poll(db_dsn, clock, env={"SINK_URL": sink.url})
+    late = asyncio.run(with_store("start_step", {"instance_id": claimed[0]["instance_id"], "step_no": 0,
+                                                 "claim": "slow", "now": clock(), "lease": 60}))  # fmt: skip
+    assert len(claimed) == 3 and taken.steps["ok"] == 3 and late == []
+    assert len(sink.requests) == 3
+    ledger = rows(db_dsn, "SELECT attempt, result FROM automation.workflow_step_executions")
+    assert sorted(ledger) == [(1, "ok")] * 3
+
+
+def test_an_action_that_raises_is_a_dead_letter_and_the_poll_goes_on(db_dsn: str, sink: Sink, tmp_path: Path) -> None:
+    """An unusable URL (httpx.InvalidURL is no transport error) fails its step for good, with one line; the poll
+    runs the other steps and exits normally."""
+    bad = DELAYED_POST.format(extra="").replace("wait: 1m", "wait: 0s")
+    good = bad.replace("workflows:", "").replace("delayed-post", "good-post").replace("SINK_URL", "GOOD_URL")
+    load(db_dsn, bad + good, tmp_path)
+    write(db_dsn, "jobs", [job(1, "Completed")])
+    result = run_poll(db_dsn, Clock(), env={"SINK_URL": "http://[::1/hook", "GOOD_URL": sink.url})
+    assert (result.steps["dead"], result.steps["ok"]) == (1, 1) and len(sink.requests) == 1
+    ((error,),) = rows(db_dsn, "SELECT last_error FROM automation.workflow_steps WHERE state = 'dead'")
+    assert error.startswith("InvalidURL: ")
+
+
+def test_a_stored_definition_this_version_rejects_gets_error_verdicts_and_the_others_run(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    load(db_dsn, DELAYED_POST.format(extra=""), tmp_path)
+    rows(db_dsn, "INSERT INTO automation.workflow_definitions (name, version_hash, trigger_event, definition) "
+                 "VALUES ('old', 'h', 'job_completed', %s) RETURNING 1",
+         '{"name": "old", "trigger": "job_completed", "steps": [{"action": "sms"}]}')  # fmt: skip
+    write(db_dsn, "jobs", [job(1, "Completed")])
+    result = run_poll(db_dsn, Clock())
+    assert (result.verdicts["error"], result.verdicts["enrolled"]) == (1, 1)
+    ((detail,),) = rows(db_dsn, "SELECT detail FROM automation.event_verdicts WHERE verdict = 'error'")
+    assert "unknown action 'sms'" in detail["message"]
