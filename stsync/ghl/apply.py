@@ -196,6 +196,7 @@ class Applier:
                 "location_id": self.settings.location_id,
                 "hash": change.digest,
                 "created": created,
+                "dnd": self.client.dnd.get(gid),
             },
         )
         counts["created" if created else "updated"] += 1

@@ -75,6 +75,9 @@ class GhlClient:
             transport=transport,
             event_hooks=event_hooks(),
         )
+        # Each contact's do-not-disturb flag as the location's last answer about it reported it (workflows'
+        # opt-outs); the push records it with the contact.
+        self.dnd: dict[str, bool] = {}
         self._pipelines: list[dict[str, Any]] | None = None
         self._fields: dict[str, dict[str, Any]] = {}
         self._lookup = asyncio.Lock()
@@ -184,7 +187,12 @@ class GhlClient:
                 await self.update_contact(existing, fields)
                 return existing, False
             raise
+        self._note_dnd(doc.get("contact"))
         return str(doc["contact"]["id"]), bool(doc.get("new", False))
+
+    def _note_dnd(self, contact: Any) -> None:
+        if isinstance(contact, dict) and contact.get("id") and isinstance(contact.get("dnd"), bool):
+            self.dnd[str(contact["id"])] = contact["dnd"]
 
     async def create_contact(self, fields: dict[str, Any]) -> str:
         """POST /contacts/; a 400 'duplicated contacts' with meta.contactId yields that contact's id."""
@@ -199,7 +207,8 @@ class GhlClient:
         return str(doc["contact"]["id"])
 
     async def update_contact(self, contact_id: str, fields: dict[str, Any]) -> None:
-        await self.request("PUT", f"/contacts/{contact_id}", json=fields)
+        _, doc = await self.request("PUT", f"/contacts/{contact_id}", json=fields)
+        self._note_dnd(doc.get("contact") if isinstance(doc, dict) else None)
 
     async def get_contact(self, contact_id: str) -> dict[str, Any] | None:
         try:

@@ -171,10 +171,12 @@ SELECT st_customer_id, pipeline, pipeline_id, ghl_opportunity_id, stage_id, stag
 -- %(created)s: GHL created the contact for this push (its upsert said new); kept while the id stays the same.
 INSERT INTO integrations.ghl_contacts AS c
        (st_customer_id, ghl_contact_id, location_id, pushed_hash, attempted_hash, sync_status, error, attempts,
-        next_retry_at, last_pushed_at, created_by_push)
-VALUES (%(customer_id)s, %(ghl_id)s, %(location_id)s, %(hash)s, %(hash)s, 'synced', NULL, 0, NULL, now(), %(created)s)
+        next_retry_at, last_pushed_at, created_by_push, dnd)
+VALUES (%(customer_id)s, %(ghl_id)s, %(location_id)s, %(hash)s, %(hash)s, 'synced', NULL, 0, NULL, now(), %(created)s,
+        %(dnd)s)
 ON CONFLICT (location_id, st_customer_id) DO UPDATE
-   SET created_by_push = CASE WHEN c.ghl_contact_id = EXCLUDED.ghl_contact_id THEN c.created_by_push OR EXCLUDED.created_by_push
+   SET dnd = coalesce(EXCLUDED.dnd, c.dnd),  -- the flag GHL's answer carried (none: as it was)
+       created_by_push = CASE WHEN c.ghl_contact_id = EXCLUDED.ghl_contact_id THEN c.created_by_push OR EXCLUDED.created_by_push
                               ELSE EXCLUDED.created_by_push END,
        ghl_contact_id = EXCLUDED.ghl_contact_id, location_id = EXCLUDED.location_id,
        pushed_hash = EXCLUDED.pushed_hash, attempted_hash = EXCLUDED.attempted_hash, sync_status = 'synced',

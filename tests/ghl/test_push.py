@@ -43,3 +43,19 @@ def test_a_push_with_nothing_pending_makes_no_ghl_call(mirror_dsn: str, ghl: Any
     assert again.requests == 0
     assert ghl.requests == []
     assert "nothing to push" in push_line(again)
+
+
+def test_the_push_keeps_the_do_not_disturb_flag_ghl_answers_with(mirror_dsn: str, ghl: Any, tmp_path: Path) -> None:
+    """A contact someone set to DND in GHL: the push's next update of it reads the flag from GHL's answer into
+    the bookkeeping (workflows skip messages to it)."""
+    path = write_config(tmp_path, mirror_dsn, ghl.url)
+    assert int(run_push(path).exit_code) == 0
+    assert rows(mirror_dsn, "SELECT count(*) FROM integrations.ghl_contacts WHERE dnd") == [(0,)]
+    customer, contact = rows(mirror_dsn, "SELECT st_customer_id, ghl_contact_id FROM integrations.ghl_contacts "
+                                         "ORDER BY st_customer_id LIMIT 1")[0]  # fmt: skip
+    with ghl.app.store.lock:
+        ghl.app.store.contacts[contact]["dnd"] = True
+    rows(mirror_dsn, "UPDATE servicetitan.st_customers SET name = name || ' Jr', last_synced_at = now() "
+                     "WHERE st_id = %s RETURNING 1", (customer,))  # fmt: skip
+    assert int(run_push(path).exit_code) == 0
+    assert rows(mirror_dsn, "SELECT st_customer_id FROM integrations.ghl_contacts WHERE dnd") == [(customer,)]
