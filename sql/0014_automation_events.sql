@@ -95,7 +95,7 @@ CREATE TABLE automation.workflow_step_executions (
     idempotency_key text NOT NULL,   -- stsync-<instance>-<step>: the same for every attempt of the step
     started_at timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,
-    result text,                     -- ok | failed | opted_out | cancelled | unknown (the poll died)
+    result text,                     -- ok | retry | dead | opted_out | cancelled | unknown (the poll died)
     error text,
     detail jsonb,
     FOREIGN KEY (instance_id, step_no) REFERENCES automation.workflow_steps (instance_id, step_no),

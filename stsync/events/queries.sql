@@ -131,7 +131,8 @@ RETURNING s.instance_id, s.step_no, s.action, s.attempts, s.due_at, false AS los
 -- open the attempt's row, in one statement. Nothing comes back when another poll has taken the step over.
 WITH s AS (
     UPDATE automation.workflow_steps
-       SET attempts = attempts + 1, claimed_until = %(now)s + %(lease)s * interval '1 second'
+       -- the lease counts from the statement's own time too: a poll that stalled before it gets no shorter one
+       SET attempts = attempts + 1, claimed_until = greatest(%(now)s, now()) + %(lease)s * interval '1 second'
      WHERE instance_id = %(instance_id)s AND step_no = %(step_no)s AND state = 'running' AND claim_id = %(claim)s
     RETURNING instance_id, step_no, attempts, retried_after
 ),

@@ -23,6 +23,14 @@ def _dsn(config: Config) -> str:
 
 def poll_settings(config: Config, limit: int | None = None, dry_run: bool = False) -> PollSettings:
     events = config.events
+    # A GHL action retries within the push's client (ghl.retry_max_seconds): the step's lease must outlast that,
+    # or another poll would take the step over while it runs.
+    longest = config.ghl.retry_max_seconds + 2 * config.ghl.timeout_seconds
+    if config.ghl.location_id and events.lease_seconds < longest:
+        raise ConfigError(
+            f"config error: bad value for 'events.lease_seconds': must be at least {longest:g} "
+            "(ghl.retry_max_seconds + 2 x ghl.timeout_seconds), the longest a GHL action may take"
+        )
     return PollSettings(
         batch=events.batch,
         lease_seconds=events.lease_seconds,

@@ -77,7 +77,11 @@ class StepRunner:
         except WorkflowError as exc:  # the definition it started under no longer passes this version's checks
             return await self._record(None, instance, step, _End("dead", "dead", exc.message, instance_state="failed"))
         st_id = int(instance["st_id"])
-        entity = (await self.store.entities(instance["entity"], [st_id])).get(st_id)
+        try:
+            entity = (await self.store.entities(instance["entity"], [st_id])).get(st_id)
+        except KeyError:  # an entity this version does not mirror any more
+            gone = _End("dead", "dead", f"unknown entity {instance['entity']}", instance_state="failed")
+            return await self._record(wf, instance, step, gone)
         context = context_for(wf.name, {**instance, "id": instance["event_id"]}, entity, self.clock())
         end = await self._attempt(wf, step, instance, entity, context)
         return await self._record(wf, instance, step, end)
@@ -119,7 +123,7 @@ class StepRunner:
                         "may have happened, and its receiver does not dedupe (set dedupes: true if it does), so it "
                         "is not repeated", instance_state="failed")  # fmt: skip
         if step["lost"] and attempt > self.settings.max_attempts:  # every poll that ran it died: stop trying
-            return _End("dead", "dead", f"the polls running it stopped {attempt - 1} times before recording a result",
+            return _End("dead", "dead", f"{attempt - 1} attempts, the last by a poll that stopped before recording it",
                         instance_state="failed")  # fmt: skip
         if entity is None:
             return _End("dead", "dead", f"{instance['entity']} {instance['st_id']} is not in the mirror",
@@ -146,10 +150,7 @@ class StepRunner:
         at = self.clock()
         ids = {"instance_id": instance["id"], "step_no": step_no, "attempt": attempt}
         async with store.transaction("recording a step"):
-            detail = jsonb(end.detail) if end.detail is not None else None
-            await store.rows(
-                "finish_attempt", {**ids, "now": at, "result": end.outcome, "error": end.error, "detail": detail}
-            )
+            # The step's row first, then its attempt's: the order reclaim_steps locks them in (no deadlock).
             held = await store.rows(
                 "finish_step",
                 {
@@ -163,6 +164,10 @@ class StepRunner:
             )
             if not held:  # our lease ran out and another poll has the step now: its record is the one that counts
                 return "lost_lease"
+            detail = jsonb(end.detail) if end.detail is not None else None
+            await store.rows(
+                "finish_attempt", {**ids, "now": at, "result": end.outcome, "error": end.error, "detail": detail}
+            )
             finished = end.state in ("done", "skipped")
             if finished and wf is not None and step_no + 1 < len(wf.steps):
                 following = {"instance_id": instance["id"], "step_no": step_no + 1,

@@ -195,3 +195,13 @@ workflows:
     assert status.returncode == 0 and '"pending_events": 0' in status.stdout
     missing = run_cli(["events", "explain", "999999"], env)
     assert missing.returncode == 2 and "no event 999999" in missing.stderr
+
+
+def test_a_lease_shorter_than_a_ghl_action_may_take_is_a_config_error(db_dsn: str) -> None:
+    env = {**_env(db_dsn), "STSYNC_GHL__LOCATION_ID": "loc", "STSYNC_EVENTS__LEASE_SECONDS": "120"}
+    proc = run_cli(["events", "poll"], env)
+    assert proc.returncode == 78
+    assert proc.stderr.strip() == (
+        "stsync: error: config error: bad value for 'events.lease_seconds': must be at least 180 "
+        "(ghl.retry_max_seconds + 2 x ghl.timeout_seconds), the longest a GHL action may take"
+    )
