@@ -9,18 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from stsync.cli.state import STATE
+from stsync.cli.state import configured
 
 app = typer.Typer(help="Events captured from the mirror, and the workflows they start.", no_args_is_help=True)
-
-
-def _config() -> Any:
-    from stsync.cli.logs import setup as setup_logs
-    from stsync.config import load_config
-
-    config = load_config(STATE.config_path)
-    setup_logs(config.logging.level, config.logging.format, STATE.debug)
-    return config
 
 
 def _at(value: datetime | None) -> str:
@@ -41,7 +32,7 @@ def poll(
     from stsync.errors import ExitCode
     from stsync.events.service import run_poll
 
-    result = asyncio.run(run_poll(_config(), limit=limit, dry_run=dry_run))
+    result = asyncio.run(run_poll(configured(), limit=limit, dry_run=dry_run))
     if json_out:
         typer.echo(
             _json(
@@ -82,7 +73,7 @@ def list_(
 
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    rows = asyncio.run(list_events(_config(), event_type, since, limit))
+    rows = asyncio.run(list_events(configured(), event_type, since, limit))
     if json_out:
         typer.echo(_json(rows))
         return
@@ -101,7 +92,7 @@ def explain(
     deduped, disabled or error; and the steps of what it started."""
     from stsync.events.service import explain_event
 
-    found = asyncio.run(explain_event(_config(), event_id))
+    found = asyncio.run(explain_event(configured(), event_id))
     if json_out:
         typer.echo(_json(found))
         return

@@ -11,20 +11,11 @@ from typing import Annotated, Any
 
 import typer
 
-from stsync.cli.state import STATE
+from stsync.cli.state import configured
 
 app = typer.Typer(help="Push the mirror to GoHighLevel and inspect what was pushed.", no_args_is_help=True)
 
 WHAT_HELP = "What to push: contacts, opportunities (incl. webhook posts) or all."
-
-
-def _config() -> Any:
-    from stsync.cli.logs import setup as setup_logs
-    from stsync.config import load_config
-
-    config = load_config(STATE.config_path)
-    setup_logs(config.logging.level, config.logging.format, STATE.debug)
-    return config
 
 
 def progress_line(p: Any, elapsed: float) -> str:
@@ -198,7 +189,7 @@ def push(
 
     if what not in KINDS:
         raise typer.BadParameter(f"expected one of {', '.join(KINDS)}", param_hint="WHAT")
-    config = _config()
+    config = configured()
     options: dict[str, Any] = {"dry_run": dry_run, "limit": limit, "max_requests": max_requests, "full": full}
     if sys.stderr.isatty():
         with RichProgress() as bar:
@@ -218,7 +209,7 @@ def status(
     dead letters. The configured location is marked; the others are kept for when the config returns to them."""
     from stsync.ghl.service import statistics
 
-    config = _config()
+    config = configured()
     stats, letters = asyncio.run(statistics(config, dead))
     if json_out:
         doc = {"location_id": config.ghl.location_id, "statistics": stats, "dead_letters": letters}
@@ -247,7 +238,7 @@ def retry(
     from stsync.ghl.service import push as run
     from stsync.ghl.service import requeue
 
-    config = _config()
+    config = configured()
     counts = asyncio.run(requeue(config, dead))
     if not json_out:
         typer.echo("requeued " + " ".join(f"{k}={v}" for k, v in counts.items()))
@@ -267,7 +258,7 @@ def pull(
     """
     from stsync.ghl.service import pull as run
 
-    config = _config()
+    config = configured()
     if sys.stderr.isatty():
         with RichProgress(_pull_view) as bar:
             counts = asyncio.run(run(config, progress=bar))
@@ -292,7 +283,7 @@ def pipelines(
     """
     from stsync.ghl.service import pipelines as run
 
-    config = _config()
+    config = configured()
     found = asyncio.run(run(config))
     if json_out:
         doc = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -13,3 +14,13 @@ class CliState:
 
 
 STATE = CliState()
+
+
+def configured() -> Any:
+    """The configuration (``--config`` or $STSYNC_CONFIG, then the environment), with logging set up as it says."""
+    from stsync.cli.logs import setup
+    from stsync.config import load_config
+
+    config = load_config(STATE.config_path)
+    setup(config.logging.level, config.logging.format, STATE.debug)
+    return config

@@ -5,24 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from stsync.cli.state import STATE
+from stsync.cli.state import configured
 
 app = typer.Typer(help="Workflows that events start (defined in YAML).", no_args_is_help=True)
 
 FILE = typer.Argument(help="The workflows file (see workflows.example.yaml).")
-
-
-def _config() -> Any:
-    from stsync.cli.logs import setup as setup_logs
-    from stsync.config import load_config
-
-    config = load_config(STATE.config_path)
-    setup_logs(config.logging.level, config.logging.format, STATE.debug)
-    return config
 
 
 @app.command("check")
@@ -40,7 +31,7 @@ def load(path: Annotated[Path, FILE]) -> None:
     """Check the file, then make its workflows the ones new events are matched against (all or nothing)."""
     from stsync.events.service import load_workflows
 
-    for r in asyncio.run(load_workflows(_config(), path)):
+    for r in asyncio.run(load_workflows(configured(), path)):
         version = f" version {r['version']}" if r["version"] else ""
         typer.echo(f"{r['name']}: {r['change']}{version}")
 
@@ -50,7 +41,7 @@ def list_(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     """The loaded workflows: trigger, enabled, version and instances started."""
     from stsync.events.service import list_workflows
 
-    rows = asyncio.run(list_workflows(_config()))
+    rows = asyncio.run(list_workflows(configured()))
     if json_out:
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -67,7 +58,7 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     """Instances by state, steps due and scheduled, dead letters, and the oldest unprocessed event's age."""
     from stsync.events.service import workflows_status
 
-    found = asyncio.run(workflows_status(_config()))
+    found = asyncio.run(workflows_status(configured()))
     if json_out:
         typer.echo(json.dumps(found, indent=2, default=str))
         return
@@ -91,6 +82,6 @@ def retry(
     `stsync events poll` runs them."""
     from stsync.events.service import retry_dead
 
-    revived = asyncio.run(retry_dead(_config(), instance))
+    revived = asyncio.run(retry_dead(configured(), instance))
     typer.echo(f"{len(revived)} instances with dead steps made due again" + (": " + ", ".join(map(str, revived[:20]))
                if revived else ""))  # fmt: skip
