@@ -112,21 +112,19 @@ class _TimedStore(EventStore):
     spent = 0.0
     statements = 0
 
-    async def rows(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def _timed(self, call: Any) -> Any:
         started = time.perf_counter()
         try:
-            return await super().rows(name, params)
+            return await call
         finally:
             self.spent += time.perf_counter() - started
             self.statements += 1
 
+    async def rows(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return await self._timed(super().rows(name, params))
+
     async def count(self, name: str, params: dict[str, Any] | None = None) -> int:
-        started = time.perf_counter()
-        try:
-            return await super().count(name, params)
-        finally:
-            self.spent += time.perf_counter() - started
-            self.statements += 1
+        return await self._timed(super().count(name, params))
 
 
 async def _load_example(dsn: str) -> None:

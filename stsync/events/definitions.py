@@ -29,7 +29,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stsync.errors import ConfigError
-from stsync.events.conditions import Condition, ConditionError, compile_condition, references
+from stsync.events.conditions import Condition, ConditionError, compile_condition
 from stsync.sync.streams import EVENT_STREAMS, Stream
 
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -315,6 +315,3 @@ def _text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-__all__ = ["ACTIONS", "SET_STATE", "Workflow", "WorkflowError", "check_workflow", "read_workflows", "references"]

@@ -91,17 +91,6 @@ def _judge(wf: Workflow, event: dict[str, Any], entity: dict[str, Any] | None, n
     return "enroll", None
 
 
-async def _entities(store: EventStore, events: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    by_entity: dict[str, set[int]] = {}
-    for e in events:
-        by_entity.setdefault(e["entity"], set()).add(int(e["st_id"]))
-    out: dict[tuple[str, int], dict[str, Any]] = {}
-    for entity, ids in by_entity.items():
-        for st_id, row in (await store.entities(entity, ids)).items():
-            out[(entity, st_id)] = row
-    return out
-
-
 def _judge_all(
     events: list[dict[str, Any]],
     entities: dict[tuple[str, int], dict[str, Any]],
@@ -168,7 +157,7 @@ async def _match(
 ) -> None:
     """Verdicts for a batch of claimed events, their instances and first steps, and the events marked
     processed: one transaction, so a poll killed here leaves the batch to the next poll, whole."""
-    verdicts, candidates = _judge_all(events, await _entities(store, events), by_trigger, now)
+    verdicts, candidates = _judge_all(events, await store.records_of(events), by_trigger, now)
     verdicts += [
         {"event_id": e["id"], "workflow_name": name, "verdict": "error", "detail": {"message": message}}
         for e in events
@@ -193,7 +182,7 @@ async def _dry_run(
     for wf in workflows:
         by_trigger.setdefault(wf.trigger, []).append(wf)
     events = await store.rows("pending_events", {"limit": settings.limit or settings.batch})
-    entities = await _entities(store, events)
+    entities = await store.records_of(events)
     for event in events:
         entity = entities.get((event["entity"], int(event["st_id"])))
         for wf in by_trigger.get(event["event_type"], []):

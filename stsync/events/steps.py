@@ -58,11 +58,16 @@ class StepRunner:
                 return
             ids = [s["instance_id"] for s in claimed]
             instances = {r["id"]: r for r in await store.rows("step_instances", {"ids": ids})}
+            records = await store.records_of(instances.values())  # read as the batch comes due, one query each
             for step in claimed:
-                result.steps[await self._run_step(step, instances[step["instance_id"]], claim)] += 1
+                instance = instances[step["instance_id"]]
+                record = records.get((instance["entity"], int(instance["st_id"])))
+                result.steps[await self._run_step(step, instance, record, claim)] += 1
             done += len(claimed)
 
-    async def _run_step(self, step: dict[str, Any], instance: dict[str, Any], claim: str) -> str:
+    async def _run_step(
+        self, step: dict[str, Any], instance: dict[str, Any], entity: dict[str, Any] | None, claim: str
+    ) -> str:
         """Start one claimed step, run it and record how it ended; the outcome's name."""
         started = await self.store.one(
             "start_step",
@@ -76,12 +81,6 @@ class StepRunner:
             wf = await self.definitions.get(instance["workflow_name"], instance["version_hash"])
         except WorkflowError as exc:  # the definition it started under no longer passes this version's checks
             return await self._record(None, instance, step, _End("dead", "dead", exc.message, instance_state="failed"))
-        st_id = int(instance["st_id"])
-        try:
-            entity = (await self.store.entities(instance["entity"], [st_id])).get(st_id)
-        except KeyError:  # an entity this version does not mirror any more
-            gone = _End("dead", "dead", f"unknown entity {instance['entity']}", instance_state="failed")
-            return await self._record(wf, instance, step, gone)
         context = context_for(wf.name, {**instance, "id": instance["event_id"]}, entity, self.clock())
         end = await self._attempt(wf, step, instance, entity, context)
         return await self._record(wf, instance, step, end)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -66,6 +65,19 @@ class EventStore:
         found = await self.rows(name, params)
         return found[0] if found else None
 
+    async def records_of(self, rows: Iterable[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+        """The mirror's records that ``rows`` (events or instances: ``entity`` and ``st_id``) are about, by
+        (entity, st_id): one query per entity. An entity this version does not mirror has none."""
+        by_entity: dict[str, set[int]] = {}
+        for r in rows:
+            by_entity.setdefault(r["entity"], set()).add(int(r["st_id"]))
+        out: dict[tuple[str, int], dict[str, Any]] = {}
+        for entity, ids in by_entity.items():
+            if entity in STREAMS_BY_NAME:
+                for st_id, row in (await self.entities(entity, ids)).items():
+                    out[(entity, st_id)] = row
+        return out
+
     async def entities(self, entity: str, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """The mirror's rows of ``entity`` (a stream name) by ServiceTitan id, as conditions see them: the
         typed columns, plus id, active, created_on and modified_on."""
@@ -100,7 +112,3 @@ async def open_events(dsn: str, connect_timeout: float = 10) -> AsyncIterator[Ev
         yield EventStore(conn)
     finally:
         await conn.close()
-
-
-def stamp(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
