@@ -288,6 +288,63 @@ class SmtpConfig(_Section):
         return self
 
 
+class HealthConfig(_Section):
+    """``health:``: the thresholds of `stsync health` (WARNING at the first of a pair, CRITICAL at the second) and
+    the bounds of ``--heal``."""
+
+    # How often the incremental sync runs (its timer or cron line): a stream is stale past 2 x, critical past 6 x.
+    sync_every_minutes: float = Field(default=5, gt=0)
+    stream_every_minutes: dict[str, float] = Field(default_factory=dict)  # per stream, where it runs less often
+    quarantine_warning: int = Field(default=1, ge=1)  # open quarantined records
+    quarantine_critical: int = Field(default=1000, ge=1)
+    quarantine_growth_critical: int = Field(default=100, ge=1)  # records quarantined in the last 24 hours
+    ghl_dead_warning: int = Field(default=1, ge=1)  # GHL dead letters (contacts, opportunities, webhook posts)
+    ghl_dead_critical: int = Field(default=100, ge=1)
+    ghl_pending_warning_minutes: float = Field(default=30, gt=0)  # a mirror change the push has not taken yet
+    ghl_pending_critical_minutes: float = Field(default=180, gt=0)
+    events_pending_warning_minutes: float = Field(default=15, gt=0)  # the oldest event `events poll` has not matched
+    events_pending_critical_minutes: float = Field(default=60, gt=0)
+    steps_late_warning_minutes: float = Field(default=15, gt=0)  # a workflow step past its due time
+    steps_late_critical_minutes: float = Field(default=60, gt=0)
+    events_dead_warning: int = Field(default=1, ge=1)  # workflow steps that failed max_attempts times
+    events_dead_critical: int = Field(default=100, ge=1)
+    lock_max_minutes: float = Field(default=120, gt=0)  # a sync or push holding its lock longer is stuck
+    heal_dead_letters_after_minutes: float = Field(default=60, gt=0)  # --heal retries a dead letter this long after
+    ping_timeout_seconds: float = Field(default=10, gt=0)
+
+    @field_validator("stream_every_minutes")
+    @classmethod
+    def _streams(cls, value: dict[str, float]) -> dict[str, float]:
+        from stsync.sync.streams import STREAMS_BY_NAME
+
+        for name, minutes in value.items():
+            if name not in STREAMS_BY_NAME:
+                reason = f"unknown stream '{name}' (known: {', '.join(STREAMS_BY_NAME)})"
+                raise PydanticCustomError(
+                    "keyed", "{reason}", {"key": f"stream_every_minutes.{name}", "reason": reason}
+                )
+            if not minutes > 0:
+                reason = "must be greater than 0"
+                raise PydanticCustomError(
+                    "keyed", "{reason}", {"key": f"stream_every_minutes.{name}", "reason": reason}
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> HealthConfig:
+        for low in ("quarantine", "ghl_dead", "ghl_pending", "events_pending", "steps_late", "events_dead"):
+            unit = "_minutes" if low.endswith(("pending", "late")) else ""
+            warning, critical = getattr(self, f"{low}_warning{unit}"), getattr(self, f"{low}_critical{unit}")
+            if critical < warning:
+                reason = f"must not be below {low}_warning{unit} ({warning:g})"
+                raise PydanticCustomError("keyed", "{reason}", {"key": f"{low}_critical{unit}", "reason": reason})
+        return self
+
+    def every_minutes(self, stream: str) -> float:
+        """How often ``stream`` is expected to sync."""
+        return self.stream_every_minutes.get(stream, self.sync_every_minutes)
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "text"] = "auto"
@@ -305,6 +362,7 @@ class Config(_Section):
     ghl: GhlConfig = Field(default_factory=GhlConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 

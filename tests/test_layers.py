@@ -17,9 +17,16 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("stsync.db",),
     ("stsync.servicetitan", "stsync.ghl.client", "stsync.ghl.stages"),
     ("stsync.config",),
-    ("stsync.sync", "stsync.ghl", "stsync.events"),
+    ("stsync.sync", "stsync.ghl", "stsync.events", "stsync.ops"),
     ("stsync.sandbox",),
-    ("stsync.sync.service", "stsync.ghl.service", "stsync.events.service", "stsync.checks", "stsync.demo"),
+    (
+        "stsync.sync.service",
+        "stsync.ghl.service",
+        "stsync.events.service",
+        "stsync.ops.service",
+        "stsync.checks",
+        "stsync.demo",
+    ),
     ("stsync.cli", "stsync.__main__"),
 )
 # Who may see the whole configuration: the command's service functions (and the CLI that loads it).
@@ -28,6 +35,7 @@ SEES_CONFIG = (
     "stsync.sync.service",
     "stsync.ghl.service",
     "stsync.events.service",
+    "stsync.ops.service",
     "stsync.checks",
     "stsync.demo",
     "stsync.cli",

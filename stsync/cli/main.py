@@ -16,6 +16,7 @@ from stsync.cli import (
     demo_cmd,
     events_cmd,
     ghl_cmd,
+    health_cmd,
     jobs_cmd,
     migrate_cmd,
     sandbox_cmd,
@@ -58,6 +59,7 @@ _COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
     "jobs": lambda app: app.add_typer(jobs_cmd.app, name="jobs"),
     "events": lambda app: app.add_typer(events_cmd.app, name="events"),
     "workflows": lambda app: app.add_typer(workflows_cmd.app, name="workflows"),
+    "health": lambda app: app.command("health")(health_cmd.health),
 }
 
 

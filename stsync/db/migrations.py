@@ -134,6 +134,16 @@ def status(dsn: str, directory: Path | None = None, connect_timeout: float = 10)
     return _statuses(files, applied)
 
 
+def pending_on(conn: psycopg.Connection[Any], directory: Path | None = None) -> tuple[list[str], int]:
+    """The migration files not applied yet on ``conn``'s database, and how many are; MigrationError when an
+    applied one was edited or removed (`stsync health`)."""
+    files = discover(directory)
+    with db_errors("reading the applied migrations"):
+        applied = _applied(conn)
+    _verify(files, applied)
+    return [f.name for f in files if f.name not in applied], len(applied)
+
+
 def migrate(
     dsn: str, dry_run: bool = False, directory: Path | None = None, connect_timeout: float = 10
 ) -> MigrationResult:

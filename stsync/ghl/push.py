@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from stsync.errors import StsyncError
 from stsync.ghl import plan, stages
 from stsync.ghl.apply import Applier
@@ -80,13 +82,15 @@ async def push(
             complete = await _apply_all(
                 store, settings, client, what, now, scope, result, limit, max_requests, progress or _silent
             )
-        except BaseException:
+        except BaseException as exc:
             result.requests = client.requests_sent
             with contextlib.suppress(StsyncError):  # the error under way is the one to report
                 await store.count_requests(settings.location_id, client.requests_sent)
+                await _log_run(store, result, now, str(exc) if isinstance(exc, StsyncError) else type(exc).__name__)
             raise
         result.requests = client.requests_sent
         await store.count_requests(settings.location_id, client.requests_sent)
+        await _log_run(store, result, now)
         if complete and what == "all":
             await store.write(
                 "save_push_state",
@@ -98,6 +102,31 @@ async def push(
                 },
             )
     return result
+
+
+async def _log_run(store: Store, result: PushResult, started: datetime, error: str | None = None) -> None:
+    """The run's row in integrations.ghl_push_log (`stsync logs`, `stsync stats`)."""
+    failed = sum(c["failed"] + c["dead"] for c in result.counts.values())
+    made = sum(c[verb] for c in result.counts.values() for verb in ("created", "updated", "posted"))
+    status = (
+        "failed" if error else "stopped" if result.stopped else "partial" if failed or result.dead_urls else "completed"
+    )
+    await store.write(
+        "push_log",
+        {
+            "location_id": result.location_id,
+            "what": result.what,
+            "mode": result.mode,
+            "status": status,
+            "started_at": started,
+            "examined": result.examined,
+            "changes": made,
+            "failed": failed,
+            "requests": result.requests,
+            "counts": orjson.dumps({k: dict(v) for k, v in result.counts.items()}).decode(),
+            "error": error,
+        },
+    )
 
 
 async def _apply_all(

@@ -391,3 +391,10 @@ WITH page AS (
      WHERE location_id = %(location_id)s
 )
 SELECT (SELECT count(*) FROM matched) AS matched, (SELECT count(*) FROM linked) AS linked;
+
+-- name: push_log
+INSERT INTO integrations.ghl_push_log (location_id, what, mode, status, started_at, duration_ms, examined, changes,
+                                       failed, requests, counts, error)
+VALUES (%(location_id)s, %(what)s, %(mode)s, %(status)s, %(started_at)s,
+        (extract(epoch FROM now() - %(started_at)s::timestamptz) * 1000)::bigint, %(examined)s, %(changes)s,
+        %(failed)s, %(requests)s, %(counts)s::jsonb, %(error)s);

@@ -1,0 +1,82 @@
+-- Named queries of `stsync health`, `state`, `logs` and `stats`, loaded by name with stsync.sqlfile.load("ops").
+-- Health reads each table through an index: it runs every few minutes against a mirror of millions of rows.
+
+-- name: health_streams
+-- Per stream: its newest success and its newest finished run, each one probe of (stream, started_at DESC).
+SELECT s.stream, ok.completed_at AS last_success, last.status AS last_status, last.error AS last_error,
+       last.completed_at AS last_finished
+  FROM unnest(%(streams)s::text[]) AS s(stream)
+  LEFT JOIN LATERAL (SELECT l.completed_at FROM servicetitan.st_sync_log l
+                      WHERE l.stream = s.stream AND l.status IN ('completed', 'partial')
+                      ORDER BY l.started_at DESC LIMIT 1) ok ON true
+  LEFT JOIN LATERAL (SELECT l.status, l.error, l.completed_at FROM servicetitan.st_sync_log l
+                      WHERE l.stream = s.stream AND l.status <> 'started'
+                      ORDER BY l.started_at DESC LIMIT 1) last ON true;
+
+-- name: health_quarantine
+SELECT count(*) AS open, count(*) FILTER (WHERE first_seen > %(now)s::timestamptz - interval '24 hours') AS new_24h
+  FROM servicetitan.st_sync_quarantine WHERE resolved_at IS NULL;
+
+-- name: health_ghl
+-- Dead letters (on the sync_status indexes), how far the push has read the mirror's changes, and the oldest
+-- mirror change after that (on the last_synced_at indexes), and the oldest retry past due.
+WITH through AS (
+    SELECT changes_through FROM integrations.ghl_push_state WHERE location_id = %(location_id)s
+)
+SELECT (SELECT count(*) FROM integrations.ghl_contacts WHERE sync_status = 'dead') AS dead_contacts,
+       (SELECT count(*) FROM integrations.ghl_opportunities WHERE sync_status = 'dead') AS dead_opportunities,
+       (SELECT count(*) FROM integrations.ghl_webhook_posts WHERE status = 'dead') AS dead_webhook_posts,
+       (SELECT changes_through FROM through) AS changes_through,
+       (SELECT least(
+            (SELECT min(last_synced_at) FROM servicetitan.st_customers WHERE last_synced_at > t.changes_through),
+            (SELECT min(last_synced_at) FROM servicetitan.st_customer_contacts WHERE last_synced_at > t.changes_through),
+            (SELECT min(last_synced_at) FROM servicetitan.st_locations WHERE last_synced_at > t.changes_through),
+            (SELECT min(last_synced_at) FROM servicetitan.st_location_contacts WHERE last_synced_at > t.changes_through),
+            (SELECT min(last_synced_at) FROM servicetitan.st_jobs WHERE last_synced_at > t.changes_through),
+            (SELECT min(last_synced_at) FROM servicetitan.st_appointments WHERE last_synced_at > t.changes_through),
+            (SELECT min(last_synced_at) FROM servicetitan.st_appointment_assignments
+              WHERE last_synced_at > t.changes_through),
+            (SELECT min(last_synced_at) FROM servicetitan.st_estimates WHERE last_synced_at > t.changes_through))
+          FROM through t) AS oldest_unpushed,
+       (SELECT least(
+            (SELECT min(next_retry_at) FROM integrations.ghl_contacts
+              WHERE location_id = %(location_id)s AND sync_status = 'failed' AND next_retry_at <= %(now)s),
+            (SELECT min(next_retry_at) FROM integrations.ghl_opportunities
+              WHERE location_id = %(location_id)s AND sync_status = 'failed' AND next_retry_at <= %(now)s))) AS oldest_retry_due;
+
+-- name: health_dead_webhooks
+-- Webhook-mode business units whose newest post, after its retries, is dead: their URL takes no posts.
+SELECT bu.st_business_unit_id AS id, bu.name, p.http_status, p.error
+  FROM integrations.business_units bu
+ CROSS JOIN LATERAL (SELECT w.status, w.http_status, w.error FROM integrations.ghl_webhook_posts w
+                      WHERE w.st_business_unit_id = bu.st_business_unit_id AND w.status IN ('posted', 'dead')
+                      ORDER BY w.posted_at DESC LIMIT 1) p
+ WHERE bu.mode = 'webhook' AND bu.sync_enabled AND p.status = 'dead'
+ ORDER BY bu.st_business_unit_id;
+
+-- name: health_events
+-- The data of `stsync workflows status`, read through the partial indexes of migration 0014: the oldest event
+-- not matched yet, steps late past %(late)s, leases run out, dead steps.
+SELECT (SELECT detected_at FROM automation.events WHERE processed_at IS NULL ORDER BY id LIMIT 1) AS oldest_pending,
+       (SELECT count(*) FROM automation.events WHERE processed_at IS NULL) AS pending,
+       (SELECT min(due_at) FROM automation.workflow_steps WHERE state = 'waiting') AS oldest_due,
+       (SELECT count(*) FROM automation.workflow_steps WHERE state = 'waiting' AND due_at <= %(late)s) AS late,
+       (SELECT count(*) FROM automation.workflow_steps WHERE state = 'running' AND claimed_until < %(now)s)
+           AS expired_leases,
+       (SELECT count(*) FROM automation.workflow_steps WHERE state = 'dead') AS dead;
+
+-- name: health_locks
+-- Who holds stsync's run locks (stsync.sync.repository.RunLock, the push's): the advisory lock's key pair is
+-- (20260523, hashtext(name)), which pg_locks shows as classid and objid (the int4 read as an unsigned oid).
+WITH names(name, what) AS (VALUES (%(sync_lock)s, 'sync'), ('stsync.ghl.push', 'ghl push'))
+SELECT n.what, a.pid, a.backend_start AS since, a.application_name
+  FROM names n
+  JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted AND l.classid = 20260523 AND l.objsubid = 2
+                 AND l.objid = (hashtext(n.name)::bigint & 4294967295)::oid
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+ ORDER BY n.what;
+
+-- name: health_dead_runs
+-- Log rows still 'started' (the partial index st_sync_log_started): a run under way, or one that died.
+SELECT count(*) AS n, min(started_at) AS oldest FROM servicetitan.st_sync_log WHERE status = 'started';
