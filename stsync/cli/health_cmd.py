@@ -18,6 +18,16 @@ def health(
         Path | None,
         typer.Option("--prometheus", help="Also write node_exporter's textfile format to FILE (atomically)."),
     ] = None,
+    ping_url: Annotated[
+        str | None,
+        typer.Option(
+            "--ping",
+            envvar="STSYNC_HEALTH_PING_URL",
+            show_envvar=False,
+            help="Report to a healthchecks.io-style URL: URL/start, then URL (OK, WARNING) or URL/fail. "
+            "Prefer $STSYNC_HEALTH_PING_URL: the URL is a secret, and argv is visible to every user.",
+        ),
+    ] = None,
 ) -> None:
     """Check the database, each stream's freshness, the last runs, the quarantine, GHL, events, workflow steps and
     the run locks. The first line is a Nagios plugin's, then one line per check.
@@ -25,9 +35,14 @@ def health(
     Exit codes (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the database cannot be reached).
     """
     from stsync.ops.service import health as run_health
+    from stsync.ops.service import ping
 
+    config = configured()
+    pinged = [ping(ping_url, None, config.health.ping_timeout_seconds)] if ping_url else []
     now = datetime.now(UTC)
-    report = run_health(configured(), now)
+    report = run_health(config, now)
+    if ping_url:
+        pinged.append(ping(ping_url, report, config.health.ping_timeout_seconds))
     if prometheus is not None:
         report.write_prometheus(prometheus, now)
     if json_out:
@@ -35,4 +50,6 @@ def health(
     else:
         for line in report.lines():
             typer.echo(line)
+    for problem in dict.fromkeys(p for p in pinged if p is not None):  # a failed ping leaves the exit code alone
+        typer.echo(f"stsync health: {problem}", err=True)
     raise typer.Exit(int(report.status))

@@ -43,6 +43,10 @@ def test_a_push_with_nothing_pending_makes_no_ghl_call(mirror_dsn: str, ghl: Any
     assert again.requests == 0
     assert ghl.requests == []
     assert "nothing to push" in push_line(again)
+    # Each run left its row in the push log, with what it did.
+    logged = rows(mirror_dsn, "SELECT status, changes, requests, failed FROM integrations.ghl_push_log ORDER BY id")
+    made = sum(first.counts[k][v] for k in first.counts for v in ("created", "updated", "posted"))
+    assert logged == [("completed", made, first.requests, 0), ("completed", 0, 0, 0)]
 
 
 def test_the_push_keeps_the_do_not_disturb_flag_ghl_answers_with(mirror_dsn: str, ghl: Any, tmp_path: Path) -> None:

@@ -198,3 +198,46 @@ def test_the_cli_exits_with_the_nagios_code_and_writes_the_prometheus_file_atomi
     doc = json.loads(done.stdout)
     assert doc["status"] == "CRITICAL" and doc["streams"][0]["stream"] == "jobs"
     assert doc["streams"][0]["status"] == "CRITICAL" and doc["streams"][0]["age_seconds"] >= 3600
+
+
+class _Pings:
+    """A healthchecks.io stand-in on loopback: records each POST's path and body."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen = self.seen = []  # type: list[tuple[str, str]]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                seen.append((self.path, body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ping/3f0c-secret"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_ping_reports_start_then_success_or_fail_with_the_report(db_dsn: str) -> None:
+    pings = _Pings()
+    env = _env(db_dsn)
+    env["STSYNC_HEALTH_PING_URL"] = pings.url
+    try:
+        done = _stsync(env, "health")  # nothing synced yet: CRITICAL
+        assert done.returncode == 2
+        assert [p for p, _ in pings.seen] == ["/ping/3f0c-secret/start", "/ping/3f0c-secret/fail"]
+        assert pings.seen[1][1].splitlines()[0] == done.stdout.splitlines()[0]
+    finally:
+        pings.server.shutdown()
+        pings.server.server_close()
+    env["STSYNC_HEALTH_PING_URL"] = pings.url  # the server is gone: the ping fails, the exit code stays
+    done = _stsync(env, "health")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["stsync health: ping to 127.0.0.1 failed: ConnectError"]
+    assert "3f0c-secret" not in done.stderr + done.stdout
