@@ -22,6 +22,7 @@ from stsync.db.connect import connect_sync, error_for
 from stsync.db.migrations import pending_on
 from stsync.errors import StsyncError
 from stsync.sqlfile import load
+from stsync.sync.repository import run_lock_name
 
 Q = load("ops")
 
@@ -413,14 +414,9 @@ def _events(ctx: _Ctx) -> list[Check]:
     return [events, steps]
 
 
-def sync_lock_name(tenant_id: int) -> str:
-    """The sync run lock's name (``stsync.sync.repository.RunLock``)."""
-    return f"stsync.sync:{tenant_id}"
-
-
 def _locks(ctx: _Ctx) -> list[Check]:
     tenant = ctx.settings.tenant_id
-    rows = ctx.rows("health_locks", {"sync_lock": sync_lock_name(tenant) if tenant is not None else ""})
+    rows = ctx.rows("health_locks", {"sync_lock": run_lock_name(tenant) if tenant is not None else ""})
     limit = ctx.settings.limits.lock_max_minutes * 60
     held, stuck = [], []
     for r in rows:

@@ -6,22 +6,15 @@ import dataclasses
 from datetime import UTC, datetime
 
 from stsync.config import Config, required_secret
-from stsync.errors import ConfigError
 from stsync.ops.health import HealthSettings, Limits, Report, check
-from stsync.sync.service import excluded_streams
+from stsync.sync.service import check_stream_names, excluded_streams
 from stsync.sync.streams import STREAMS
 
 
 def health_settings(config: Config) -> HealthSettings:
     h = config.health
     excluded = excluded_streams(config)
-    known = {s.name for s in STREAMS}
-    for name in h.stream_every_minutes:
-        if name not in known:
-            raise ConfigError(
-                f"config error: bad value for 'health.stream_every_minutes.{name}': unknown stream "
-                f"(known: {', '.join(sorted(known))})"
-            )
+    check_stream_names("health.stream_every_minutes", set(h.stream_every_minutes))
     return HealthSettings(
         dsn=required_secret(config.database.url, "database.url"),
         tenant_id=config.servicetitan.tenant_id,

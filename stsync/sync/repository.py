@@ -61,6 +61,12 @@ class PageCounts:
     events: int = 0  # written to automation.events with the page
 
 
+def run_lock_name(tenant_id: int) -> str:
+    """The name of the tenant's sync run lock (its advisory lock's key is ``hashtext`` of it); `stsync health`
+    looks for it in pg_locks."""
+    return f"stsync.sync:{tenant_id}"
+
+
 class RunLock:
     """One sync run per tenant: a session advisory lock held on its own connection.
 
@@ -69,7 +75,7 @@ class RunLock:
 
     def __init__(self, dsn: str, tenant_id: int, connect_timeout: float = 10) -> None:
         self.dsn = dsn
-        self.name = f"stsync.sync:{tenant_id}"
+        self.name = run_lock_name(tenant_id)
         self.connect_timeout = connect_timeout
         self.conn: psycopg.AsyncConnection[Any] | None = None
 

@@ -55,16 +55,19 @@ def database_url(config: Config) -> str:
     return required_secret(config.database.url, "database.url")
 
 
-def excluded_streams(config: Config) -> set[str]:
-    """``sync.streams_exclude``; a name that is no stream is a config error (a typo would sync it)."""
-    excluded = set(config.sync.streams_exclude)
-    unknown = sorted(excluded - set(STREAMS_BY_NAME))
+def check_stream_names(key: str, names: set[str]) -> set[str]:
+    """``names``, or a config error naming ``key`` and the first that is no stream."""
+    unknown = sorted(names - set(STREAMS_BY_NAME))
     if unknown:
         raise ConfigError(
-            f"config error: bad value for 'sync.streams_exclude': unknown stream '{unknown[0]}' "
-            f"(known: {', '.join(STREAMS_BY_NAME)})"
+            f"config error: bad value for '{key}': unknown stream '{unknown[0]}' (known: {', '.join(STREAMS_BY_NAME)})"
         )
-    return excluded
+    return names
+
+
+def excluded_streams(config: Config) -> set[str]:
+    """``sync.streams_exclude``; a name that is no stream is a config error (a typo would sync it)."""
+    return check_stream_names("sync.streams_exclude", set(config.sync.streams_exclude))
 
 
 async def sync(
