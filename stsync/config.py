@@ -320,6 +320,8 @@ class HealthConfig(_Section):
     events_dead_critical: int = Field(default=100, ge=1)
     lock_max_minutes: float = Field(default=120, gt=0)  # a sync or push holding its lock longer is stuck
     ping_timeout_seconds: float = Field(default=10, gt=0)
+    # --heal requeues a GHL dead letter once, when it has been dead this long (a backoff, not a retry loop).
+    heal_dead_letters_after_minutes: float = Field(default=60, gt=0)
 
     @model_validator(mode="after")
     def _pairs(self) -> HealthConfig:

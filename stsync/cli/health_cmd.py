@@ -18,6 +18,15 @@ def health(
         Path | None,
         typer.Option("--prometheus", help="Also write node_exporter's textfile format to FILE (atomically)."),
     ] = None,
+    heal: Annotated[
+        bool,
+        typer.Option(
+            "--heal",
+            help="Then make the bounded repairs: a catch-up incremental of stale streams (not while a run holds "
+            "the lock), release expired workflow leases, requeue GHL dead letters once. Prints what it did, and "
+            "checks again.",
+        ),
+    ] = False,
     ping_url: Annotated[
         str | None,
         typer.Option(
@@ -34,6 +43,7 @@ def health(
 
     Exit codes (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the database cannot be reached).
     """
+    from stsync.ops.service import heal as run_heal
     from stsync.ops.service import health as run_health
     from stsync.ops.service import ping
 
@@ -41,6 +51,11 @@ def health(
     pinged = [ping(ping_url, None, config.health.ping_timeout_seconds)] if ping_url else []
     now = datetime.now(UTC)
     report = run_health(config, now)
+    if heal:
+        healed = run_heal(config, report, now)
+        now = datetime.now(UTC)
+        report = run_health(config, now)
+        report.healed = healed
     if ping_url:
         pinged.append(ping(ping_url, report, config.health.ping_timeout_seconds))
     if prometheus is not None:

@@ -80,3 +80,43 @@ SELECT n.what, a.pid, a.backend_start AS since, a.application_name
 -- name: health_dead_runs
 -- Log rows still 'started' (the partial index st_sync_log_started): a run under way, or one that died.
 SELECT count(*) AS n, min(started_at) AS oldest FROM servicetitan.st_sync_log WHERE status = 'started';
+
+-- name: heal_release_leases
+-- Steps whose poll died holding them (the lease ran out): back to waiting, for the next `events poll`. An
+-- attempt it had started is closed as 'unknown', as the poll's own reclaim does (the action may have happened).
+WITH c AS (
+    SELECT instance_id, step_no FROM automation.workflow_steps
+     WHERE state = 'running' AND claimed_until < %(now)s
+       FOR UPDATE SKIP LOCKED
+),
+lost AS (
+    UPDATE automation.workflow_step_executions x
+       SET finished_at = %(now)s, result = 'unknown', error = 'the poll running it stopped before recording the result'
+      FROM c
+     WHERE (x.instance_id, x.step_no) = (c.instance_id, c.step_no) AND x.finished_at IS NULL
+    RETURNING 1
+)
+UPDATE automation.workflow_steps s
+   SET state = 'waiting', claim_id = NULL, claimed_until = NULL
+  FROM c WHERE (s.instance_id, s.step_no) = (c.instance_id, c.step_no)
+RETURNING (SELECT count(*) FROM lost) AS lost;
+
+-- name: heal_dead_letters
+-- Each dead letter dead since before %(before)s gets one more round of attempts from the next `ghl push`, once:
+-- healed_at marks it, and heal never requeues it again. Contacts and opportunities of the configured location;
+-- webhook posts belong to no location.
+WITH c AS (UPDATE integrations.ghl_contacts SET next_retry_at = %(now)s, attempted_hash = NULL, healed_at = %(now)s
+            WHERE sync_status = 'dead' AND location_id = %(location_id)s AND healed_at IS NULL
+              AND updated_at < %(before)s
+           RETURNING 1),
+     o AS (UPDATE integrations.ghl_opportunities SET next_retry_at = %(now)s, attempted_hash = NULL,
+                  healed_at = %(now)s
+            WHERE sync_status = 'dead' AND location_id = %(location_id)s AND healed_at IS NULL
+              AND updated_at < %(before)s
+           RETURNING 1),
+     w AS (UPDATE integrations.ghl_webhook_posts SET status = 'failed', attempts = 0, next_retry_at = %(now)s,
+                  healed_at = %(now)s
+            WHERE status = 'dead' AND healed_at IS NULL AND posted_at < %(before)s
+           RETURNING 1)
+SELECT (SELECT count(*) FROM c) AS contacts, (SELECT count(*) FROM o) AS opportunities,
+       (SELECT count(*) FROM w) AS webhook_posts;

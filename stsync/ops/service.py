@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from stsync.config import Config, required_secret
-from stsync.ops.health import HealthSettings, Limits, Report, check
-from stsync.sync.service import check_stream_names, excluded_streams
+from stsync.errors import LockedError, StsyncError
+from stsync.ops.heal import HealSettings, repair
+from stsync.ops.health import HealthSettings, Limits, Report, Status, check
+from stsync.sync.service import check_stream_names, excluded_streams, sync
 from stsync.sync.streams import STREAMS
 
 
@@ -28,6 +31,48 @@ def health_settings(config: Config) -> HealthSettings:
 def health(config: Config, now: datetime | None = None) -> Report:
     """`stsync health`: every check as of ``now`` (default: the present)."""
     return check(health_settings(config), now or datetime.now(UTC))
+
+
+def heal(config: Config, report: Report, now: datetime | None = None) -> list[str]:
+    """`stsync health --heal`: the bounded repairs ``report`` calls for, one line each (also for what it would
+    not do, and why). A catch-up incremental of the stale streams, under the run lock, never beside a run that
+    holds it; expired workflow leases released; GHL dead letters requeued once after a backoff. Nothing is
+    deleted. The database must be reachable and migrated, or nothing is tried."""
+    database = next((c for c in report.checks if c.name == "database"), None)
+    if database is None or database.status != Status.OK:
+        return [f"heal: nothing healed: the database is not ready ({database.summary if database else 'unchecked'})"]
+    lines: list[str] = []
+    stale = [s.name for s in report.streams if s.status != Status.OK and s.last_success is not None]
+    never = [s.name for s in report.streams if s.last_success is None]
+    if stale:
+        names = ", ".join(stale)
+        try:
+            result = asyncio.run(sync(config, "incremental", stale))
+        except LockedError:
+            lines.append(f"heal: no catch-up of {names}: another run holds the sync lock (see the locks check)")
+        except StsyncError as exc:
+            lines.append(f"heal: the catch-up incremental of {names} could not run: {exc}")
+        else:
+            t = result.totals()
+            lines.append(
+                f"healed: caught up {names} with one incremental (exit {int(result.exit_code)}): fetched "
+                f"{t['fetched']}, created {t['created']}, updated {t['updated']}, quarantined {t['quarantined']}"
+            )
+    if never:
+        lines.append(
+            f"heal: not healed: {', '.join(never)} never synced; a first `stsync sync full` is an operator's call"
+        )
+    settings = HealSettings(
+        dsn=required_secret(config.database.url, "database.url"),
+        location_id=config.ghl.location_id or None,
+        dead_letters_after=timedelta(minutes=config.health.heal_dead_letters_after_minutes),
+        connect_timeout=config.database.connect_timeout,
+    )
+    try:
+        lines += repair(settings, now or datetime.now(UTC))
+    except StsyncError as exc:
+        lines.append(f"heal: the repairs could not run: {exc}")
+    return lines or ["heal: nothing to heal"]
 
 
 def ping(url: str, report: Report | None, timeout: float) -> str | None:
