@@ -1,12 +1,20 @@
-"""`stsync config check`: try each configured connection and say what failed."""
+"""`stsync config check` and `stsync health --check-api`: try each configured connection and say what failed,
+one line per problem, each naming the key to fix."""
 
 from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from stsync.config import Config, required_secret
 from stsync.db.connect import connect_sync, db_errors, where
-from stsync.errors import ApiUnavailable, AuthError, ConfigError, StsyncError
+from stsync.errors import StsyncError
+
+Purpose = Literal["all", "sync", "ghl", "events"]
+PURPOSES: tuple[Purpose, ...] = ("all", "sync", "ghl", "events")
 
 
 class Check(BaseModel):
@@ -20,50 +28,60 @@ class Check(BaseModel):
     error: StsyncError | None = None
 
 
-def check_database(config: Config) -> Check:
-    """Connect to the configured database and run ``SELECT 1``."""
+def _failed(name: str, exc: StsyncError) -> Check:
+    return Check(name=name, ok=False, detail=str(exc), error=exc)
+
+
+def check_database(config: Config, offline: bool = False) -> Check:
+    """Connect to the configured database and run ``SELECT 1`` (offline: only that its URL is set)."""
     try:
         dsn = required_secret(config.database.url, "database.url")
+        if offline:
+            return Check(name="database", ok=True, detail=f"{where(dsn)} (not connected: --offline)")
         with connect_sync(dsn, config.database.connect_timeout) as conn, db_errors("checking the database"):
             conn.execute("SELECT 1")
             version = conn.info.parameter_status("server_version") or "?"
     except StsyncError as exc:
-        return Check(name="database", ok=False, detail=str(exc), error=exc)
+        return _failed("database", exc)
     return Check(name="database", ok=True, detail=f"{where(dsn)}, PostgreSQL {version}")
 
 
-def check_servicetitan(config: Config) -> Check:
-    """Request an OAuth token with the configured client credentials (no API call is made)."""
-    import httpx
+def check_servicetitan(config: Config, offline: bool = False) -> list[Check]:
+    """Every key a sync needs; then (unless offline) a fresh token, not the cached one, and one cheap call
+    (the first business unit): a wrong app key or tenant only shows on a call, never on the token."""
+    from stsync.retry import RetryPolicy
+    from stsync.servicetitan.client import ServiceTitanClient
+    from stsync.sync.service import client_settings, excluded_streams
 
-    st = config.servicetitan
-    url = f"{st.auth_base()}/connect/token"
     try:
-        if not st.client_id:
-            raise ConfigError("missing required key 'servicetitan.client_id'")
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": st.client_id,
-            "client_secret": required_secret(st.client_secret, "servicetitan.client_secret"),
-        }
-        required_secret(st.app_key, "servicetitan.app_key")
-        try:
-            response = httpx.post(url, data=form, timeout=min(st.timeout_seconds, 30))
-        except httpx.HTTPError as exc:
-            raise ApiUnavailable(f"cannot reach {url}: {type(exc).__name__}") from None
-        if response.status_code in (400, 401, 403):
-            raise AuthError(f"{url} refused the client credentials (HTTP {response.status_code})")
-        if response.status_code != 200:
-            raise ApiUnavailable(f"{url} answered HTTP {response.status_code}")
-        try:
-            token_ok = bool(response.json().get("access_token"))
-        except ValueError:
-            token_ok = False
-        if not token_ok:
-            raise ApiUnavailable(f"{url} answered without an access_token")
+        excluded_streams(config)
+        settings = client_settings(config)
     except StsyncError as exc:
-        return Check(name="servicetitan token", ok=False, detail=str(exc), error=exc)
-    return Check(name="servicetitan token", ok=True, detail=url)
+        return [_failed("servicetitan config", exc)]
+    if offline:
+        return [Check(name="servicetitan config", ok=True, detail="every key set (not called: --offline)")]
+    st = config.servicetitan
+    settings = dataclasses.replace(
+        settings,
+        token_cache_dir=None,
+        outage_seconds=5.0,  # a check says "unreachable" after seconds, not after a sync's patience
+        retry=RetryPolicy(attempts=min(2, st.retry_attempts), max_seconds=min(30.0, st.retry_max_seconds)),
+    )
+
+    async def call() -> list[Check]:
+        async with ServiceTitanClient(settings) as client:
+            try:
+                await client.authenticate()
+            except StsyncError as exc:
+                return [_failed("servicetitan token", exc)]
+            token = Check(name="servicetitan token", ok=True, detail=f"{settings.auth_base.rstrip('/')}/connect/token")
+            try:
+                client.release(await client.list_page("settings", "business-units", 1, 1, {}))
+            except StsyncError as exc:
+                return [token, _failed("servicetitan api", exc)]
+            return [token, Check(name="servicetitan api", ok=True, detail=client.url("settings", "business-units"))]
+
+    return asyncio.run(call())
 
 
 def check_token_cache(config: Config) -> Check:
@@ -83,21 +101,53 @@ def check_token_cache(config: Config) -> Check:
     return Check(name="token cache", ok=True, detail=str(directory))
 
 
-def check_ghl_stages(config: Config) -> Check:
-    """Ask the GHL location for its pipelines and find every stage the configured pipelines map to."""
-    import asyncio
+def check_ghl(config: Config, offline: bool = False) -> list[Check]:
+    """The location's pipelines, with the token (a refused token or a location it cannot see shows here), then
+    every stage the configured pipelines map to: one line per stage the location lacks."""
+    from stsync.ghl.service import check_location
 
-    from stsync.ghl.service import check_stages
-
-    if not config.ghl.location_id:
-        return Check(name="ghl stages", ok=True, detail="skipped: ghl.location_id is not set")
     try:
-        detail = asyncio.run(check_stages(config))
+        detail, problems = asyncio.run(check_location(config, offline))
     except StsyncError as exc:
-        return Check(name="ghl stages", ok=False, detail=str(exc), error=exc)
-    return Check(name="ghl stages", ok=True, detail=detail)
+        return [_failed("ghl location", exc)]
+    location = Check(name="ghl location", ok=True, detail=detail)
+    if offline:
+        return [location]
+    if not problems:
+        return [location, Check(name="ghl stages", ok=True, detail="every mapped stage found")]
+    return [location, *(_failed("ghl stages", p) for p in problems)]
 
 
-def check_config(config: Config) -> list[Check]:
-    """Every connection check, in order; none stops the others."""
-    return [check_database(config), check_servicetitan(config), check_token_cache(config), check_ghl_stages(config)]
+def check_events(config: Config) -> Check:
+    """The settings `events poll` and its actions are made from (the workflows file is `stsync workflows check`)."""
+    from stsync.events.service import action_settings, poll_settings
+
+    try:
+        poll_settings(config)
+        action_settings(config)
+    except StsyncError as exc:
+        return _failed("events config", exc)
+    return Check(name="events config", ok=True, detail="poll and action settings valid")
+
+
+def _servicetitan_configured(config: Config) -> bool:
+    st = config.servicetitan
+    return bool(st.client_id or st.tenant_id)
+
+
+def check_config(config: Config, purpose: Purpose = "all", offline: bool = False) -> list[Check]:
+    """Every check ``purpose`` calls for, in order; none stops the others. ``all`` checks the sections that are
+    configured and says which it skipped; ``sync``, ``ghl`` and ``events`` require theirs."""
+    checks = [check_database(config, offline)]
+    if purpose == "sync" or (purpose == "all" and _servicetitan_configured(config)):
+        checks += check_servicetitan(config, offline)
+        checks.append(check_token_cache(config))
+    elif purpose == "all":
+        checks.append(Check(name="servicetitan", ok=True, detail="skipped: servicetitan.client_id is not set"))
+    if purpose == "ghl" or (purpose in ("all", "events") and config.ghl.location_id):
+        checks += check_ghl(config, offline)
+    elif purpose == "all":
+        checks.append(Check(name="ghl", ok=True, detail="skipped: ghl.location_id is not set"))
+    if purpose in ("all", "events"):
+        checks.append(check_events(config))
+    return checks

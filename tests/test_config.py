@@ -316,6 +316,7 @@ def test_check_unreachable_services_exit_69() -> None:
         "STSYNC_DATABASE__URL": f"postgresql://u:{SECRET}@127.0.0.1:1/db",
         "STSYNC_DATABASE__CONNECT_TIMEOUT": "2",
         "STSYNC_SERVICETITAN__AUTH_URL": "http://127.0.0.1:1",
+        "STSYNC_SERVICETITAN__TENANT_ID": "1",
         "STSYNC_SERVICETITAN__CLIENT_ID": "id",
         "STSYNC_SERVICETITAN__CLIENT_SECRET": SECRET,
         "STSYNC_SERVICETITAN__APP_KEY": SECRET,
@@ -323,7 +324,7 @@ def test_check_unreachable_services_exit_69() -> None:
     result = runner.invoke(app, ["config", "check"], env=env)
     assert result.exit_code == 69, result.output
     assert "database: failed: cannot connect to PostgreSQL at 127.0.0.1:1/db: Connection refused" in result.output
-    assert "servicetitan token: failed: cannot reach http://127.0.0.1:1/connect/token" in result.output
+    assert "servicetitan token: failed: ServiceTitan at 127.0.0.1:1 unreachable for " in result.output
     assert SECRET not in result.output
 
 
@@ -331,6 +332,7 @@ def test_check_missing_secret_names_it_and_its_sources() -> None:
     """A missing secret is reported with every place it may come from; exit 78."""
     runner = CliRunner()
     env = {
+        "STSYNC_SERVICETITAN__TENANT_ID": "1",
         "STSYNC_SERVICETITAN__CLIENT_ID": "id",
         "STSYNC_DATABASE__URL": "postgresql://127.0.0.1:1/x",
         "STSYNC_DATABASE__CONNECT_TIMEOUT": "1",

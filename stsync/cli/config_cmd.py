@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -41,21 +41,34 @@ def show(
 
 @app.command("check")
 def check(
+    purpose: Annotated[
+        str,
+        typer.Option(
+            "--for",
+            help="What the config must be good for: sync, ghl or events require their sections; all (the default) "
+            "checks every section that is configured and says which it skipped.",
+        ),
+    ] = "all",
+    offline: Annotated[bool, typer.Option("--offline", help="Validate only: connect to nothing, call no API.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
 ) -> None:
-    """Validate the configuration, connect to the database, request a ServiceTitan token and find every
-    stage the GHL pipelines are mapped to in the location (when ghl.location_id is set).
+    """Validate the configuration, then try it: connect to the database; get a ServiceTitan token and make one
+    cheap call (a wrong app key or tenant shows only there); read the GHL location's pipelines with the token
+    and find every stage the configured mapping names. One line per problem, naming the key to fix.
 
     Exit codes: 0 all ok, 69 a service is unreachable, 78 invalid config or refused credentials.
     """
-    from stsync.checks import check_config
+    from stsync.checks import PURPOSES, Purpose, check_config
     from stsync.config import load_config
+    from stsync.errors import UsageError
 
+    if purpose not in PURPOSES:
+        raise UsageError(f"--for must be one of {', '.join(PURPOSES)}, not '{purpose}'")
     config = load_config(STATE.config_path)
-    checks = check_config(config)
+    checks = check_config(config, cast("Purpose", purpose), offline)
     if json_out:
         doc = [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
-        typer.echo(json.dumps({"config": "ok", "checks": doc}, indent=2))
+        typer.echo(json.dumps({"config": "ok", "for": purpose, "offline": offline, "checks": doc}, indent=2))
     else:
         typer.echo("config: ok")
         for c in checks:

@@ -18,6 +18,10 @@ def health(
         Path | None,
         typer.Option("--prometheus", help="Also write node_exporter's textfile format to FILE (atomically)."),
     ] = None,
+    check_api: Annotated[
+        bool,
+        typer.Option("--check-api", help="Also get a token and make one cheap call to ServiceTitan and to GHL."),
+    ] = False,
     heal: Annotated[
         bool,
         typer.Option(
@@ -50,11 +54,11 @@ def health(
     config = configured()
     pinged = [ping(ping_url, None, config.health.ping_timeout_seconds)] if ping_url else []
     now = datetime.now(UTC)
-    report = run_health(config, now)
+    report = run_health(config, now, check_api)
     if heal:
         healed = run_heal(config, report, now)
         now = datetime.now(UTC)
-        report = run_health(config, now)
+        report = run_health(config, now, check_api)
         report.healed = healed
     if ping_url:
         pinged.append(ping(ping_url, report, config.health.ping_timeout_seconds))

@@ -94,15 +94,25 @@ async def push(
         )
 
 
-async def check_stages(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> str:
-    """`config check`: every mapped stage of the configured pipelines (those of the business units in api mode,
-    and those ``ghl.pipelines`` lists) exists in the location; ConfigError naming the first that does not."""
+async def check_location(
+    config: Config, offline: bool = False, transport: httpx.AsyncBaseTransport | None = None
+) -> tuple[str, list[ConfigError]]:
+    """`config check`: what was found of the location's pipelines, read with the token (AuthError when GHL
+    refuses it), and every mapped stage of the configured pipelines (those of the business units in api mode,
+    and those ``ghl.pipelines`` lists) the location lacks. Offline: only that the keys are set and the mapping is
+    well formed."""
     g = config.ghl
     names = sorted({bu.pipeline for bu in g.business_units if bu.mode == "api" and bu.pipeline} | set(g.pipelines))
     settings = push_settings(config)
+    client_config = client_settings(config)  # every key the client needs
+    mappings = [settings.stages_for(name) for name in names]
+    if offline:
+        return f"{client_config.location_id} (not called: --offline)", []
     async with make_client(config, transport) as client:
-        await stages.check(client, [settings.stages_for(name) for name in names], settings.location_id)
-    return f"location {settings.location_id}: every mapped stage found (pipelines: {', '.join(names) or 'none'})"
+        found = await client.pipelines()
+        problems = await stages.problems(client, mappings, settings.location_id)
+    listed = ", ".join(names) or "none mapped"
+    return f"{client_config.location_id}: {len(found)} pipelines (configured: {listed})", problems
 
 
 async def pipelines(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> list[dict[str, Any]]:

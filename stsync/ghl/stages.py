@@ -113,18 +113,23 @@ def find_stage(pipeline: Mapping[str, Any], target: str) -> Mapping[str, Any] | 
 UNUSED = frozenset({"follow_up"})
 
 
-async def check(
+async def problems(
     client: _Pipelines,
     mappings: Iterable[PipelineStages],
     location: str,
     used: Mapping[str, set[str]] | None = None,
-) -> None:
-    """The stages of ``mappings`` exist in the location: those the config maps, and of the defaults those
-    ``used`` says a push will move opportunities to (by pipeline; without it, every stage the push can
-    reach). Else ConfigError naming the first missing one, its pipeline, its config key and the stages the
-    pipeline has."""
+) -> list[ConfigError]:
+    """Every stage of ``mappings`` the location lacks: those the config maps, and of the defaults those ``used``
+    says a push will move opportunities to (by pipeline; without it, every stage the push can reach). Each
+    error names the stage, its pipeline, its config key and the stages the pipeline has; a missing pipeline is
+    one error."""
+    found: list[ConfigError] = []
     for mapping in mappings:
-        doc = await client.pipeline(mapping.pipeline)  # ConfigError naming the pipeline when absent
+        try:
+            doc = await client.pipeline(mapping.pipeline)  # ConfigError naming the pipeline when absent
+        except ConfigError as exc:
+            found.append(exc)
+            continue
         wanted = used.get(mapping.pipeline, set()) if used is not None else set(dict(mapping.stages)) - UNUSED
         for stage, target in mapping.stages:
             if stage not in mapping.mapped and stage not in wanted:
@@ -132,11 +137,26 @@ async def check(
             if find_stage(doc, target) is None:
                 has = ", ".join(repr(s.get("name")) for s in doc.get("stages") or [] if isinstance(s, dict))
                 where = mapping.key(stage) if stage in mapping.mapped else f"{mapping.key(stage)}, the default"
-                raise ConfigError(
-                    f"GHL pipeline '{doc.get('name')}' of location {location} has no stage '{target}' "
-                    f"(stsync's {stage}; {where}); it has: {has or 'none'}. Map it under ghl.pipelines "
-                    "(`stsync ghl pipelines --mapping` prints a start)"
+                found.append(
+                    ConfigError(
+                        f"GHL pipeline '{doc.get('name')}' of location {location} has no stage '{target}' "
+                        f"(stsync's {stage}; {where}); it has: {has or 'none'}. Map it under ghl.pipelines "
+                        "(`stsync ghl pipelines --mapping` prints a start)"
+                    )
                 )
+    return found
+
+
+async def check(
+    client: _Pipelines,
+    mappings: Iterable[PipelineStages],
+    location: str,
+    used: Mapping[str, set[str]] | None = None,
+) -> None:
+    """The first of `problems`, raised: a push stops before it moves anything to a stage that is not there."""
+    found = await problems(client, mappings, location, used)
+    if found:
+        raise found[0]
 
 
 # Words that suggest which of stsync's stages a location's stage is, for a starting mapping.

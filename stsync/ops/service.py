@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from stsync.config import Config, required_secret
 from stsync.errors import LockedError, StsyncError
 from stsync.ops.heal import HealSettings, repair
+from stsync.ops.health import Check as HealthCheck
 from stsync.ops.health import HealthSettings, Limits, Report, Status, check
 from stsync.sync.service import check_stream_names, excluded_streams, sync
 from stsync.sync.streams import STREAMS
@@ -28,9 +29,26 @@ def health_settings(config: Config) -> HealthSettings:
     )
 
 
-def health(config: Config, now: datetime | None = None) -> Report:
-    """`stsync health`: every check as of ``now`` (default: the present)."""
-    return check(health_settings(config), now or datetime.now(UTC))
+def health(config: Config, now: datetime | None = None, check_api: bool = False) -> Report:
+    """`stsync health`: every check as of ``now`` (default: the present); with ``check_api``, also a token and
+    one cheap call to each API that is configured (`config check`'s), CRITICAL when refused or unreachable."""
+    report = check(health_settings(config), now or datetime.now(UTC))
+    if check_api:
+        report.checks += api_checks(config)
+    return report
+
+
+def api_checks(config: Config) -> list[HealthCheck]:
+    from stsync.checks import check_ghl, check_servicetitan
+
+    found = []
+    if config.servicetitan.client_id or config.servicetitan.tenant_id:
+        found += check_servicetitan(config)
+    if config.ghl.location_id:
+        found += [c for c in check_ghl(config) if c.name == "ghl location"]  # stages are `config check`'s
+    if not found:
+        return [HealthCheck("api", Status.OK, "no API configured")]
+    return [HealthCheck(c.name, Status.OK if c.ok else Status.CRITICAL, c.detail) for c in found]
 
 
 def heal(config: Config, report: Report, now: datetime | None = None) -> list[str]:

@@ -27,7 +27,7 @@ COMMANDS = {
     "bu list": ["bu", "list"],
     "migrate": ["migrate"],
     "config show": ["config", "show"],
-    "config check": ["config", "check"],
+    "config check": ["config", "check", "--for", "sync"],  # GHL here is a placeholder that answers nothing
 }
 
 
