@@ -130,7 +130,7 @@ def check_events(config: Config) -> Check:
     return Check(name="events config", ok=True, detail="poll and action settings valid")
 
 
-def _servicetitan_configured(config: Config) -> bool:
+def servicetitan_configured(config: Config) -> bool:
     st = config.servicetitan
     return bool(st.client_id or st.tenant_id)
 
@@ -139,7 +139,7 @@ def check_config(config: Config, purpose: Purpose = "all", offline: bool = False
     """Every check ``purpose`` calls for, in order; none stops the others. ``all`` checks the sections that are
     configured and says which it skipped; ``sync``, ``ghl`` and ``events`` require theirs."""
     checks = [check_database(config, offline)]
-    if purpose == "sync" or (purpose == "all" and _servicetitan_configured(config)):
+    if purpose == "sync" or (purpose == "all" and servicetitan_configured(config)):
         checks += check_servicetitan(config, offline)
         checks.append(check_token_cache(config))
     elif purpose == "all":

@@ -30,16 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("stsync.cli", "stsync.__main__"),
 )
 # Who may see the whole configuration: the command's service functions (and the CLI that loads it).
-SEES_CONFIG = (
-    "stsync.config",
-    "stsync.sync.service",
-    "stsync.ghl.service",
-    "stsync.events.service",
-    "stsync.ops.service",
-    "stsync.checks",
-    "stsync.demo",
-    "stsync.cli",
-)
+SEES_CONFIG = ("stsync.config", *LAYERS[-2], "stsync.cli")
 # Who may open a PostgreSQL connection with the driver itself.
 CONNECTS = ("stsync.db.connect",)
 

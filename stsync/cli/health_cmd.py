@@ -54,7 +54,7 @@ def health(
     config = configured()
     pinged = [ping(ping_url, None, config.health.ping_timeout_seconds)] if ping_url else []
     now = datetime.now(UTC)
-    report = run_health(config, now, check_api)
+    report = run_health(config, now, check_api and not heal)  # with --heal, only the re-check calls the APIs
     if heal:
         healed = run_heal(config, report, now)
         now = datetime.now(UTC)

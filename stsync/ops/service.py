@@ -39,10 +39,10 @@ def health(config: Config, now: datetime | None = None, check_api: bool = False)
 
 
 def api_checks(config: Config) -> list[HealthCheck]:
-    from stsync.checks import check_ghl, check_servicetitan
+    from stsync.checks import check_ghl, check_servicetitan, servicetitan_configured
 
     found = []
-    if config.servicetitan.client_id or config.servicetitan.tenant_id:
+    if servicetitan_configured(config):
         found += check_servicetitan(config)
     if config.ghl.location_id:
         found += [c for c in check_ghl(config) if c.name == "ghl location"]  # stages are `config check`'s
