@@ -15,6 +15,7 @@ from stsync.cli import (
     config_cmd,
     demo_cmd,
     events_cmd,
+    gaps_cmd,
     ghl_cmd,
     health_cmd,
     jobs_cmd,
@@ -60,6 +61,7 @@ _COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
     "events": lambda app: app.add_typer(events_cmd.app, name="events"),
     "workflows": lambda app: app.add_typer(workflows_cmd.app, name="workflows"),
     "health": lambda app: app.command("health")(health_cmd.health),
+    "gap-analysis": lambda app: app.command("gap-analysis")(gaps_cmd.gap_analysis),
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated
 
 import typer
@@ -56,16 +55,6 @@ def migrate(
 
 
 def _render(rows: list[tuple[str, str]], title: str) -> None:
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
+    from stsync.cli.tables import render
 
-        table = Table(title=title)
-        table.add_column("migration")
-        table.add_column("status")
-        for name, state in rows:
-            table.add_row(name, state)
-        Console().print(table)
-    else:
-        for name, state in rows:
-            typer.echo(f"{name}  {state}")
+    render(title, ("migration", "status"), rows)

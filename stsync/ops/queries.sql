@@ -8,9 +8,10 @@ SELECT s.stream, ok.completed_at AS last_success, last.status AS last_status, la
   FROM unnest(%(streams)s::text[]) AS s(stream)
   LEFT JOIN LATERAL (SELECT l.completed_at FROM servicetitan.st_sync_log l
                       WHERE l.stream = s.stream AND l.status IN ('completed', 'partial')
+                        AND l.sync_type IN ('full', 'incremental')  -- a backfill moves no cursor
                       ORDER BY l.started_at DESC LIMIT 1) ok ON true
   LEFT JOIN LATERAL (SELECT l.status, l.error, l.completed_at FROM servicetitan.st_sync_log l
-                      WHERE l.stream = s.stream AND l.status <> 'started'
+                      WHERE l.stream = s.stream AND l.status <> 'started' AND l.sync_type <> 'state'
                       ORDER BY l.started_at DESC LIMIT 1) last ON true;
 
 -- name: health_quarantine
@@ -120,3 +121,32 @@ WITH c AS (UPDATE integrations.ghl_contacts SET next_retry_at = %(now)s, attempt
            RETURNING 1)
 SELECT (SELECT count(*) FROM c) AS contacts, (SELECT count(*) FROM o) AS opportunities,
        (SELECT count(*) FROM w) AS webhook_posts;
+
+-- name: gap_cutoffs
+-- `stsync gap-analysis`: each stream's high-water mark (the newest modifiedOn committed).
+SELECT key, value FROM servicetitan.sync_state WHERE key = ANY(%(keys)s);
+
+-- name: gap_mirror_count
+-- The mirror's records of one stream ({scope}) created before its high-water mark, and the mark in whole
+-- microseconds since the epoch, rounded up to a second (the bound of the deep walk's windows).
+SELECT (SELECT count(*) FROM servicetitan.{table}
+         WHERE deleted_at IS NULL AND st_created_on < %(cutoff)s::timestamptz {scope}) AS n,
+       ceil(extract(epoch FROM %(cutoff)s::timestamptz))::bigint * 1000000 AS cutoff_us;
+
+-- name: gap_mirror_ids
+-- The same records' ids and creation dates (µs), in creation order, for the deep walk's windows.
+SELECT st_id, (extract(epoch FROM st_created_on) * 1000000)::bigint AS created_us
+  FROM servicetitan.{table}
+ WHERE deleted_at IS NULL AND st_created_on < %(cutoff)s::timestamptz {scope}
+ ORDER BY created_us, st_id;
+
+-- name: gap_mark_deleted
+-- Records ServiceTitan no longer serves: marked with the time they were found missing, never deleted.
+UPDATE servicetitan.{table} SET deleted_at = %(now)s WHERE st_id = ANY(%(ids)s) AND deleted_at IS NULL {scope};
+
+-- name: gap_orphans
+-- Rows of {child} whose {column} names a row {parent} lacks (or has marked deleted).
+SELECT c.st_id, c.{column} FROM servicetitan.{child} c
+ WHERE c.deleted_at IS NULL AND c.{column} IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM servicetitan.{parent} p WHERE p.st_id = c.{column} AND p.deleted_at IS NULL)
+ ORDER BY c.st_id;

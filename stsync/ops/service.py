@@ -1,4 +1,5 @@
-"""Wire the configuration to `stsync health`: the one place its config becomes settings."""
+"""Wire the configuration to `stsync health` and `stsync gap-analysis`: the one place their config becomes
+settings."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 from stsync.config import Config, required_secret
 from stsync.errors import LockedError, StsyncError
+from stsync.ops.gaps import GapReport, GapSettings, analyze
 from stsync.ops.heal import HealSettings, repair
 from stsync.ops.health import Check as HealthCheck
 from stsync.ops.health import HealthSettings, Limits, Report, Status, check
-from stsync.sync.service import check_stream_names, excluded_streams, sync
-from stsync.sync.streams import STREAMS
+from stsync.servicetitan.client import ServiceTitanClient
+from stsync.sync.service import check_stream_names, client_settings, database_url, excluded_streams, sync
+from stsync.sync.streams import STREAMS, select_streams
 
 
 def health_settings(config: Config) -> HealthSettings:
@@ -115,3 +118,25 @@ def ping(url: str, report: Report | None, timeout: float) -> str | None:
     if response.status_code >= 400:
         return f"ping to {host} failed: HTTP {response.status_code}"
     return None
+
+
+def gap_analysis(
+    config: Config, stream_names: list[str], deep: bool = False, mark_deleted: bool = True, now: datetime | None = None
+) -> GapReport:
+    """`stsync gap-analysis`: the selected streams (default: every stream synced) against ServiceTitan."""
+    excluded = excluded_streams(config)
+    streams = select_streams(stream_names) if stream_names else [s for s in STREAMS if s.name not in excluded]
+    settings = GapSettings(
+        dsn=database_url(config),
+        streams=tuple(s.name for s in streams),
+        deep=deep,
+        page_size=int(config.servicetitan.page_size),
+        mark_deleted=mark_deleted,
+        connect_timeout=config.database.connect_timeout,
+    )
+
+    async def run() -> GapReport:
+        async with ServiceTitanClient(client_settings(config)) as client:
+            return await analyze(client, settings, now or datetime.now(UTC))
+
+    return asyncio.run(run())

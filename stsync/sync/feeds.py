@@ -111,6 +111,8 @@ async def walk_export(run: FeedRun, state: dict[str, str]) -> None:
 
 async def walk_list(run: FeedRun, state: dict[str, str]) -> None:
     client, stream, options, generation = run.client, run.stream, run.options, run.generation
+    assert stream.list_path is not None
+    list_path = stream.list_path
     params = dict(stream.list_params)
     since = options.since or (state.get("high_water") if options.sync_type == "incremental" else None)
     if since:
@@ -120,7 +122,7 @@ async def walk_list(run: FeedRun, state: dict[str, str]) -> None:
     async def pages() -> AsyncGenerator[Page, None]:
         number = 1
         while True:
-            page = await client.list_page(stream.module, stream.list_path, number, page_size, params, run.lane)
+            page = await client.list_page(stream.module, list_path, number, page_size, params, run.lane)
             more = page.has_more
             yield page
             del page  # keep no page body alive across the next download

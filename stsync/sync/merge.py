@@ -140,8 +140,9 @@ def _upsert(
     ]
     return sql.SQL(
         "INSERT INTO servicetitan.{table} AS t ({names}) SELECT {values} FROM {source} "
-        "ON CONFLICT ({keys}) DO UPDATE SET {updates}, last_synced_at = now() "
-        "WHERE t.full_data IS DISTINCT FROM EXCLUDED.full_data "
+        # A record gap-analysis marked deleted that ServiceTitan serves again is back, changed or not.
+        "ON CONFLICT ({keys}) DO UPDATE SET {updates}, last_synced_at = now(), deleted_at = NULL "
+        "WHERE t.full_data IS DISTINCT FROM EXCLUDED.full_data OR t.deleted_at IS NOT NULL "
         "RETURNING (xmax = 0) AS inserted{returning}"
     ).format(
         returning=sql.SQL("").join(sql.SQL(", t.{}").format(sql.Identifier(n)) for n in returning),

@@ -98,14 +98,17 @@ class Stream:
     module: str  # the path segment after the host: crm, jpm, accounting, …
     feed: FeedKind
     export_path: str | None  # relative to /{module}/v2/tenant/{tenant}/
-    list_path: str
+    list_path: str | None  # None: no list endpoint of its own (gap-analysis and backfill cannot reach it)
     columns: tuple[Column, ...]
     group: int  # streams run in groups 0, 1, 2, 3; a group starts once every earlier group is done
     depends_on: tuple[str, ...] = ()
     # Extra query parameters: exports that default to active-only get active=Any.
     export_params: dict[str, str] = field(default_factory=dict)
-    # List endpoints: how to ask for inactive rows too, and whether modifiedOnOrAfter is supported.
+    # The list endpoint's parameters that make it serve every record it can: inactive ones too where it takes
+    # `active` or `activeState` (else it serves only active ones), and the filter some lists refuse to run
+    # without. Sync reads lists only for list-only streams; gap-analysis and backfill read every stream's.
     list_params: dict[str, str] = field(default_factory=dict)
+    list_ids: bool = True  # the list takes `ids` (at most 50): backfill can ask for records by id
     # Natural-key constants for tables whose ids are unique only per entity (custom field types).
     key_constants: dict[str, str] = field(default_factory=dict)
     children: tuple[ChildTable, ...] = ()
@@ -122,6 +125,8 @@ class Stream:
 
 
 ANY = {"active": "Any"}
+# The contact lists refuse to run without a customer, a location or a modified date: a date before any record.
+EVERY_CONTACT = {"modifiedOnOrAfter": "2000-01-01T00:00:00Z"}
 
 _REFERENCE = 0
 _PARTIES = 1
@@ -137,12 +142,14 @@ STREAMS: tuple[Stream, ...] = (
         (col("name", "name"), col("official_name", "officialName"), col("email", "email"),
          col("phone_number", "phoneNumber")),
         _REFERENCE,
+        list_params=ANY,
     ),
     Stream(
         "technicians", "st_technicians", "settings", FeedKind.EXPORT, "export/technicians", "technicians",
         (col("name", "name"), col("user_id", "userId", B), col("business_unit_id", "businessUnitId", B),
          col("email", "email"), col("phone_number", "phoneNumber"), col("login_name", "loginName")),
         _REFERENCE,
+        list_params=ANY,
     ),
     Stream(
         "employees", "st_employees", "settings", FeedKind.EXPORT, "export/employees", "employees",
@@ -150,11 +157,14 @@ STREAMS: tuple[Stream, ...] = (
          col("business_unit_id", "businessUnitId", B), col("email", "email"),
          col("phone_number", "phoneNumber")),
         _REFERENCE,
+        list_params=ANY,
     ),
     Stream(
         "tag_types", "st_tag_types", "settings", FeedKind.EXPORT, "export/tag-types", "tag-types",
         (col("name", "name"), col("code", "code"), col("color", "color")),
         _REFERENCE,
+        list_params=ANY,
+        list_ids=False,
     ),
     Stream(
         "job_types", "st_job_types", "jpm", FeedKind.LIST, None, "job-types",
@@ -175,6 +185,7 @@ STREAMS: tuple[Stream, ...] = (
         (col("name", "name"), col("is_lead", "isLead", BOOL)),
         _REFERENCE,
         list_params=ANY,
+        list_ids=False,
     ),
     *(
         Stream(
@@ -183,6 +194,7 @@ STREAMS: tuple[Stream, ...] = (
             (col("name", "name"), col("data_type", "dataType")),
             _REFERENCE,
             key_constants={"entity": entity},
+            list_ids=False,
         )
         for entity, module in (("customers", "crm"), ("locations", "crm"), ("jobs", "jpm"))
     ),
@@ -203,6 +215,8 @@ STREAMS: tuple[Stream, ...] = (
         (col("customer_id", "customerId", B), col("type", "type"), col("value", "value"),
          col("memo", "memo"), col("do_not_text", "phoneSettings.doNotText", BOOL)),
         _PARTIES,
+        list_params=EVERY_CONTACT,
+        list_ids=False,
         volume=15,
     ),
     Stream(
@@ -221,6 +235,8 @@ STREAMS: tuple[Stream, ...] = (
         (col("location_id", "locationId", B), col("type", "type"), col("value", "value"),
          col("memo", "memo"), col("do_not_text", "phoneSettings.doNotText", BOOL)),
         _PARTIES,
+        list_params=EVERY_CONTACT,
+        list_ids=False,
         volume=5,
     ),
     # --- jobs ------------------------------------------------------------------------------------
@@ -316,7 +332,7 @@ STREAMS: tuple[Stream, ...] = (
     ),
     Stream(
         "invoice_items", "st_invoice_items", "accounting", FeedKind.EXPORT, "export/invoice-items",
-        "invoices",  # no list endpoint of its own; items are embedded in invoices
+        None,  # no list endpoint of its own; items are embedded in invoices
         (col("invoice_id", "invoiceId", B), col("sku_id", "skuId", B), col("sku_name", "skuName"),
          col("type", "type"), col("description", "description"), col("quantity", "quantity", N),
          col("price", "price", N), col("cost", "cost", N), col("total", "total", N),

@@ -1,0 +1,142 @@
+"""`stsync gap-analysis` against the sandbox: a mirror with rows lost, rows ServiceTitan lacks, and orphans."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from stsync.sandbox import Sandbox, SandboxOptions
+from tests.e2e.harness import cli_env, run_cli
+
+EXTRA_IDS = [9_100_000_001, 9_100_000_002]
+NOWHERE = 987_654_321  # a location ServiceTitan never had
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Any]:
+    with Sandbox.start(SandboxOptions(scale="small", seed=7)) as sb:
+        yield sb
+
+
+def _one(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _damage(dsn: str) -> dict[str, Any]:
+    """Lose three active jobs and one appointment, add two jobs ServiceTitan never had, and point one job at a
+    location that does not exist. Returns what gap-analysis should find."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        lost = [
+            r[0] for r in conn.execute("SELECT st_id FROM servicetitan.st_jobs WHERE active ORDER BY st_id LIMIT 3")
+        ]
+        conn.execute("DELETE FROM servicetitan.st_jobs WHERE st_id = ANY(%s)", (lost,))
+        appointment = _one(
+            conn,
+            "SELECT a.st_id FROM servicetitan.st_appointments a WHERE EXISTS (SELECT 1 FROM"
+            " servicetitan.st_appointment_assignments x WHERE x.appointment_id = a.st_id) ORDER BY a.st_id LIMIT 1",
+        )
+        conn.execute("DELETE FROM servicetitan.st_appointments WHERE st_id = %s", (appointment,))
+        for extra in EXTRA_IDS:  # a copy of an old job, under an id ServiceTitan never gave out
+            conn.execute(
+                "INSERT INTO servicetitan.st_jobs (st_id, active, customer_id, location_id, st_created_on,"
+                " st_modified_on, full_data) SELECT %(id)s, true, customer_id, location_id, st_created_on,"
+                " st_modified_on, full_data || jsonb_build_object('id', %(id)s::bigint) FROM servicetitan.st_jobs"
+                " WHERE active ORDER BY st_id LIMIT 1 OFFSET 10",
+                {"id": extra},
+            )
+        stray = _one(
+            conn,
+            "UPDATE servicetitan.st_jobs SET location_id = %s WHERE st_id = (SELECT min(st_id) FROM"
+            " servicetitan.st_jobs WHERE active) RETURNING st_id",
+            (NOWHERE,),
+        )
+        orphaned = [
+            r[0]
+            for r in conn.execute(
+                "SELECT st_id FROM servicetitan.st_appointment_assignments WHERE appointment_id = %s ORDER BY st_id",
+                (appointment,),
+            )
+        ]
+    return {"lost_jobs": sorted(lost), "appointment": appointment, "stray_job": stray, "orphaned": orphaned}
+
+
+def _report(proc: Any) -> dict[str, Any]:
+    try:
+        return dict(json.loads(proc.stdout))
+    except json.JSONDecodeError:
+        raise AssertionError(f"no JSON report (exit {proc.returncode}): {proc.stderr[-2000:]}") from None
+
+
+def _by_stream(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["stream"]: s for s in doc["streams"]}
+
+
+def test_a_fresh_mirror_has_no_gaps(sandbox: Any, db_dsn: str) -> None:
+    env = cli_env(sandbox.url, db_dsn)
+    assert run_cli(["sync", "full"], env).returncode == 0
+    proc = run_cli(["gap-analysis", "--json"], env)
+    doc = _report(proc)
+    assert proc.returncode == 0, proc.stdout
+    streams = _by_stream(doc)
+    assert streams["invoice_items"]["status"] == "unchecked"  # no list endpoint of its own
+    checked = [s for s in doc["streams"] if s["status"] != "unchecked"]
+    assert checked and all(s["status"] == "ok" and s["difference"] == 0 for s in checked), checked
+    assert doc["orphans"] == [] and doc["requests"] == len(checked)  # one counting request per stream
+    text = run_cli(["gap-analysis"], env)
+    assert text.returncode == 0 and text.stdout.splitlines()[-1].startswith("gap-analysis: no gaps"), text.stdout
+
+
+def test_counts_then_deep_find_the_exact_ids_and_mark_the_extra_deleted(
+    sandbox: Any, db_dsn: str, tmp_path: Path
+) -> None:
+    # Pages of 50: the small world's 200 jobs are bisected before their ids are compared.
+    env = cli_env(sandbox.url, db_dsn, STSYNC_SERVICETITAN__PAGE_SIZE="50")
+    assert run_cli(["sync", "full"], env).returncode == 0
+    want = _damage(db_dsn)
+
+    counts = run_cli(["gap-analysis", "--json", "--streams", "jobs,appointments,appointment_assignments"], env)
+    doc = _report(counts)
+    assert counts.returncode == 1
+    streams = _by_stream(doc)
+    assert streams["jobs"]["difference"] == 3 - 2 and streams["jobs"]["status"] == "gap"
+    assert streams["appointments"]["difference"] == 1
+    assert streams["appointment_assignments"]["status"] == "ok"
+    assert "missing" not in streams["jobs"]  # counts only
+
+    out = tmp_path / "gaps.json"
+    deep = run_cli(["gap-analysis", "--deep", "--json", "--out", str(out), "--streams", "jobs,appointments"], env)
+    doc = _report(deep)
+    assert deep.returncode == 1
+    assert json.loads(out.read_text()) == doc
+    streams = _by_stream(doc)
+    assert streams["jobs"]["missing"] == want["lost_jobs"]
+    assert streams["jobs"]["extra"] == EXTRA_IDS
+    assert streams["appointments"]["missing"] == [want["appointment"]] and streams["appointments"]["extra"] == []
+    assert streams["jobs"]["requests"] > 2  # it bisected: more than one count and one page
+    assert doc["marked_deleted"] == 2
+    # Orphans of the compared streams only (the assignments' come below).
+    assert [(o["kind"], o["id"], o["parent_id"]) for o in doc["orphans"]] == [
+        ("job without its location", want["stray_job"], NOWHERE)
+    ]
+    with psycopg.connect(db_dsn) as conn:
+        marked = conn.execute(
+            "SELECT st_id FROM servicetitan.st_jobs WHERE deleted_at IS NOT NULL ORDER BY st_id"
+        ).fetchall()
+    assert [r[0] for r in marked] == EXTRA_IDS
+
+    again = _report(run_cli(["gap-analysis", "--deep", "--json"], env))
+    streams = _by_stream(again)
+    assert streams["jobs"]["difference"] == 3 and streams["jobs"]["extra"] == []  # the marked ones no longer count
+    assert again["marked_deleted"] == 0
+    assignments = [(o["id"], o["parent_id"]) for o in again["orphans"] if o["stream"] == "appointment_assignments"]
+    assert assignments == [(i, want["appointment"]) for i in want["orphaned"]]
+    text = run_cli(["gap-analysis", "--streams", "jobs"], env)
+    assert text.returncode == 1
+    assert "jobs" in text.stdout and text.stdout.splitlines()[-1].startswith("gap-analysis: gaps found")
