@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from stsync.cli import (
+    backfill_cmd,
     bu_cmd,
     config_cmd,
     demo_cmd,
@@ -62,6 +63,7 @@ _COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
     "workflows": lambda app: app.add_typer(workflows_cmd.app, name="workflows"),
     "health": lambda app: app.command("health")(health_cmd.health),
     "gap-analysis": lambda app: app.command("gap-analysis")(gaps_cmd.gap_analysis),
+    "backfill": lambda app: app.command("backfill")(backfill_cmd.backfill),
 }
 
 

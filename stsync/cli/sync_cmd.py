@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Annotated, Any
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -81,7 +82,8 @@ def stream_line(r: Any) -> str:
 def run_line(result: Any) -> str:
     t = result.totals()
     return (
-        f"sync {result.sync_type}{' (dry run)' if result.dry_run else ''}: exit={int(result.exit_code)} "
+        f"{'backfill' if result.sync_type == 'backfill' else 'sync ' + result.sync_type}"
+        f"{' (dry run)' if result.dry_run else ''}: exit={int(result.exit_code)} "
         f"streams={len(result.streams)} fetched={t['fetched']} created={t['created']} updated={t['updated']} "
         f"unchanged={t['unchanged']} quarantined={t['quarantined']} requests={result.requests} "
         f"{result.duration_ms / 1000:.2f}s run_id={result.run_id}"
@@ -182,14 +184,17 @@ def sync(
     config = load_config(STATE.config_path)
     setup_logs(config.logging.level, config.logging.format, STATE.debug)
     start_up_done()
-    tty = sys.stdout.isatty() and not json_out
-    if tty:
+    run_and_report(lambda observer: run(config, sync_type, words, since, dry_run, recent, observer), json_out)  # type: ignore[arg-type]
+
+
+def run_and_report(start: Callable[[Any], Coroutine[Any, Any, Any]], json_out: bool) -> NoReturn:
+    """Run ``start(observer)`` (a sync or a backfill) with progress on a TTY, one line per stream otherwise,
+    print its summary, and exit with its code."""
+    if sys.stdout.isatty() and not json_out:
         with RichObserver() as observer:
-            result = asyncio.run(run(config, sync_type, words, since, dry_run, recent, observer))  # type: ignore[arg-type]
+            result = asyncio.run(start(observer))
     else:
-        result = asyncio.run(
-            run(config, sync_type, words, since, dry_run, recent, PlainObserver(enabled=not json_out))  # type: ignore[arg-type]
-        )
+        result = asyncio.run(start(PlainObserver(enabled=not json_out)))
     if json_out:
         print(json.dumps(result_json(result), indent=2))
     else:

@@ -27,6 +27,7 @@ import orjson
 from stsync.budget import Lane
 from stsync.errors import ExitCode, Outage, StsyncError, exit_code_for
 from stsync.servicetitan.client import Page, ServiceTitanClient
+from stsync.sync.backfill import walk_backfill
 from stsync.sync.feeds import walk_export, walk_list
 from stsync.sync.merge import Capture
 from stsync.sync.model import Observer, RunResult, Silent, StreamResult, SyncOptions
@@ -97,7 +98,8 @@ async def _run_streams(
     finally:
         await pool.close()
     jobs = next((s for s in results if s.name == "jobs"), None)
-    if jobs is not None and jobs.status in ("completed", "partial") and not options.dry_run:
+    moved = options.sync_type != "backfill" and not options.dry_run  # a backfill moves no cursor
+    if jobs is not None and jobs.status in ("completed", "partial") and moved:
         # The seed's job sync kept its cursor under this key; tools that read it keep working.
         await lock.write_state("", {"lastJobPull": datetime.now(UTC).isoformat()})
     if generation and all(s.status in ("completed", "partial", "skipped") for s in results):
@@ -257,8 +259,12 @@ class _StreamRun:
             self.observer.stream_finished(result)
             return result
         try:
-            walker = walk_export if stream.feed is FeedKind.EXPORT else walk_list
-            await walker(self, state)
+            if self.options.backfill is not None:
+                await walk_backfill(self, state, self.options.backfill[stream.name])
+            elif stream.feed is FeedKind.EXPORT:
+                await walk_export(self, state)
+            else:
+                await walk_list(self, state)
             result.status = "partial" if result.quarantined else "completed"
             result.exit_code = ExitCode.PARTIAL if result.quarantined else ExitCode.OK
         except Outage as exc:  # every stream stops with it: reported once, for the run

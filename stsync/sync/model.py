@@ -11,7 +11,22 @@ from stsync.errors import ExitCode
 from stsync.sync.merge import Capture
 from stsync.sync.repository import PageCounts
 
-SyncType = Literal["full", "incremental"]
+SyncType = Literal["full", "incremental", "backfill"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One list query of a backfill: its parameters besides the stream's own."""
+
+    params: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def window(cls, by: str, start: str, end: str) -> Unit:
+        return cls(((f"{by}OnOrAfter", start), (f"{by}Before", end)))
+
+    @classmethod
+    def ids(cls, ids: list[int]) -> Unit:
+        return cls((("ids", ",".join(map(str, ids))),))
 
 
 @dataclass
@@ -100,3 +115,5 @@ class SyncOptions:
     # whole history) writes none unless ``capture_first_sync``.
     capture: Capture | None = None
     capture_first_sync: bool = False
+    # A backfill (`stsync backfill`): each stream's list queries, in order; its cursors are left alone.
+    backfill: dict[str, tuple[Unit, ...]] | None = None

@@ -8,6 +8,7 @@ from stsync.config import Config, required_secret
 from stsync.errors import ConfigError
 from stsync.retry import RetryPolicy
 from stsync.servicetitan.client import ClientSettings, ServiceTitanClient
+from stsync.sync.backfill import Plan
 from stsync.sync.engine import run_sync
 from stsync.sync.merge import Capture
 from stsync.sync.model import Observer, RunResult, SyncOptions, SyncType
@@ -79,8 +80,10 @@ async def sync(
     include_recent_changes: bool | None = None,
     observer: Observer | None = None,
     emit_events: bool | None = None,
+    backfill: Plan | None = None,
 ) -> RunResult:
-    """Run `stsync sync` as configured. Raises only for run-level problems (config, lock, database)."""
+    """Run `stsync sync` (or with ``backfill``, `stsync backfill`) as configured. Raises only for run-level
+    problems (config, lock, database)."""
     streams = select_streams(stream_names) if stream_names else list(STREAMS)
     excluded = excluded_streams(config)
     streams = [s for s in streams if s.name not in excluded]
@@ -100,6 +103,15 @@ async def sync(
         connect_timeout=float(config.database.connect_timeout),
         capture=capture_settings(config) if (config.events.capture if emit_events is None else emit_events) else None,
         capture_first_sync=config.events.capture_first_sync,
+        backfill=backfill,
     )
     async with ServiceTitanClient(settings) as client:
         return await run_sync(client, streams, options, observer)
+
+
+async def backfill(
+    config: Config, plan: Plan, emit_events: bool = False, observer: Observer | None = None
+) -> RunResult:
+    """Run `stsync backfill`: ``plan``'s list queries, merged as sync merges, under the run lock; no cursor moves,
+    and no events are written unless ``emit_events``."""
+    return await sync(config, "backfill", list(plan), observer=observer, emit_events=emit_events, backfill=plan)

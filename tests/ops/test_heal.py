@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-import pytest
 
 from stsync.ops.heal import HealSettings, repair
-from stsync.sandbox import Sandbox, SandboxOptions
 from tests.e2e.harness import cli_env, run_cli
 from tests.sandbox_creds import TENANT
 
@@ -101,12 +98,6 @@ def test_repair_requeues_old_dead_letters_once(db_dsn: str) -> None:
     with psycopg.connect(db_dsn) as conn:
         healed = conn.execute("SELECT st_customer_id FROM integrations.ghl_contacts WHERE attempted_hash IS NULL")
         assert healed.fetchall() == [(2,)]
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Any]:
-    with Sandbox.start(SandboxOptions(scale="small", seed=7)) as sb:
-        yield sb
 
 
 def _backdate(dsn: str, minutes: int) -> tuple[int, int]:

@@ -1,0 +1,54 @@
+"""A mirror damaged on purpose, for gap-analysis and backfill: rows lost, rows ServiceTitan never had, orphans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+EXTRA_IDS = [9_100_000_001, 9_100_000_002]
+NOWHERE = 987_654_321  # a location ServiceTitan never had
+
+
+def _one(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def damage(dsn: str) -> dict[str, Any]:
+    """Lose three active jobs and one appointment, add two jobs ServiceTitan never had, and point one job at a
+    location that does not exist. Returns what gap-analysis should find."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        lost = [
+            r[0] for r in conn.execute("SELECT st_id FROM servicetitan.st_jobs WHERE active ORDER BY st_id LIMIT 3")
+        ]
+        conn.execute("DELETE FROM servicetitan.st_jobs WHERE st_id = ANY(%s)", (lost,))
+        appointment = _one(
+            conn,
+            "SELECT a.st_id FROM servicetitan.st_appointments a WHERE EXISTS (SELECT 1 FROM"
+            " servicetitan.st_appointment_assignments x WHERE x.appointment_id = a.st_id) ORDER BY a.st_id LIMIT 1",
+        )
+        conn.execute("DELETE FROM servicetitan.st_appointments WHERE st_id = %s", (appointment,))
+        for extra in EXTRA_IDS:  # a copy of an old job, under an id ServiceTitan never gave out
+            conn.execute(
+                "INSERT INTO servicetitan.st_jobs (st_id, active, customer_id, location_id, st_created_on,"
+                " st_modified_on, full_data) SELECT %(id)s, true, customer_id, location_id, st_created_on,"
+                " st_modified_on, full_data || jsonb_build_object('id', %(id)s::bigint) FROM servicetitan.st_jobs"
+                " WHERE active ORDER BY st_id LIMIT 1 OFFSET 10",
+                {"id": extra},
+            )
+        stray = _one(
+            conn,
+            "UPDATE servicetitan.st_jobs SET location_id = %s WHERE st_id = (SELECT min(st_id) FROM"
+            " servicetitan.st_jobs WHERE active) RETURNING st_id",
+            (NOWHERE,),
+        )
+        orphaned = [
+            r[0]
+            for r in conn.execute(
+                "SELECT st_id FROM servicetitan.st_appointment_assignments WHERE appointment_id = %s ORDER BY st_id",
+                (appointment,),
+            )
+        ]
+    return {"lost_jobs": sorted(lost), "appointment": appointment, "stray_job": stray, "orphaned": orphaned}
