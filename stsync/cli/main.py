@@ -19,9 +19,11 @@ from stsync.cli import (
     gaps_cmd,
     ghl_cmd,
     health_cmd,
+    history_cmd,
     jobs_cmd,
     migrate_cmd,
     sandbox_cmd,
+    state_cmd,
     sync_cmd,
     workflows_cmd,
 )
@@ -64,6 +66,9 @@ _COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
     "health": lambda app: app.command("health")(health_cmd.health),
     "gap-analysis": lambda app: app.command("gap-analysis")(gaps_cmd.gap_analysis),
     "backfill": lambda app: app.command("backfill")(backfill_cmd.backfill),
+    "state": lambda app: app.add_typer(state_cmd.app, name="state"),
+    "logs": lambda app: app.command("logs")(history_cmd.logs),
+    "stats": lambda app: app.command("stats")(history_cmd.stats),
 }
 
 

@@ -62,6 +62,7 @@ class StreamGap:
     extra: list[int] | None = None  # deep only: in the mirror, not served by ServiceTitan (marked deleted)
     windows: list[tuple[str, str]] = field(default_factory=list)  # created windows that hold the missing ones
     requests: int = 0
+    read: int = 0  # records received (a count's page carries one)
 
     @property
     def difference(self) -> int | None:
@@ -79,6 +80,7 @@ class StreamGap:
             "created_before": self.created_before,
             "note": self.note or None,
             "requests": self.requests,
+            "read": self.read,
         }
         if self.missing is not None:
             out |= {"missing": self.missing, "extra": self.extra, "windows": [list(w) for w in self.windows]}
@@ -177,6 +179,7 @@ class _Walk:
             doc: dict[str, Any] = orjson.loads(got.body)
         finally:
             self.client.release(got)
+        self.gap.read += len(doc.get("data") or ())
         return doc
 
     async def count(self, lo: int | None = None, hi: int | None = None) -> int:

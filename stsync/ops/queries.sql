@@ -150,3 +150,70 @@ SELECT c.st_id, c.{column} FROM servicetitan.{child} c
  WHERE c.deleted_at IS NULL AND c.{column} IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM servicetitan.{parent} p WHERE p.st_id = c.{column} AND p.deleted_at IS NULL)
  ORDER BY c.st_id;
+
+-- name: state_list
+-- `stsync state list`: the checkpoints, optionally those under one prefix ('jobs.').
+SELECT key, value, updated_at FROM servicetitan.sync_state
+ WHERE %(prefix)s::text IS NULL OR starts_with(key, %(prefix)s)
+ ORDER BY key;
+
+-- name: state_set
+-- `stsync state set`: one checkpoint, and what it was.
+WITH old AS (SELECT value FROM servicetitan.sync_state WHERE key = %(key)s)
+INSERT INTO servicetitan.sync_state AS s (key, value, metadata, updated_at)
+VALUES (%(key)s, %(value)s, '{"set_by": "stsync state set"}'::jsonb, now())
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, metadata = EXCLUDED.metadata, updated_at = now()
+RETURNING (SELECT value FROM old) AS old_value, (SELECT count(*) FROM old) AS existed;
+
+-- name: state_reset
+-- `stsync state reset STREAM`: every checkpoint of the stream, gone (its next run walks it from the start).
+DELETE FROM servicetitan.sync_state WHERE starts_with(key, %(prefix)s) RETURNING key, value;
+
+-- name: state_note
+-- A change to the checkpoints, in the sync log beside the runs it affects.
+INSERT INTO servicetitan.st_sync_log (run_id, stream, sync_type, status, started_at, completed_at, duration_ms, note)
+VALUES (%(run_id)s, %(stream)s, 'state', 'completed', now(), now(), 0, %(note)s);
+
+-- name: logs
+-- `stsync logs`: sync log rows and GHL push runs, newest first (each side through its started_at index).
+(SELECT l.started_at, l.completed_at, 'sync ' || l.sync_type AS kind, l.stream AS name, l.status, l.duration_ms,
+        jsonb_build_object('fetched', l.records_fetched, 'created', l.records_created, 'updated', l.records_updated,
+                           'unchanged', l.records_unchanged, 'quarantined', l.records_quarantined,
+                           'pages', l.pages) AS counts,
+        coalesce(l.error, l.note) AS message, l.run_id::text AS run
+   FROM servicetitan.st_sync_log l
+  WHERE %(sync)s AND (%(since)s::timestamptz IS NULL OR l.started_at >= %(since)s::timestamptz)
+    AND (%(stream)s::text IS NULL OR l.stream = %(stream)s) AND (%(status)s::text IS NULL OR l.status = %(status)s)
+  ORDER BY l.started_at DESC LIMIT %(limit)s)
+UNION ALL
+(SELECT p.started_at, p.completed_at, 'ghl push' AS kind, p.location_id || ' ' || p.what || ' ' || p.mode AS name,
+        p.status, p.duration_ms,
+        jsonb_build_object('examined', p.examined, 'changes', p.changes, 'failed', p.failed,
+                           'requests', p.requests) AS counts,
+        p.error AS message, NULL AS run
+   FROM integrations.ghl_push_log p
+  WHERE %(push)s AND (%(since)s::timestamptz IS NULL OR p.started_at >= %(since)s::timestamptz)
+    AND (%(status)s::text IS NULL OR p.status = %(status)s)
+  ORDER BY p.started_at DESC LIMIT %(limit)s)
+ORDER BY started_at DESC LIMIT %(limit)s;
+
+-- name: stats_sync
+-- `stsync stats`: per stream and per day (UTC), its runs since a date.
+SELECT (date_trunc('day', started_at))::date AS day, stream, count(*) AS runs,
+       count(*) FILTER (WHERE status = 'failed') AS failed, sum(records_fetched)::bigint AS fetched,
+       sum(records_created)::bigint AS created, sum(records_updated)::bigint AS updated,
+       sum(records_unchanged)::bigint AS unchanged, sum(records_quarantined)::bigint AS quarantined,
+       coalesce(sum(duration_ms), 0)::bigint AS duration_ms
+  FROM servicetitan.st_sync_log
+ WHERE started_at >= %(since)s AND sync_type <> 'state'
+ GROUP BY 1, 2 ORDER BY 1 DESC, 2;
+
+-- name: stats_push
+-- And per GHL location and day, its pushes: requests made, changes sent, changes that failed.
+SELECT (date_trunc('day', started_at))::date AS day, location_id, count(*) AS pushes,
+       count(*) FILTER (WHERE status = 'failed') AS failed_runs, sum(requests)::bigint AS requests,
+       sum(changes)::bigint AS changes, sum(failed)::bigint AS failed,
+       coalesce(sum(duration_ms), 0)::bigint AS duration_ms
+  FROM integrations.ghl_push_log
+ WHERE started_at >= %(since)s
+ GROUP BY 1, 2 ORDER BY 1 DESC, 2;

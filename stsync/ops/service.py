@@ -8,11 +8,13 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from stsync.config import Config, required_secret
-from stsync.errors import LockedError, StsyncError
+from stsync.errors import ConfigError, LockedError, StsyncError
 from stsync.ops.gaps import GapReport, GapSettings, analyze
 from stsync.ops.heal import HealSettings, repair
 from stsync.ops.health import Check as HealthCheck
 from stsync.ops.health import HealthSettings, Limits, Report, Status, check
+from stsync.ops.history import HistorySettings
+from stsync.ops.state import StateSettings
 from stsync.servicetitan.client import ServiceTitanClient
 from stsync.sync.service import check_stream_names, client_settings, database_url, excluded_streams, sync
 from stsync.sync.streams import STREAMS, select_streams
@@ -140,3 +142,14 @@ def gap_analysis(
             return await analyze(client, settings, now or datetime.now(UTC))
 
     return asyncio.run(run())
+
+
+def state_settings(config: Config) -> StateSettings:
+    tenant = config.servicetitan.tenant_id
+    if tenant is None:
+        raise ConfigError("missing required key 'servicetitan.tenant_id' (the run lock is the tenant's)")
+    return StateSettings(database_url(config), int(tenant), config.database.connect_timeout)
+
+
+def history_settings(config: Config) -> HistorySettings:
+    return HistorySettings(database_url(config), config.database.connect_timeout)
