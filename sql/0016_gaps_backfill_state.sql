@@ -24,6 +24,16 @@ ALTER TABLE servicetitan.st_invoice_items ADD COLUMN deleted_at timestamptz;
 ALTER TABLE servicetitan.st_payments ADD COLUMN deleted_at timestamptz;
 ALTER TABLE servicetitan.st_installed_equipment ADD COLUMN deleted_at timestamptz;
 
+-- The whole second a record was created in, from its raw createdOn: ServiceTitan prints seven fractional digits
+-- and PostgreSQL keeps six, rounding, so st_created_on can fall in the next second. gap-analysis compares windows
+-- of whole seconds; this puts each record on the side of a bound that ServiceTitan's own filter puts it.
+CREATE FUNCTION servicetitan.created_second(record jsonb, created timestamptz) RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN record ->> 'createdOn' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]00:?00)?$'
+                THEN extract(epoch FROM left(record ->> 'createdOn', 19)::timestamp)::bigint
+                ELSE floor(extract(epoch FROM created))::bigint END
+$$;
+
 -- Backfills log their streams as sync runs do; `stsync state set|reset` logs a note (sync_type 'state').
 ALTER TABLE servicetitan.st_sync_log DROP CONSTRAINT st_sync_log_sync_type_check;
 ALTER TABLE servicetitan.st_sync_log

@@ -25,7 +25,7 @@ def _ids(values: list[str]) -> list[int]:
         for part in value.split(","):
             if not part.strip():
                 continue
-            if not part.strip().isdigit():
+            if not (part.strip().isascii() and part.strip().isdecimal()):
                 raise typer.BadParameter(f"'{part.strip()}' is not a record id", param_hint="--ids")
             ids.append(int(part))
     return ids

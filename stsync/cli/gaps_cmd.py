@@ -46,6 +46,8 @@ def gap_analysis(
     from stsync.ops.service import gap_analysis as analyze
 
     names = [n.strip() for arg in streams or () for n in arg.split(",") if n.strip()]
+    if out is not None and not out.resolve().parent.is_dir():  # before --deep marks anything
+        raise typer.BadParameter(f"no directory {out.resolve().parent} to write the report in", param_hint="--out")
     report = analyze(configured(), names, deep=deep, mark_deleted=mark)
     doc = report.as_json()
     if out is not None:

@@ -62,12 +62,12 @@ def logs(
     """The sync runs of each stream (full, incremental, backfill, and checkpoint changes) and the GHL pushes,
     newest first."""
     from stsync.ops.history import logs as read
-    from stsync.sync.service import check_stream_names
+    from stsync.ops.state import check_stream
 
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"'{status}' is none of {', '.join(STATUSES)}", param_hint="--status")
     if stream is not None:
-        check_stream_names("--stream", {stream})
+        check_stream(stream)
     rows = read(_settings(), stream, status, since_option(since), limit)
     if json_out:
         typer.echo(json.dumps(rows, indent=2))

@@ -45,8 +45,10 @@ def list_(
     json_out: JsonOption = False,
 ) -> None:
     """Every checkpoint: key, value and when it was written."""
-    from stsync.ops.state import checkpoints
+    from stsync.ops.state import check_stream, checkpoints
 
+    if stream is not None:
+        check_stream(stream)
     found = checkpoints(_settings(), f"{stream}." if stream else None)
     if json_out:
         typer.echo(json.dumps([c.as_json() for c in found], indent=2))
@@ -81,9 +83,9 @@ def set_(
     """Set one checkpoint (under the run lock), and note the change in the sync log."""
     from stsync.ops.state import check_key, set_checkpoint
 
-    check_key(key, value)
+    _, stored = check_key(key, value)
     settings = _settings()
-    _confirm(f"Set {key} to '{value}'? The stream's next run starts from it", yes)
+    _confirm(f"Set {key} to '{stored}'? The stream's next run starts from it", yes)
     typer.echo(asyncio.run(set_checkpoint(settings, key, value)))
 
 

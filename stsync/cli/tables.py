@@ -19,13 +19,14 @@ def render(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]])
     ]
     if sys.stdout.isatty():
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(title=title)
         for name, right in zip(columns, numeric, strict=True):
             table.add_column(name, justify="right" if right else "left")
         for row in rows:
-            table.add_row(*(cell(v) for v in row))
+            table.add_row(*(escape(cell(v)) for v in row))  # a value is text, never markup
         Console().print(table)
         return
     text = [[cell(v) for v in row] for row in rows]

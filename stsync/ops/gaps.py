@@ -10,7 +10,9 @@ mirror's median creation date, and only the part ServiceTitan counts differently
 again, one counting request per split, until a window fits one list page; that page's ids are compared with
 the mirror's. Records the mirror has and ServiceTitan no longer serves are marked deleted (``deleted_at``, the
 time they were found missing), never dropped. Counts that agree can hide a missing record and an extra one in
-the same window; the deep walk finds those only where another difference leads it there.
+the same window; the deep walk finds those only where another difference leads it there. An extra id is asked
+for by id before it is marked (one that ServiceTitan still serves is not extra); a stream whose list takes no
+ids reports its extra ids without marking them.
 
 Orphans are the mirror's own: a job whose customer or location is missing, an assignment without its
 appointment, an invoice without its job.
@@ -32,12 +34,12 @@ from stsync.db.connect import connect, error_for
 from stsync.errors import Outage, StsyncError
 from stsync.servicetitan.client import ServiceTitanClient
 from stsync.sqlfile import load
+from stsync.sync.backfill import MAX_IDS
 from stsync.sync.streams import STREAMS_BY_NAME, Stream
 
 Q = load("ops")
 
-US = 1_000_000  # window bounds are whole seconds, in microseconds since the epoch
-FLOOR = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp()) * US  # before any ServiceTitan record
+FLOOR = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())  # before any ServiceTitan record (seconds, as all bounds)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class StreamGap:
     status: str = "ok"  # ok | gap | unchecked | failed
     servicetitan: int | None = None
     mirror: int | None = None
-    created_before: str | None = None  # the stream's high-water mark: what was compared was created before it
+    created_before: str | None = None  # the stream's high-water mark (whole seconds): what was compared
     note: str = ""
     missing: list[int] | None = None  # deep only: in ServiceTitan, not in the mirror
     extra: list[int] | None = None  # deep only: in the mirror, not served by ServiceTitan (marked deleted)
@@ -150,29 +152,28 @@ def _query(name: str, stream: Stream, visible: bool = True) -> sql.Composed:
     return sql.SQL(Q[name]).format(table=sql.Identifier(stream.table), scope=_scope(stream, visible))  # type: ignore[arg-type]
 
 
-def _iso(us: int) -> str:
-    return datetime.fromtimestamp(us // US, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _iso(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Walk:
-    """One stream's comparison against ServiceTitan: its counts, and with ``deep`` its windows."""
+    """One stream's comparison against ServiceTitan: its counts, and with ``deep`` its windows.
 
-    def __init__(self, client: ServiceTitanClient, stream: Stream, gap: StreamGap, page_size: int) -> None:
-        assert stream.list_path is not None and gap.created_before is not None
+    Every bound is a whole second, and the mirror's side of it is the second its raw ``createdOn`` falls in
+    (``servicetitan.created_second``): ServiceTitan prints seven fractional digits and PostgreSQL keeps six,
+    rounding, so ``st_created_on`` can lie in the next second, across a bound."""
+
+    def __init__(self, client: ServiceTitanClient, stream: Stream, gap: StreamGap, page_size: int, cutoff: int) -> None:
+        assert stream.list_path is not None
         self.client, self.stream, self.gap, self.page_size = client, stream, gap, page_size
-        self.list_path, self.created_before = stream.list_path, gap.created_before
-        self.created: list[int] = []  # the mirror's creation dates (µs), ascending
+        self.list_path = stream.list_path
+        self.cutoff = cutoff  # the high-water mark, rounded down to a whole second: the end of every comparison
+        self.created: list[int] = []  # the mirror's creation seconds, ascending
         self.ids: list[int] = []  # and its ids in the same order
         self.missing: set[int] = set()
         self.extra: set[int] = set()
-        self.cutoff = 0  # the high-water mark (µs), rounded up to a whole second
 
-    async def _page(self, page: int, size: int, lo: int | None, hi: int | None) -> dict[str, Any]:
-        params = {**self.stream.list_params, "createdBefore": _iso(hi) if hi is not None else self.created_before}
-        if lo is not None:
-            params["createdOnOrAfter"] = _iso(lo)
-        if size == 1:
-            params["includeTotal"] = "true"
+    async def _page(self, page: int, size: int, params: dict[str, str]) -> dict[str, Any]:
         self.gap.requests += 1
         got = await self.client.list_page(self.stream.module, self.list_path, page, size, params)
         try:
@@ -182,55 +183,70 @@ class _Walk:
         self.gap.read += len(doc.get("data") or ())
         return doc
 
+    def _window(self, lo: int | None, hi: int) -> dict[str, str]:
+        params = {**self.stream.list_params, "createdBefore": _iso(hi)}
+        if lo is not None:
+            params["createdOnOrAfter"] = _iso(lo)
+        return params
+
     async def count(self, lo: int | None = None, hi: int | None = None) -> int:
         """ServiceTitan's records created in [lo, hi) (None: from the start, or up to the high-water mark)."""
-        total = (await self._page(1, 1, lo, hi)).get("totalCount")
+        params = {**self._window(lo, self.cutoff if hi is None else hi), "includeTotal": "true"}
+        total = (await self._page(1, 1, params)).get("totalCount")
         if not isinstance(total, int):
             raise StsyncError(f"{self.stream.name}: ServiceTitan's list gave no totalCount")
         return total
 
-    async def locate(self, lo: int, hi: int | None, served: int) -> None:
-        """Find the differences in [lo, hi) (hi None: up to the high-water mark), where ServiceTitan counts
-        ``served`` records."""
-        i = bisect.bisect_left(self.created, lo)
-        j = len(self.created) if hi is None else bisect.bisect_left(self.created, hi)
+    async def locate(self, lo: int, hi: int, served: int) -> None:
+        """Find the differences in [lo, hi), where ServiceTitan counts ``served`` records."""
+        i, j = bisect.bisect_left(self.created, lo), bisect.bisect_left(self.created, hi)
         if served == j - i:
             return
-        top = hi if hi is not None else self.cutoff
-        mid = self.created[(i + j) // 2] // US * US if j - i >= 2 else 0
-        if not lo < mid < top:
-            mid = (lo + (top - lo) // 2) // US * US
-        if served <= self.page_size or not lo < mid < top:
+        mid = self.created[(i + j) // 2] if j - i >= 2 else lo  # the mirror's median: each half gets half its rows
+        if not lo < mid < hi:
+            mid = lo + (hi - lo) // 2
+        if served <= self.page_size or not lo < mid < hi:
             await self._compare(lo, hi, set(self.ids[i:j]))
             return
         left = await self.count(lo, mid)
         await asyncio.gather(self.locate(lo, mid, left), self.locate(mid, hi, served - left))
 
-    async def _compare(self, lo: int, hi: int | None, mirror: set[int]) -> None:
+    async def _compare(self, lo: int, hi: int, mirror: set[int]) -> None:
         served: set[int] = set()
         page = 1
         while True:
-            doc = await self._page(page, self.page_size, lo, hi)
+            doc = await self._page(page, self.page_size, self._window(lo, hi))
             served.update(int(r["id"]) for r in doc.get("data") or ())
             if not doc.get("hasMore"):
                 break
             page += 1
         if served - mirror:
-            self.gap.windows.append((_iso(lo), _iso(hi) if hi is not None else self.created_before))
+            self.gap.windows.append((_iso(lo), _iso(hi)))
         self.missing |= served - mirror
         self.extra |= mirror - served
 
+    async def confirm_extra(self) -> None:
+        """Ask ServiceTitan for the extra ids themselves, whatever their creation date: one it still serves is
+        not extra (its mirror row holds another creation date). A list that takes no ids cannot be asked."""
+        if not self.stream.list_ids:
+            return
+        served: set[int] = set()
+        extra = sorted(self.extra)
+        for k in range(0, len(extra), MAX_IDS):
+            params = {**self.stream.list_params, "ids": ",".join(map(str, extra[k : k + MAX_IDS]))}
+            served.update(int(r["id"]) for r in (await self._page(1, MAX_IDS, params)).get("data") or ())
+        self.extra -= served
+
     def settle(self) -> None:
-        # A creation date rounded to the microsecond can fall on the other side of a bound than ServiceTitan's
-        # own: found missing from one window and extra in the next, it is neither.
-        both = self.missing & self.extra
-        self.gap.missing = sorted(self.missing - both)
-        self.gap.extra = sorted(self.extra - both)
+        self.gap.missing = sorted(self.missing)
+        self.gap.extra = sorted(self.extra)
         self.gap.windows.sort()
+        if self.gap.extra and not self.stream.list_ids:
+            self.gap.note = "extra ids not confirmed (its list takes no ids): not marked deleted"
 
 
 async def _mirror_rows(conn: psycopg.AsyncConnection[Any], walk: _Walk) -> None:
-    cur = await conn.execute(_query("gap_mirror_ids", walk.stream), {"cutoff": walk.gap.created_before})
+    cur = await conn.execute(_query("gap_mirror_ids", walk.stream), {"cutoff": walk.cutoff})
     rows = await cur.fetchall()
     walk.created = [int(r[1]) for r in rows]
     walk.ids = [int(r[0]) for r in rows]
@@ -274,7 +290,8 @@ async def _deep(walk: _Walk) -> None:
     gap = walk.gap
     assert gap.servicetitan is not None
     try:
-        await walk.locate(FLOOR, None, gap.servicetitan)
+        await walk.locate(FLOOR, walk.cutoff, gap.servicetitan)
+        await walk.confirm_extra()
     except Outage:
         raise
     except StsyncError as exc:
@@ -307,13 +324,12 @@ async def _mirror_counts(
         if not marks.get(stream.name):
             gap.status, gap.note = "unchecked", "never synced: nothing to compare yet"
             continue
-        gap.created_before = marks[stream.name]
-        cur = await conn.execute(_query("gap_mirror_count", stream), {"cutoff": gap.created_before})
+        cur = await conn.execute(_query("gap_mirror_count", stream), {"mark": marks[stream.name]})
         row = await cur.fetchone()
         assert row is not None
-        gap.mirror = int(row[0])
-        walk = _Walk(client, stream, gap, page_size)
-        walk.cutoff = int(row[1])
+        gap.mirror, cutoff = int(row[0]), int(row[1])
+        gap.created_before = _iso(cutoff)
+        walk = _Walk(client, stream, gap, page_size, cutoff)
         if not lists_inactive(stream):
             gap.note = "active records (its list serves no inactive ones)"
         walks.append(walk)
@@ -323,7 +339,7 @@ async def _mirror_counts(
 async def _mark_deleted(conn: psycopg.AsyncConnection[Any], walks: list[_Walk], now: datetime) -> int:
     marked = 0
     for walk in walks:
-        if walk.gap.extra:
+        if walk.gap.extra and walk.stream.list_ids:  # confirmed by id (see _Walk.confirm_extra)
             cur = await conn.execute(
                 _query("gap_mark_deleted", walk.stream, visible=False), {"ids": walk.gap.extra, "now": now}
             )

@@ -127,18 +127,20 @@ SELECT (SELECT count(*) FROM c) AS contacts, (SELECT count(*) FROM o) AS opportu
 SELECT key, value FROM servicetitan.sync_state WHERE key = ANY(%(keys)s);
 
 -- name: gap_mirror_count
--- The mirror's records of one stream ({scope}) created before its high-water mark, and the mark in whole
--- microseconds since the epoch, rounded up to a second (the bound of the deep walk's windows).
+-- The mirror's records of one stream ({scope}) created before its high-water mark rounded down to a whole
+-- second, and that second (the end of every window of the deep walk).
+WITH mark AS (SELECT floor(extract(epoch FROM %(mark)s::timestamptz))::bigint AS cutoff)
 SELECT (SELECT count(*) FROM servicetitan.{table}
-         WHERE deleted_at IS NULL AND st_created_on < %(cutoff)s::timestamptz {scope}) AS n,
-       ceil(extract(epoch FROM %(cutoff)s::timestamptz))::bigint * 1000000 AS cutoff_us;
+         WHERE deleted_at IS NULL AND servicetitan.created_second(full_data, st_created_on) < mark.cutoff {scope}),
+       mark.cutoff
+  FROM mark;
 
 -- name: gap_mirror_ids
--- The same records' ids and creation dates (µs), in creation order, for the deep walk's windows.
-SELECT st_id, (extract(epoch FROM st_created_on) * 1000000)::bigint AS created_us
-  FROM servicetitan.{table}
- WHERE deleted_at IS NULL AND st_created_on < %(cutoff)s::timestamptz {scope}
- ORDER BY created_us, st_id;
+-- The same records' ids and creation seconds, in creation order, for the deep walk's windows.
+SELECT st_id, c.second
+  FROM servicetitan.{table}, LATERAL servicetitan.created_second(full_data, st_created_on) AS c(second)
+ WHERE deleted_at IS NULL AND c.second < %(cutoff)s {scope}
+ ORDER BY c.second, st_id;
 
 -- name: gap_mark_deleted
 -- Records ServiceTitan no longer serves: marked with the time they were found missing, never deleted.

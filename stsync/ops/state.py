@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -43,6 +43,11 @@ class Checkpoint:
         return {"key": self.key, "value": self.value, "updated_at": self.updated_at.isoformat()}
 
 
+def check_stream(stream: str) -> None:
+    if stream not in STREAMS_BY_NAME:
+        raise UsageError(f"unknown stream '{stream}' (known: {', '.join(STREAMS_BY_NAME)})")
+
+
 def checkpoints(settings: StateSettings, prefix: str | None = None) -> list[Checkpoint]:
     try:
         with connect_sync(settings.dsn, settings.connect_timeout) as conn:
@@ -52,8 +57,9 @@ def checkpoints(settings: StateSettings, prefix: str | None = None) -> list[Chec
     return [Checkpoint(k, v, t) for k, v, t in rows]
 
 
-def check_key(key: str, value: str) -> str:
-    """The stream ``key`` belongs to ('' for a run-level one), or a usage error naming what is wrong."""
+def check_key(key: str, value: str) -> tuple[str, str]:
+    """The stream ``key`` belongs to ('' for a run-level one) and the value to store (a date in UTC, with its
+    zone: zone-less means UTC), or a usage error naming what is wrong."""
     name, _, field = key.rpartition(".")
     stream = ""
     if key not in RUN_KEYS:
@@ -67,15 +73,16 @@ def check_key(key: str, value: str) -> str:
         raise UsageError(f"'{value}' is not a value of {key}: one of {', '.join(VALUES[short])}")
     if short in DATES:
         try:
-            datetime.fromisoformat(value)
+            when = datetime.fromisoformat(value)
         except ValueError:
             raise UsageError(f"'{value}' is not an ISO 8601 date-time, as {key} must be") from None
-    return stream
+        value = (when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)).isoformat()
+    return stream, value
 
 
 async def set_checkpoint(settings: StateSettings, key: str, value: str) -> str:
     """Set ``key`` to ``value`` under the run lock, and note it in the sync log; the note."""
-    stream = check_key(key, value)
+    stream, value = check_key(key, value)
     async with RunLock(settings.dsn, settings.tenant_id, settings.connect_timeout) as lock:
         assert lock.conn is not None
         try:
@@ -94,8 +101,7 @@ async def set_checkpoint(settings: StateSettings, key: str, value: str) -> str:
 async def reset_stream(settings: StateSettings, stream: str) -> str:
     """Remove every checkpoint of ``stream`` under the run lock (its next run walks it from the start), and note
     it in the sync log; the note."""
-    if stream not in STREAMS_BY_NAME:
-        raise UsageError(f"unknown stream '{stream}' (known: {', '.join(STREAMS_BY_NAME)})")
+    check_stream(stream)
     async with RunLock(settings.dsn, settings.tenant_id, settings.connect_timeout) as lock:
         assert lock.conn is not None
         try:

@@ -38,15 +38,19 @@ def check_listable(stream: Stream) -> None:
         )
 
 
-def digest(units: tuple[Unit, ...]) -> str:
-    return hashlib.sha256(orjson.dumps([u.params for u in units])).hexdigest()[:16]
+def digest(units: tuple[Unit, ...], page_size: int, list_params: dict[str, str]) -> str:
+    """What a backfill's pages are: its queries, the stream's own parameters, and the page size they are cut in."""
+    plan = [[u.params for u in units], page_size, sorted(list_params.items())]
+    return hashlib.sha256(orjson.dumps(plan)).hexdigest()[:16]
 
 
 def _resume_point(state: dict[str, str], plan: str) -> tuple[int, int]:
-    """(unit, page) to go on from: where a killed backfill of the same plan stopped, else the start."""
+    """(unit, page) to go on from: where a killed backfill of the same plan stopped, else the start. It goes on
+    one page early: records that left a window since (modified again) shift the later ones forward, and merging
+    a page twice changes nothing."""
     saved = (state.get("backfill") or "").split(":")
-    if len(saved) == 3 and saved[0] == plan and saved[1].isdigit() and saved[2].isdigit():
-        return int(saved[1]), max(1, int(saved[2]))
+    if len(saved) == 3 and saved[0] == plan and saved[1].isdecimal() and saved[2].isdecimal():
+        return int(saved[1]), max(1, int(saved[2]) - 1)
     return 0, 1
 
 
@@ -55,7 +59,7 @@ async def walk_backfill(run: FeedRun, state: dict[str, str], units: tuple[Unit, 
     check_listable(stream)
     assert stream.list_path is not None
     list_path = stream.list_path
-    plan = digest(units)
+    plan = digest(units, options.page_size, stream.list_params)
     first_unit, first_page = _resume_point(state, plan)
 
     for u in range(first_unit, len(units)):
@@ -89,13 +93,17 @@ Plan = dict[str, tuple[Unit, ...]]
 
 
 def window_plan(streams: list[Stream], by: str, start: str, end: str) -> Plan:
-    """Every stream's records modified (or created) in [start, end)."""
+    """Every stream's records modified (or created) in [start, end) (RFC 3339 UTC, as ServiceTitan takes them)."""
+    if start >= end:
+        raise UsageError(f"--from {start} is not before --to {end}")
     for stream in streams:
         check_listable(stream)
     return {s.name: (Unit.window(by, start, end),) for s in streams}
 
 
 def id_plan(streams: list[Stream], ids: list[int]) -> Plan:
+    if not ids:
+        raise UsageError("--ids names no id")
     for stream in streams:
         check_listable(stream)
     return {s.name: id_units(s, ids) for s in streams}
@@ -149,6 +157,8 @@ def report_plan(doc: object, source: str, wanted: set[str] | None = None) -> Pla
     for name, stream in STREAMS_BY_NAME.items():  # in the streams' order
         if wanted is not None and name not in wanted:
             continue
+        if (missing.get(name) or windows.get(name)) and stream.list_path is None:
+            raise DataError(f"{source}: {name} has no list endpoint of its own: a gap report cannot name it")
         if stream.list_ids and missing.get(name):
             plan[name] = id_units(stream, sorted(missing[name]))
         elif windows.get(name):

@@ -12,7 +12,7 @@ import functools
 import struct
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -43,11 +43,16 @@ def _clean(body: bytes | bytearray) -> bytes | bytearray:
     return body.replace(b"\\u0000", b"") if b"\\u0000" in body else body
 
 
+def _instant(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # zone-less: UTC, as ServiceTitan means
+
+
 def later(a: str | None, b: str | None) -> str | None:
     """The later of two ISO-8601 instants (as stored in sync_state), keeping the original text."""
     if a is None or b is None:
         return a or b
-    return a if datetime.fromisoformat(a) >= datetime.fromisoformat(b) else b
+    return a if _instant(a) >= _instant(b) else b
 
 
 @dataclass(frozen=True)
@@ -287,6 +292,9 @@ class StreamRepository:
         except psycopg.Error as exc:
             await self._rollback()
             raise error_for(exc, f"writing a page of {self.stream.name}") from None
+        except Exception:
+            await self._rollback()  # never leave the page half-done for a later commit on this connection
+            raise
         log.started, log.finished = True, last
         return counts
 

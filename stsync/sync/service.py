@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from stsync.config import Config, required_secret
-from stsync.errors import ConfigError
+from stsync.errors import ConfigError, UsageError
 from stsync.retry import RetryPolicy
 from stsync.servicetitan.client import ClientSettings, ServiceTitanClient
 from stsync.sync.backfill import Plan
@@ -114,4 +114,6 @@ async def backfill(
 ) -> RunResult:
     """Run `stsync backfill`: ``plan``'s list queries, merged as sync merges, under the run lock; no cursor moves,
     and no events are written unless ``emit_events``."""
+    if not plan:
+        raise UsageError("nothing to backfill: the plan names no stream")
     return await sync(config, "backfill", list(plan), observer=observer, emit_events=emit_events, backfill=plan)

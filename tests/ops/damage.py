@@ -10,10 +10,11 @@ EXTRA_IDS = [9_100_000_001, 9_100_000_002]
 NOWHERE = 987_654_321  # a location ServiceTitan never had
 
 
-def _one(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
+def one(conn: psycopg.Connection[Any], query: str, column: int = 0, params: Any = None) -> Any:
+    """One column of the query's first row (which must exist)."""
     row = conn.execute(query, params).fetchone()
     assert row is not None
-    return row[0]
+    return row[column]
 
 
 def damage(dsn: str) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def damage(dsn: str) -> dict[str, Any]:
             r[0] for r in conn.execute("SELECT st_id FROM servicetitan.st_jobs WHERE active ORDER BY st_id LIMIT 3")
         ]
         conn.execute("DELETE FROM servicetitan.st_jobs WHERE st_id = ANY(%s)", (lost,))
-        appointment = _one(
+        appointment = one(
             conn,
             "SELECT a.st_id FROM servicetitan.st_appointments a WHERE EXISTS (SELECT 1 FROM"
             " servicetitan.st_appointment_assignments x WHERE x.appointment_id = a.st_id) ORDER BY a.st_id LIMIT 1",
@@ -38,11 +39,11 @@ def damage(dsn: str) -> dict[str, Any]:
                 " WHERE active ORDER BY st_id LIMIT 1 OFFSET 10",
                 {"id": extra},
             )
-        stray = _one(
+        stray = one(
             conn,
             "UPDATE servicetitan.st_jobs SET location_id = %s WHERE st_id = (SELECT min(st_id) FROM"
             " servicetitan.st_jobs WHERE active) RETURNING st_id",
-            (NOWHERE,),
+            params=(NOWHERE,),
         )
         orphaned = [
             r[0]

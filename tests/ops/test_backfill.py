@@ -14,6 +14,7 @@ import pytest
 
 from tests.e2e.harness import STSYNC, cli_env, run_cli, wait_for
 from tests.ops.damage import damage
+from tests.sandbox_creds import TENANT
 
 CURSORS = "SELECT key, value FROM servicetitan.sync_state WHERE key NOT LIKE '%%.backfill' ORDER BY key"
 
@@ -113,6 +114,9 @@ def test_backfill_refuses_what_it_cannot_do_with_one_line(sandbox: Any, db_dsn: 
         (["backfill", "jobs"], 2, "give exactly one of --from/--to, --ids or --from-gap-report"),
         (["backfill", "jobs", "--ids", "1", "--from", "2026-01-01"], 2, "give exactly one of"),
         (["backfill", "jobs", "--from", "yesterday", "--to", "2026-01-01"], 2, "'yesterday' is not an ISO 8601"),
+        (["backfill", "jobs", "--from", "2026-02-01", "--to", "2026-01-01"], 2, "is not before --to"),
+        (["backfill", "jobs", "--ids", ","], 2, "--ids names no id"),
+        (["backfill", "jobs", "--ids", "\u00b2"], 2, "'\u00b2' is not a record id"),
     ]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"streams": [{"stream": "jobs", "missing": ["x"]}]}))
@@ -159,3 +163,34 @@ def test_a_killed_backfill_resumes_where_it_stopped(sandbox: Any, db_dsn: str) -
     chunks = [",".join(map(str, jobs[i : i + 50])) for i in range(0, 200, 50)]
     assert first[:2] == chunks[:2] and again == chunks[2:]  # the committed chunks are not fetched again
     assert _rows(db_dsn, "SELECT value FROM servicetitan.sync_state WHERE key = 'jobs.backfill'") == [(None,)]
+
+
+def test_a_resumed_window_goes_on_one_page_early_and_only_under_the_same_plan(sandbox: Any, db_dsn: str) -> None:
+    """The checkpoint a killed backfill leaves after two pages of a window: the same plan goes on from the second
+    page (one early: a record that left the window shifts the rest forward), any other page size starts over."""
+    from stsync.sync.backfill import digest, window_plan
+    from stsync.sync.streams import STREAMS_BY_NAME
+
+    env = cli_env(sandbox.url, db_dsn, STSYNC_SERVICETITAN__PAGE_SIZE="20")
+    assert run_cli(["sync", "full"], env).returncode == 0
+    customers = STREAMS_BY_NAME["customers"]
+    args = ["backfill", "customers", "--by", "created", "--from", "2000-01-01", "--to", "2030-01-01", "--json"]
+    units = window_plan([customers], "created", "2000-01-01T00:00:00Z", "2030-01-01T00:00:00Z")["customers"]
+
+    def pages_fetched(saved: str) -> list[int]:
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO servicetitan.sync_state (key, value) VALUES ('customers.backfill', %s)", (saved,))
+        before = len(sandbox.requests)
+        proc = run_cli(args, env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        with psycopg.connect(db_dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM servicetitan.sync_state WHERE key = 'customers.backfill'")
+        return [
+            int(r["query"]["page"])
+            for r in sandbox.requests[before:]
+            if r["path"].endswith("/crm/v2/tenant/" + str(TENANT) + "/customers")
+        ]
+
+    pages = -(-100 // 20)  # the small world's 100 customers
+    assert pages_fetched(f"{digest(units, 20, customers.list_params)}:0:3") == list(range(2, pages + 1))
+    assert pages_fetched(f"{digest(units, 50, customers.list_params)}:0:3") == list(range(1, pages + 1))

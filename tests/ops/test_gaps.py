@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from tests.e2e.harness import cli_env, run_cli
-from tests.ops.damage import EXTRA_IDS, NOWHERE, damage
+from tests.ops.damage import EXTRA_IDS, NOWHERE, damage, one
 
 
 def _report(proc: Any) -> dict[str, Any]:
@@ -85,3 +85,39 @@ def test_counts_then_deep_find_the_exact_ids_and_mark_the_extra_deleted(
     text = run_cli(["gap-analysis", "--streams", "jobs"], env)
     assert text.returncode == 1
     assert "jobs" in text.stdout and text.stdout.splitlines()[-1].startswith("gap-analysis: gaps found")
+
+
+def test_the_mark_and_creation_dates_are_compared_in_whole_seconds(sandbox: Any, db_dsn: str) -> None:
+    """The high-water mark is stored to the microsecond, rounded, where ServiceTitan has seven digits; and a job
+    whose mirror row says it was created at another time is still served by ServiceTitan: never marked deleted."""
+    env = cli_env(sandbox.url, db_dsn, STSYNC_SERVICETITAN__PAGE_SIZE="50")
+    assert run_cli(["sync", "full"], env).returncode == 0
+    active = "SELECT st_id, st_created_on FROM servicetitan.st_jobs WHERE active"
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        # As the mark, a createdOn that PostgreSQL rounded up: ServiceTitan (createdBefore, exclusive) would count
+        # that job, and a mirror comparing st_created_on < mark would not.
+        mark = one(conn, f"{active} AND substr(full_data ->> 'createdOn', 27, 1) >= '5' ORDER BY 2 DESC LIMIT 1", 1)
+        conn.execute("UPDATE servicetitan.sync_state SET value = %s WHERE key = 'jobs.high_water'", (mark.isoformat(),))
+        moved = one(conn, f"{active} AND st_created_on < %s ORDER BY 2 DESC OFFSET 5 LIMIT 1", 0, (mark,))
+        lost = one(conn, f"{active} ORDER BY 2 OFFSET 100 LIMIT 1", 0)
+        conn.execute("DELETE FROM servicetitan.st_jobs WHERE st_id = %s", (lost,))
+        conn.execute(  # the moved job's row now says it was created before any other
+            "UPDATE servicetitan.st_jobs SET st_created_on = '2024-01-01T00:00:00Z',"
+            ' full_data = full_data || \'{"createdOn": "2024-01-01T00:00:00Z"}\' WHERE st_id = %s',
+            (moved,),
+        )
+    doc = _report(run_cli(["gap-analysis", "--deep", "--json", "--streams", "jobs"], env))
+    jobs = _by_stream(doc)["jobs"]
+    assert jobs["difference"] == 1  # the lost job only
+    assert jobs["extra"] == [] and doc["marked_deleted"] == 0  # asked for by id, the moved job is served
+    assert jobs["missing"] == sorted([lost, moved])  # the moved one is not where ServiceTitan says: backfill mends it
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM servicetitan.st_jobs WHERE deleted_at IS NOT NULL").fetchone() == (0,)
+
+
+def test_bad_input_is_one_line_before_anything_runs(sandbox: Any, db_dsn: str, tmp_path: Path) -> None:
+    env = cli_env(sandbox.url, db_dsn)
+    proc = run_cli(["gap-analysis", "--deep", "--out", str(tmp_path / "no-such-dir" / "gaps.json")], env)
+    assert proc.returncode == 2 and "no directory" in proc.stderr and "to write the report in" in proc.stderr
+    unknown = run_cli(["gap-analysis", "--streams", "jbos"], env)
+    assert unknown.returncode == 2 and "unknown stream 'jbos'" in unknown.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,14 +125,24 @@ def test_state_lists_gets_sets_and_resets_with_a_note(synced: dict[str, str], db
     done = run_cli(["state", "set", "jobs.high_water", "2026-01-01T00:00:00Z", "--yes"], synced)
     assert done.returncode == 0, done.stderr
     assert _rows(db_dsn, "SELECT value FROM servicetitan.sync_state WHERE key = 'jobs.high_water'") == [
-        ("2026-01-01T00:00:00Z",)
+        ("2026-01-01T00:00:00+00:00",)
     ]
-    note = f"state set jobs.high_water: '{mark}' -> '2026-01-01T00:00:00Z'"
+    note = f"state set jobs.high_water: '{mark}' -> '2026-01-01T00:00:00+00:00'"
     assert done.stdout.strip() == note
     assert _rows(db_dsn, "SELECT stream, note FROM servicetitan.st_sync_log WHERE sync_type = 'state'") == [
         ("jobs", note)
     ]
     assert _json(["logs", "--json", "--limit", "1", "--stream", "jobs"], synced)[0]["message"] == note
+
+    zoneless = run_cli(["state", "set", "jobs.high_water", "2026-01-02T00:00:00", "--yes"], synced)
+    assert zoneless.returncode == 0  # zone-less means UTC, stored with its zone: the next run can compare it
+    assert _rows(db_dsn, "SELECT value FROM servicetitan.sync_state WHERE key = 'jobs.high_water'") == [
+        ("2026-01-02T00:00:00+00:00",)
+    ]
+    assert sync_json(["incremental", "jobs"], synced)[0] == 0
+    for args in (["logs", "--stream", "jbos"], ["state", "list", "--stream", "jbos"]):
+        wrong = run_cli(args, synced)
+        assert wrong.returncode == 2 and "unknown stream 'jbos'" in wrong.stderr, wrong.stderr
 
     reset = run_cli(["state", "reset", "jobs", "--yes"], synced)
     assert reset.returncode == 0 and reset.stdout.startswith("state reset jobs: removed jobs.")
@@ -149,3 +160,12 @@ def test_state_changes_wait_for_no_run_they_refuse_while_one_holds_the_lock(
         held = run_cli(["state", "reset", "jobs", "--yes"], synced)
     assert held.returncode == 75, held.stderr
     assert _rows(db_dsn, "SELECT count(*) FROM servicetitan.sync_state WHERE key LIKE 'jobs.%%'")[0][0] > 0
+
+
+def test_a_terminal_table_shows_values_as_text_not_markup(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    from stsync.cli.tables import render
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    render("t", ("error", "n"), [("token abc[/x] and [bold]this[/bold]", 3)])
+    out = capsys.readouterr().out
+    assert "abc[/x]" in out and "[bold]this[/bold]" in out
