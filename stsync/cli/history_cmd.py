@@ -99,39 +99,25 @@ def stats(since: SinceOption = None, json_out: JsonOption = False) -> None:
     if json_out:
         typer.echo(json.dumps(found, indent=2))
         return
-    render(
+    _per_day(
         f"sync runs per day (UTC) since {found['since']}",
-        ("day", "stream", "runs", "failed", "created", "updated", "unchanged", "quarantined", "seconds"),
-        [
-            (
-                r["day"],
-                r["stream"],
-                r["runs"],
-                r["failed"],
-                r["created"],
-                r["updated"],
-                r["unchanged"],
-                r["quarantined"],
-                round(r["duration_ms"] / 1000, 1),
-            )
-            for r in found["streams"]
-        ],
-    )
+        found["streams"],
+        {"stream": "stream", "runs": "runs", "failed": "failed", "created": "created", "updated": "updated",
+         "unchanged": "unchanged", "quarantined": "quarantined"},
+    )  # fmt: skip
     if found["ghl"]:
-        render(
+        _per_day(
             "GHL pushes per day (UTC)",
-            ("day", "location", "pushes", "failed runs", "requests", "changes", "failed changes", "seconds"),
-            [
-                (
-                    r["day"],
-                    r["location_id"],
-                    r["pushes"],
-                    r["failed_runs"],
-                    r["requests"],
-                    r["changes"],
-                    r["failed"],
-                    round(r["duration_ms"] / 1000, 1),
-                )
-                for r in found["ghl"]
-            ],
-        )
+            found["ghl"],
+            {"location": "location_id", "pushes": "pushes", "failed runs": "failed_runs", "requests": "requests",
+             "changes": "changes", "failed changes": "failed"},
+        )  # fmt: skip
+
+
+def _per_day(title: str, rows: list[dict[str, Any]], columns: dict[str, str]) -> None:
+    """A table of ``rows`` by day: the day, then each column (heading: key), then the seconds taken."""
+    render(
+        title,
+        ("day", *columns, "seconds"),
+        [(r["day"], *(r[k] for k in columns.values()), round(r["duration_ms"] / 1000, 1)) for r in rows],
+    )

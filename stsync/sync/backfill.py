@@ -9,14 +9,13 @@ starts where it would have started, and a killed backfill given the same plan re
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
-from collections.abc import AsyncGenerator
 
 import orjson
 
 from stsync.errors import DataError, UsageError
-from stsync.servicetitan.client import Page
-from stsync.sync.feeds import FeedRun
+from stsync.sync.feeds import FeedRun, list_pages
 from stsync.sync.model import Unit
 from stsync.sync.streams import STREAMS_BY_NAME, Stream
 
@@ -55,7 +54,7 @@ def _resume_point(state: dict[str, str], plan: str) -> tuple[int, int]:
 
 
 async def walk_backfill(run: FeedRun, state: dict[str, str], units: tuple[Unit, ...]) -> None:
-    client, stream, options = run.client, run.stream, run.options
+    stream, options = run.stream, run.options
     check_listable(stream)
     assert stream.list_path is not None
     list_path = stream.list_path
@@ -66,19 +65,8 @@ async def walk_backfill(run: FeedRun, state: dict[str, str], units: tuple[Unit, 
         params = {**stream.list_params, **dict(units[u].params)}
         start = first_page if u == first_unit else 1
 
-        async def pages(params: dict[str, str] = params, start: int = start) -> AsyncGenerator[Page, None]:
-            number = start
-            while True:
-                page = await client.list_page(stream.module, list_path, number, options.page_size, params, run.lane)
-                more = page.has_more
-                yield page
-                del page  # keep no page body alive across the next download
-                if not more:
-                    return
-                number += 1
-
         number = start
-        async with run.downloading(pages) as walk:
+        async with run.downloading(functools.partial(list_pages, run, list_path, params, start)) as walk:
             async for page in walk:
                 final = not page.has_more and u == len(units) - 1
                 after = (u, number + 1) if page.has_more else (u + 1, 1)

@@ -109,29 +109,31 @@ async def walk_export(run: FeedRun, state: dict[str, str]) -> None:
         await walk_from(high_water)
 
 
+async def list_pages(
+    run: FeedRun, list_path: str, params: dict[str, str], first: int = 1
+) -> AsyncGenerator[Page, None]:
+    """A list endpoint's pages from page ``first`` on, until one says there is no more."""
+    number = first
+    while True:
+        page = await run.client.list_page(run.stream.module, list_path, number, run.options.page_size, params, run.lane)
+        more = page.has_more
+        yield page
+        del page  # keep no page body alive across the next download
+        if not more:
+            return
+        number += 1
+
+
 async def walk_list(run: FeedRun, state: dict[str, str]) -> None:
-    client, stream, options, generation = run.client, run.stream, run.options, run.generation
+    stream, options, generation = run.stream, run.options, run.generation
     assert stream.list_path is not None
     list_path = stream.list_path
     params = dict(stream.list_params)
     since = options.since or (state.get("high_water") if options.sync_type == "incremental" else None)
     if since:
         params["modifiedOnOrAfter"] = since
-    page_size = options.page_size
-
-    async def pages() -> AsyncGenerator[Page, None]:
-        number = 1
-        while True:
-            page = await client.list_page(stream.module, list_path, number, page_size, params, run.lane)
-            more = page.has_more
-            yield page
-            del page  # keep no page body alive across the next download
-            if not more:
-                return
-            number += 1
-
     high_water = state.get("high_water")
-    async with run.downloading(pages) as walk:
+    async with run.downloading(lambda: list_pages(run, list_path, params)) as walk:
         async for page in walk:
             # Pages come in id order, so the high-water mark may only move with the last page;
             # until then the newest modifiedOn seen is carried in memory.

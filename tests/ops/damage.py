@@ -6,6 +6,8 @@ from typing import Any
 
 import psycopg
 
+from tests.e2e.harness import cli_env, run_cli
+
 EXTRA_IDS = [9_100_000_001, 9_100_000_002]
 NOWHERE = 987_654_321  # a location ServiceTitan never had
 
@@ -53,3 +55,11 @@ def damage(dsn: str) -> dict[str, Any]:
             )
         ]
     return {"lost_jobs": sorted(lost), "appointment": appointment, "stray_job": stray, "orphaned": orphaned}
+
+
+def synced_and_damaged(sandbox_url: str, dsn: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A full sync in pages of 50 (the small world's 200 jobs are bisected before their ids are compared), then
+    ``damage``: the CLI's environment and what gap-analysis should find."""
+    env = cli_env(sandbox_url, dsn, STSYNC_SERVICETITAN__PAGE_SIZE="50")
+    assert run_cli(["sync", "full"], env).returncode == 0
+    return env, damage(dsn)

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.e2e.harness import STSYNC, cli_env, run_cli, wait_for
-from tests.ops.damage import damage
+from tests.ops.damage import synced_and_damaged
 from tests.sandbox_creds import TENANT
 
 CURSORS = "SELECT key, value FROM servicetitan.sync_state WHERE key NOT LIKE '%%.backfill' ORDER BY key"
@@ -39,9 +39,7 @@ def _fetched(proc: subprocess.CompletedProcess[str]) -> dict[str, int]:
 def test_backfill_from_the_gap_report_restores_the_rows_and_moves_no_cursor(
     sandbox: Any, db_dsn: str, tmp_path: Path
 ) -> None:
-    env = cli_env(sandbox.url, db_dsn, STSYNC_SERVICETITAN__PAGE_SIZE="50")
-    assert run_cli(["sync", "full"], env).returncode == 0
-    want = damage(db_dsn)
+    env, want = synced_and_damaged(sandbox.url, db_dsn)
     report = tmp_path / "gaps.json"
     assert run_cli(["gap-analysis", "--deep", "--json", "--out", str(report)], env).returncode == 1
     baseline = _fetched(run_cli(["sync", "incremental", "--json"], env))  # what a run with nothing new fetches

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from tests.e2e.harness import cli_env, run_cli
-from tests.ops.damage import EXTRA_IDS, NOWHERE, damage, one
+from tests.ops.damage import EXTRA_IDS, NOWHERE, one, synced_and_damaged
 
 
 def _report(proc: Any) -> dict[str, Any]:
@@ -41,10 +41,7 @@ def test_a_fresh_mirror_has_no_gaps(sandbox: Any, db_dsn: str) -> None:
 def test_counts_then_deep_find_the_exact_ids_and_mark_the_extra_deleted(
     sandbox: Any, db_dsn: str, tmp_path: Path
 ) -> None:
-    # Pages of 50: the small world's 200 jobs are bisected before their ids are compared.
-    env = cli_env(sandbox.url, db_dsn, STSYNC_SERVICETITAN__PAGE_SIZE="50")
-    assert run_cli(["sync", "full"], env).returncode == 0
-    want = damage(db_dsn)
+    env, want = synced_and_damaged(sandbox.url, db_dsn)
 
     counts = run_cli(["gap-analysis", "--json", "--streams", "jobs,appointments,appointment_assignments"], env)
     doc = _report(counts)
