@@ -57,6 +57,15 @@ class AuthError(StsyncError):
     exit_code = ExitCode.CONFIG
 
 
+class AccessDenied(AuthError):
+    """An API refused one endpoint (HTTP 403) although the credentials work elsewhere: a missing scope, most
+    often. ``module`` is the API module (accounting, crm, …) whose endpoint refused."""
+
+    def __init__(self, message: str, module: str) -> None:
+        super().__init__(message)
+        self.module = module
+
+
 class PrivilegeError(StsyncError):
     """The database role lacks a privilege; the message names the privilege and the object."""
 

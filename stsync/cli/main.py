@@ -24,6 +24,7 @@ from stsync.cli import (
     migrate_cmd,
     sandbox_cmd,
     state_cmd,
+    streams_cmd,
     sync_cmd,
     workflows_cmd,
 )
@@ -67,6 +68,7 @@ _COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
     "gap-analysis": lambda app: app.command("gap-analysis")(gaps_cmd.gap_analysis),
     "backfill": lambda app: app.command("backfill")(backfill_cmd.backfill),
     "state": lambda app: app.add_typer(state_cmd.app, name="state"),
+    "streams": lambda app: app.add_typer(streams_cmd.app, name="streams"),
     "logs": lambda app: app.command("logs")(history_cmd.logs),
     "stats": lambda app: app.command("stats")(history_cmd.stats),
 }

@@ -137,7 +137,7 @@ def lists_inactive(stream: Stream) -> bool:
     return "active" in stream.list_params or "activeState" in stream.list_params
 
 
-def _scope(stream: Stream, visible: bool) -> sql.Composable:
+def scope(stream: Stream, visible: bool) -> sql.Composable:
     """The mirror rows that are the stream's (custom field types share a table), and with ``visible``, only
     those its list serves."""
     parts: list[sql.Composable] = [
@@ -149,7 +149,7 @@ def _scope(stream: Stream, visible: bool) -> sql.Composable:
 
 
 def _query(name: str, stream: Stream, visible: bool = True) -> sql.Composed:
-    return sql.SQL(Q[name]).format(table=sql.Identifier(stream.table), scope=_scope(stream, visible))  # type: ignore[arg-type]
+    return sql.SQL(Q[name]).format(table=sql.Identifier(stream.table), scope=scope(stream, visible))  # type: ignore[arg-type]
 
 
 def _iso(second: int) -> str:

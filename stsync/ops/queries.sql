@@ -219,3 +219,8 @@ SELECT (date_trunc('day', started_at))::date AS day, location_id, count(*) AS pu
   FROM integrations.ghl_push_log
  WHERE started_at >= %(since)s
  GROUP BY 1, 2 ORDER BY 1 DESC, 2;
+
+-- name: stream_rows
+-- `stsync streams list`: one stream's rows ({scope}: custom field types share a table), all and live ones.
+SELECT count(*) AS rows, count(*) FILTER (WHERE active AND deleted_at IS NULL) AS live
+  FROM servicetitan.{table} WHERE true {scope};

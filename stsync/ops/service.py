@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from stsync.config import Config, required_secret
 from stsync.errors import ConfigError, LockedError, StsyncError
+from stsync.ops.catalog import CatalogSettings
 from stsync.ops.gaps import GapReport, GapSettings, analyze
 from stsync.ops.heal import HealSettings, repair
 from stsync.ops.health import Check as HealthCheck
@@ -153,3 +154,7 @@ def state_settings(config: Config) -> StateSettings:
 
 def history_settings(config: Config) -> HistorySettings:
     return HistorySettings(database_url(config), config.database.connect_timeout)
+
+
+def catalog_settings(config: Config) -> CatalogSettings:
+    return CatalogSettings(database_url(config), frozenset(excluded_streams(config)), config.database.connect_timeout)

@@ -84,6 +84,7 @@ class SandboxOptions:
     allow_remote: bool = False
     faults: dict[str, Any] | None = None
     prewarm: bool | None = None  # pre-serialise base records in worker processes; None = on for medium/large
+    denied_modules: tuple[str, ...] = ()  # API modules (accounting, crm, …) the app has no scope for: 403
 
 
 def scale_totals() -> dict[str, int]:
@@ -135,6 +136,7 @@ class Sandbox:
             faults=self.faults,
             cache=cache,
             on_advance=self._persist,
+            denied_modules=opts.denied_modules,
         )
         self.world = WorldView(world)
         self._server: SandboxHTTPServer | None = None

@@ -159,8 +159,10 @@ class App:
         faults: Faults | None = None,
         cache: Any = None,
         on_advance: Any = None,
+        denied_modules: tuple[str, ...] = (),
     ) -> None:
         self.world = world
+        self.denied_modules = denied_modules
         self.tenant = tenant
         self.token_ttl = token_ttl
         self.limiter = RateLimiter(rate_limit)
@@ -216,7 +218,7 @@ class App:
         headers = [("Retry-After", str(retry_after))] if retry_after is not None else []
         return problem(429, f"Rate limit is exceeded. Try again in {wait} seconds.", headers=headers)
 
-    def _route(self, req: Request) -> Response:  # noqa: PLR0911 - one return per HTTP outcome
+    def _route(self, req: Request) -> Response:  # noqa: PLR0911, PLR0912 - one return per HTTP outcome
         if req.path == "/connect/token":
             if req.method != "POST":
                 return problem(405, "Method Not Allowed")
@@ -244,6 +246,8 @@ class App:
             return problem(404, "Not Found")
         if int(m.group(2)) != self.tenant:
             return problem(403, f"Tenant {m.group(2)} is not accessible with these credentials.")
+        if m.group(1) in self.denied_modules:  # the wording is the sandbox's own; ServiceTitan's is undocumented
+            return problem(403, f"The application is not authorized to access the {m.group(1)} API.")
         try:
             with self.world.lock:
                 if kind == "export":

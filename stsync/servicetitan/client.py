@@ -25,7 +25,7 @@ import httpx
 import orjson
 
 from stsync.budget import ByteBudget, Lane, PageBudget
-from stsync.errors import ApiUnavailable, AuthError, StsyncError
+from stsync.errors import AccessDenied, ApiUnavailable, AuthError, StsyncError
 from stsync.httplog import event_hooks
 from stsync.ratelimit import WindowLimiter
 from stsync.retry import (
@@ -320,6 +320,13 @@ class ServiceTitanClient:
         title = _error_title(resp)
         if status == 400 and "from" in params and not _looks_like_date(str(params["from"])):
             raise ContinuationRejected(f"ServiceTitan rejected the continuation token for {url}: {title}")
+        module = re.search(r"/([a-z-]+)/v2/tenant/", url)
+        if status == 403 and module is not None:
+            raise AccessDenied(
+                f"ServiceTitan refused access to {url} (HTTP {status}: {title}); check servicetitan.app_key, "
+                "servicetitan.tenant_id and the app's scopes",
+                module.group(1),
+            )
         if status in (401, 403):
             raise AuthError(
                 f"ServiceTitan refused access to {url} (HTTP {status}: {title}); check servicetitan.app_key, "

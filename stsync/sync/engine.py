@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import orjson
 
 from stsync.budget import Lane
-from stsync.errors import ExitCode, Outage, StsyncError, exit_code_for
+from stsync.errors import AccessDenied, ExitCode, Outage, StsyncError, exit_code_for
 from stsync.servicetitan.client import Page, ServiceTitanClient
 from stsync.sync.backfill import walk_backfill
 from stsync.sync.feeds import walk_export, walk_list
@@ -97,6 +97,7 @@ async def _run_streams(
         results = list(await asyncio.gather(*(tasks[stream.name] for stream in streams)))
     finally:
         await pool.close()
+    _judge_denied(results)
     jobs = next((s for s in results if s.name == "jobs"), None)
     moved = options.sync_type != "backfill" and not options.dry_run  # a backfill moves no cursor
     if jobs is not None and jobs.status in ("completed", "partial") and moved:
@@ -105,6 +106,19 @@ async def _run_streams(
     if generation and all(s.status in ("completed", "partial", "skipped") for s in results):
         await lock.write_state("full_run.", {"status": "done"})
     return results
+
+
+def _judge_denied(results: list[StreamResult]) -> None:
+    """A stream refused with HTTP 403 while others were served lacks a scope: the run is partial. When every
+    stream that ran was refused, the credentials are wrong (or no scope was granted): a config error."""
+    ran = [r for r in results if r.status != "skipped"]
+    if ran and all(r.denied for r in ran):
+        for r in ran:
+            r.exit_code, r.outage = ExitCode.CONFIG, True  # one error for the run, as an outage is
+            r.error = (
+                "ServiceTitan refused every stream (HTTP 403): check servicetitan.app_key, servicetitan.tenant_id "
+                "and the app's scopes"
+            )
 
 
 async def _refresh_statistics(lock: RunLock, streams: list[Stream], results: list[StreamResult]) -> list[str]:
@@ -270,6 +284,13 @@ class _StreamRun:
         except Outage as exc:  # every stream stops with it: reported once, for the run
             result.status, result.error, result.exit_code = "failed", exc.message, exc.exit_code
             result.outage = True
+        except AccessDenied as exc:  # the others go on; _judge_denied decides what it means for the run
+            result.status, result.exit_code, result.denied = "failed", ExitCode.PARTIAL, True
+            result.error = (
+                f"no access to ServiceTitan's {exc.module} API (HTTP 403): the app lacks its scope; add it to the "
+                f"app, or list {stream.name} in sync.streams_exclude"
+            )
+            log.warning("%s: %s", stream.name, result.error)
         except StsyncError as exc:
             result.status, result.error, result.exit_code = "failed", exc.message, exc.exit_code
             log.error("%s: %s", stream.name, exc.message)

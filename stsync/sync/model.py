@@ -45,6 +45,7 @@ class StreamResult:
     error: str | None = None
     exit_code: ExitCode = ExitCode.OK
     outage: bool = False  # failed because the API or the database is down: the run's one error says so
+    denied: bool = False  # ServiceTitan refused the stream's endpoint (HTTP 403): a scope the app lacks
 
     def add(self, counts: PageCounts) -> None:
         self.pages += 1

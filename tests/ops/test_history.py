@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from stsync.sync.streams import STREAMS
 from tests.e2e.harness import cli_env, run_cli, sync_json
 from tests.sandbox_creds import TENANT
 
@@ -169,3 +170,24 @@ def test_a_terminal_table_shows_values_as_text_not_markup(monkeypatch: pytest.Mo
     render("t", ("error", "n"), [("token abc[/x] and [bold]this[/bold]", 3)])
     out = capsys.readouterr().out
     assert "abc[/x]" in out and "[bold]this[/bold]" in out
+
+
+def test_streams_list_matches_the_mirror(synced: dict[str, str], db_dsn: str) -> None:
+    env = {**synced, "STSYNC_SYNC__STREAMS_EXCLUDE": "payments"}
+    found = {r["stream"]: r for r in _json(["streams", "list", "--json"], env)}
+    assert set(found) == {s.name for s in STREAMS}
+    for stream in STREAMS:
+        where = " AND ".join(f"{k} = '{v}'" for k, v in stream.key_constants.items()) or "true"
+        rows = _rows(db_dsn, f"SELECT count(*) FROM servicetitan.{stream.table} WHERE {where}")[0][0]
+        assert found[stream.name]["rows"] == rows, stream.name
+        assert found[stream.name]["enabled"] is (stream.name != "payments")
+    last = _rows(
+        db_dsn,
+        "SELECT completed_at FROM servicetitan.st_sync_log WHERE stream = 'jobs' AND status = 'completed'"
+        " ORDER BY started_at DESC LIMIT 1",
+    )[0][0]
+    assert found["jobs"]["last_success"] == last.isoformat() and found["jobs"]["last_status"] == "completed"
+    assert found["invoices"]["last_status"] == "failed"  # the run inserted above
+    text = run_cli(["streams", "list"], env)
+    assert text.returncode == 0 and text.stdout.splitlines()[0].split()[:3] == ["stream", "module", "feed"]
+    assert len(text.stdout.splitlines()) == 1 + len(STREAMS)

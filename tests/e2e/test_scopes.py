@@ -1,0 +1,46 @@
+"""An app without one module's scope: that module's streams are refused (HTTP 403), the others sync."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from stsync.sandbox import Sandbox, SandboxOptions
+from tests.e2e.harness import cli_env, run_cli, sync_json
+
+ACCOUNTING = {"invoices", "invoice_items", "payments"}
+
+
+@pytest.fixture(scope="module")
+def no_accounting() -> Iterator[Any]:
+    with Sandbox.start(SandboxOptions(scale="small", seed=7, denied_modules=("accounting",))) as sb:
+        yield sb
+
+
+def test_a_module_without_scope_leaves_the_other_streams_synced(no_accounting: Any, db_dsn: str) -> None:
+    env = cli_env(no_accounting.url, db_dsn)
+    code, doc = sync_json(["full"], env)
+    assert code == 1  # partial, as documented
+    streams = {s["name"]: s for s in doc["streams"]}
+    for name in ACCOUNTING:
+        assert streams[name]["status"] == "failed"
+        assert streams[name]["error"] == (
+            "no access to ServiceTitan's accounting API (HTTP 403): the app lacks its scope; add it to the app, "
+            f"or list {name} in sync.streams_exclude"
+        )
+    others = [s for name, s in streams.items() if name not in ACCOUNTING]
+    assert others and all(s["status"] == "completed" and s["fetched"] > 0 for s in others if s["name"] != "tag_types")
+    health = run_cli(["health"], env)
+    assert health.returncode == 2
+    assert "no access to ServiceTitan's accounting API" in health.stdout
+
+
+def test_when_every_stream_is_refused_it_is_the_credentials(no_accounting: Any, db_dsn: str) -> None:
+    proc = run_cli(["sync", "invoices", "payments"], cli_env(no_accounting.url, db_dsn))
+    assert proc.returncode == 78
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "stsync: error: ServiceTitan refused every stream (HTTP 403): check servicetitan.app_key, "
+        "servicetitan.tenant_id and the app's scopes"
+    )
