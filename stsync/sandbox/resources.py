@@ -3,7 +3,8 @@
 Paths and query parameters are checked against the official specs copied into ``specs/servicetitan/`` next
 to this module (section 3 of the reference; tests/sandbox/test_contract.py validates served bodies against
 them). They are byte-identical copies of ServiceTitan's published v2 OpenAPI files as kept in
-archdotdev/tap-service-titan (``tap_service_titan/openapi_specs/``, commit 0001e257), one per module served.
+archdotdev/tap-service-titan (``tap_service_titan/openapi_specs/``, commit 0001e257): one per module served,
+and one per module whose export feeds are not mirrored yet (``stsync.sync.streams.NOT_MIRRORED``).
 One row per internal resource; adding a resource is adding a row.
 """
 

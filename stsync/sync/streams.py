@@ -370,6 +370,53 @@ STREAMS: tuple[Stream, ...] = (
 
 STREAMS_BY_NAME: dict[str, Stream] = {s.name: s for s in STREAMS}
 
+# Every export feed of the committed ServiceTitan specs (stsync/sandbox/specs/servicetitan) that no stream above
+# reads, with the reason; a test holds the two lists to the specs. (module, path after /tenant/{tenant}/).
+_NOT_YET = "not declared yet: mirror breadth, issue 22"
+NOT_MIRRORED: dict[tuple[str, str], str] = {
+    ("sales", "estimates/export"): "the legacy path of export/estimates, which the estimates stream reads",
+    **{
+        (module, path): _NOT_YET
+        for module, paths in {
+            "accounting": ("export/inventory-bills",),
+            "crm": ("export/bookings", "export/leads"),
+            "customer-interactions": ("export/technician-ratings",),
+            "inventory": ("export/adjustments", "export/purchase-orders", "export/returns", "export/transfers"),
+            "jpm": (
+                "export/projects",
+                "export/job-canceled-logs",
+                "export/job-notes",
+                "export/project-notes",
+                "export/job-history",
+            ),
+            "memberships": (
+                "export/membership-types",
+                "export/recurring-service-types",
+                "export/memberships",
+                "export/invoice-templates",
+                "export/recurring-services",
+                "export/recurring-service-events",
+                "export/membership-status-changes",
+            ),
+            "payroll": (
+                "export/jobs/splits",
+                "export/payroll-adjustments",
+                "export/jobs/timesheets",
+                "export/activity-codes",
+                "export/timesheet-codes",
+                "export/gross-pay-items",
+                "export/payroll-settings",
+            ),
+            "pricebook": ("export/categories", "export/equipment", "export/services", "export/materials"),
+            "sales": ("export/opportunities", "export/opportunities/followups"),
+            "service-agreements": ("export/service-agreements",),
+            "telecom": ("export/calls",),
+            "timesheets": ("export/activity-categories", "export/activity-types", "export/activities"),
+        }.items()
+        for path in paths
+    },
+}
+
 # Every event type, with the stream whose records it is about (time-based ones included).
 EVENT_STREAMS: dict[str, Stream] = {rule.name: s for s in STREAMS for rule in s.events}
 EVENT_STREAMS["estimate_open"] = STREAMS_BY_NAME["estimates"]  # found by `events poll`, not by the merge
