@@ -24,14 +24,18 @@ ALTER TABLE servicetitan.st_invoice_items ADD COLUMN deleted_at timestamptz;
 ALTER TABLE servicetitan.st_payments ADD COLUMN deleted_at timestamptz;
 ALTER TABLE servicetitan.st_installed_equipment ADD COLUMN deleted_at timestamptz;
 
--- The whole second a record was created in, from its raw createdOn: ServiceTitan prints seven fractional digits
--- and PostgreSQL keeps six, rounding, so st_created_on can fall in the next second. gap-analysis compares windows
--- of whole seconds; this puts each record on the side of a bound that ServiceTitan's own filter puts it.
+-- The whole second a record was created in: ServiceTitan prints seven fractional digits and PostgreSQL keeps six,
+-- rounding, so a createdOn in the last half microsecond of a second is stored as the next whole second. Such a
+-- row (and only a row stored on a whole second) is read from its raw createdOn. gap-analysis compares windows of
+-- whole seconds; this puts each record on the side of a bound that ServiceTitan's own filter puts it.
 CREATE FUNCTION servicetitan.created_second(record jsonb, created timestamptz) RETURNS bigint
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN record ->> 'createdOn' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]00:?00)?$'
-                THEN extract(epoch FROM left(record ->> 'createdOn', 19)::timestamp)::bigint
-                ELSE floor(extract(epoch FROM created))::bigint END
+    SELECT CASE
+        WHEN date_trunc('second', created) <> created THEN floor(extract(epoch FROM created))::bigint
+        WHEN record ->> 'createdOn' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]00:?00)?$'
+            THEN extract(epoch FROM left(record ->> 'createdOn', 19)::timestamp)::bigint
+        ELSE floor(extract(epoch FROM created))::bigint
+    END
 $$;
 
 -- Backfills log their streams as sync runs do; `stsync state set|reset` logs a note (sync_type 'state').

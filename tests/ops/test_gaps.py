@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from tests.e2e.harness import cli_env, run_cli
 from tests.ops.damage import EXTRA_IDS, NOWHERE, one, synced_and_damaged
@@ -118,3 +119,23 @@ def test_bad_input_is_one_line_before_anything_runs(sandbox: Any, db_dsn: str, t
     assert proc.returncode == 2 and "no directory" in proc.stderr and "to write the report in" in proc.stderr
     unknown = run_cli(["gap-analysis", "--streams", "jbos"], env)
     assert unknown.returncode == 2 and "unknown stream 'jbos'" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("created_on", "second"),
+    [
+        ("2026-03-04T10:11:12.9999996Z", "2026-03-04T10:11:12Z"),  # PostgreSQL stores 10:11:13.000000
+        ("2026-03-04T10:11:12.9999994Z", "2026-03-04T10:11:12Z"),
+        ("2026-03-04T10:11:13Z", "2026-03-04T10:11:13Z"),
+        ("2026-03-04T10:11:12.5", "2026-03-04T10:11:12Z"),  # zone-less: UTC
+    ],
+)
+def test_created_second_is_the_second_servicetitan_filters_by(db_dsn: str, created_on: str, second: str) -> None:
+    with psycopg.connect(db_dsn) as conn:
+        got = one(
+            conn,
+            "SELECT to_timestamp(servicetitan.created_second(jsonb_build_object('createdOn', %(c)s::text),"
+            " %(c)s::timestamptz))",
+            params={"c": created_on},
+        )
+    assert got.isoformat().replace("+00:00", "Z") == second
