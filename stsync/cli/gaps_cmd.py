@@ -19,14 +19,19 @@ SHOWN = 10  # ids per line in the text report; --json and --out have them all
 def gap_analysis(
     streams: Annotated[
         list[str] | None,
-        typer.Option("--streams", help="Streams to compare (repeat, or separate with commas). Default: all."),
+        typer.Option(
+            "--streams",
+            help="Streams to compare (repeat, or separate with commas). Default: every stream not in "
+            "sync.streams_exclude.",
+        ),
     ] = None,
     deep: Annotated[
         bool,
         typer.Option(
             "--deep",
             help="Locate the differences: bisect creation-date windows by their counts, then compare the ids of "
-            "the small windows that differ. Marks records ServiceTitan no longer serves as deleted.",
+            "the small windows that differ. Marks records ServiceTitan no longer serves (asked for by id) as "
+            "deleted, where the stream's list takes ids.",
         ),
     ] = False,
     mark: Annotated[
@@ -41,7 +46,8 @@ def gap_analysis(
     mirror's; orphans (a job without its customer or location, an assignment without its appointment, an invoice
     without its job).
 
-    Exit codes: 0 no gaps, 1 gaps or orphans found; 69 ServiceTitan or the database unreachable; 78 bad config.
+    Exit codes: 0 no gaps, 1 gaps, orphans, or a stream that could not be compared; 69 ServiceTitan or the database
+    unreachable; 78 bad config.
     """
     from stsync.ops.service import gap_analysis as analyze
 
@@ -56,7 +62,7 @@ def gap_analysis(
         typer.echo(json.dumps(doc, indent=2))
     else:
         show(doc)
-    raise typer.Exit(1 if report.has_gaps else 0)
+    raise typer.Exit(1 if report.has_gaps or any(s.status == "failed" for s in report.streams) else 0)
 
 
 def write_json(path: Path, doc: Any) -> None:
@@ -98,5 +104,8 @@ def show(doc: dict[str, Any]) -> None:
         typer.echo(f"orphans: {len(ids)} {kind}: {_ids(ids)}")
     if doc["marked_deleted"]:
         typer.echo(f"marked deleted: {doc['marked_deleted']} records ServiceTitan no longer serves")
+    unchecked = [s["stream"] for s in doc["streams"] if s["status"] == "failed"]
     verdict = "gaps found" if doc["gaps"] else "no gaps"
+    if unchecked:
+        verdict += f"; not compared: {', '.join(unchecked)}"
     typer.echo(f"gap-analysis: {verdict} ({doc['requests']} ServiceTitan requests)")

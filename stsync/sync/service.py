@@ -116,4 +116,7 @@ async def backfill(
     and no events are written unless ``emit_events``."""
     if not plan:
         raise UsageError("nothing to backfill: the plan names no stream")
+    excluded = sorted(set(plan) & excluded_streams(config))
+    if excluded:
+        raise UsageError(f"{excluded[0]} is in sync.streams_exclude: backfill it after removing it from there")
     return await sync(config, "backfill", list(plan), observer=observer, emit_events=emit_events, backfill=plan)

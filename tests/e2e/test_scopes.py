@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from stsync.sandbox import Sandbox, SandboxOptions
 from tests.e2e.harness import cli_env, run_cli, sync_json
 
 ACCOUNTING = {"invoices", "invoice_items", "payments"}
+MARK = "2026-05-01T00:00:00+00:00"
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +46,15 @@ def test_when_every_stream_is_refused_it_is_the_credentials(no_accounting: Any, 
         "stsync: error: ServiceTitan refused every stream (HTTP 403): check servicetitan.app_key, "
         "servicetitan.tenant_id and the app's scopes"
     )
+
+
+def test_gap_analysis_exits_1_when_a_stream_cannot_be_compared(no_accounting: Any, db_dsn: str) -> None:
+    env = cli_env(no_accounting.url, db_dsn)
+    sync_json(["full"], env)
+    ok = run_cli(["gap-analysis", "--streams", "customers,jobs"], env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    with psycopg.connect(db_dsn, autocommit=True) as conn:  # as if invoices had synced before the scope went
+        conn.execute("INSERT INTO servicetitan.sync_state (key, value) VALUES ('invoices.high_water', %s)", (MARK,))
+    proc = run_cli(["gap-analysis", "--streams", "customers,invoices"], env)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[-1].startswith("gap-analysis: no gaps; not compared: invoices")

@@ -192,3 +192,10 @@ def test_a_resumed_window_goes_on_one_page_early_and_only_under_the_same_plan(sa
     pages = -(-100 // 20)  # the small world's 100 customers
     assert pages_fetched(f"{digest(units, 20, customers.list_params)}:0:3") == list(range(2, pages + 1))
     assert pages_fetched(f"{digest(units, 50, customers.list_params)}:0:3") == list(range(1, pages + 1))
+
+
+def test_backfill_refuses_an_excluded_stream(sandbox: Any, db_dsn: str) -> None:
+    proc = run_cli(
+        ["backfill", "jobs", "--ids", "1"], cli_env(sandbox.url, db_dsn, STSYNC_SYNC__STREAMS_EXCLUDE="jobs")
+    )
+    assert proc.returncode == 2 and "jobs is in sync.streams_exclude" in proc.stderr, proc.stderr
