@@ -143,8 +143,11 @@ SELECT st_id, c.second
  ORDER BY c.second, st_id;
 
 -- name: gap_mark_deleted
--- Records ServiceTitan no longer serves: marked with the time they were found missing, never deleted.
-UPDATE servicetitan.{table} SET deleted_at = %(now)s WHERE st_id = ANY(%(ids)s) AND deleted_at IS NULL {scope};
+-- Records ServiceTitan no longer serves: marked with the time they were found missing, never deleted. They are
+-- inactive too, so every reader that keeps to active rows (the GHL push, events) leaves them alone, and changed
+-- (last_synced_at), so the next push that reads the mirror's changes sees them.
+UPDATE servicetitan.{table} SET deleted_at = %(now)s, active = false, last_synced_at = now()
+ WHERE st_id = ANY(%(ids)s) AND deleted_at IS NULL {scope};
 
 -- name: gap_orphans
 -- Rows of {child} whose {column} names a row {parent} lacks (or has marked deleted).

@@ -70,9 +70,9 @@ def test_counts_then_deep_find_the_exact_ids_and_mark_the_extra_deleted(
     ]
     with psycopg.connect(db_dsn) as conn:
         marked = conn.execute(
-            "SELECT st_id FROM servicetitan.st_jobs WHERE deleted_at IS NOT NULL ORDER BY st_id"
+            "SELECT st_id, active FROM servicetitan.st_jobs WHERE deleted_at IS NOT NULL ORDER BY st_id"
         ).fetchall()
-    assert [r[0] for r in marked] == EXTRA_IDS
+    assert marked == [(i, False) for i in EXTRA_IDS]  # inactive too: the push and events leave them alone
 
     again = _report(run_cli(["gap-analysis", "--deep", "--json"], env))
     streams = _by_stream(again)
