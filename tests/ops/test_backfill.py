@@ -199,3 +199,22 @@ def test_backfill_refuses_an_excluded_stream(sandbox: Any, db_dsn: str) -> None:
         ["backfill", "jobs", "--ids", "1"], cli_env(sandbox.url, db_dsn, STSYNC_SYNC__STREAMS_EXCLUDE="jobs")
     )
     assert proc.returncode == 2 and "jobs is in sync.streams_exclude" in proc.stderr, proc.stderr
+
+
+def test_a_list_without_ids_is_backfilled_by_the_reports_windows(sandbox: Any, db_dsn: str, tmp_path: Path) -> None:
+    """Contacts' lists take no ids (and want a modified date): a lost contact comes back through the creation
+    window the report found it missing from."""
+    env = cli_env(sandbox.url, db_dsn)
+    assert run_cli(["sync", "full"], env).returncode == 0
+    lost = _rows(db_dsn, "SELECT st_id FROM servicetitan.st_customer_contacts WHERE active ORDER BY st_id LIMIT 1")[0][
+        0
+    ]
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM servicetitan.st_customer_contacts WHERE st_id = %s", (lost,))
+    report = tmp_path / "gaps.json"
+    found = run_cli(["gap-analysis", "--deep", "--json", "--out", str(report), "--streams", "customer_contacts"], env)
+    contacts = json.loads(found.stdout)["streams"][0]
+    assert (found.returncode, contacts["missing"], len(contacts["windows"])) == (1, [lost], 1)
+    done = _summary(run_cli(["backfill", "--from-gap-report", str(report), "--json"], env))
+    assert [(s["name"], s["created"]) for s in done["streams"]] == [("customer_contacts", 1)]
+    assert _rows(db_dsn, "SELECT count(*) FROM servicetitan.st_customer_contacts WHERE st_id = %s", (lost,)) == [(1,)]
