@@ -1,5 +1,5 @@
-"""stsync.sync.ddl writes, from the declarations, exactly the tables the migrations made: adding a stream is its
-declaration and the migration this generates."""
+"""stsync.sync.ddl writes, from the declarations, the tables the migrations made (columns, types, defaults, keys and
+compression; not their hand-picked indexes): adding a stream is its declaration and the migration this generates."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ import psycopg
 from psycopg import sql
 
 from stsync.db.connect import connect, error_for
-from stsync.errors import Outage, StsyncError
+from stsync.errors import AccessDenied, AuthError, ConfigError, Outage, StsyncError
 from stsync.servicetitan.client import ServiceTitanClient
 from stsync.sqlfile import load
 from stsync.sync.backfill import MAX_IDS
@@ -256,8 +256,13 @@ async def _total(walk: _Walk) -> None:
     gap = walk.gap
     try:
         gap.servicetitan = await walk.count()
-    except Outage:
+    except (Outage, ConfigError):
         raise
+    except AuthError as exc:
+        if not isinstance(exc, AccessDenied):
+            raise  # the credentials: nothing can be compared, a config error for the run
+        gap.status, gap.note = "failed", exc.message
+        return
     except StsyncError as exc:
         gap.status, gap.note = "failed", exc.message
         return
@@ -269,6 +274,7 @@ async def analyze(client: ServiceTitanClient, settings: GapSettings, now: dateti
     """Compare ``settings.streams`` with ServiceTitan; with ``deep``, locate and mark the differences."""
     streams = [STREAMS_BY_NAME[name] for name in settings.streams]
     gaps = {s.name: StreamGap(s.name) for s in streams}
+    await client.authenticate()  # a refused client id or secret is one config error, before any comparison
     conn = await connect(settings.dsn, settings.connect_timeout, autocommit=True)
     try:
         async with conn:

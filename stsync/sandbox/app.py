@@ -35,7 +35,7 @@ SCOPE = (
 )
 MAX_PAGE_SIZE = 5000
 MAX_IDS = 50
-_PATH = re.compile(r"^/([a-z]+)/v2/tenant/([^/]+)/(.+?)/?$")
+_PATH = re.compile(r"^/([a-z-]+)/v2/tenant/([^/]+)/(.+?)/?$")
 _ACTIVE = {"true": True, "any": None, "false": False}
 _ACTIVE_STATE = {"activeonly": True, "all": None, "inactiveonly": False}
 _JSON = [("Content-Type", "application/json; charset=utf-8")]

@@ -321,7 +321,7 @@ class ServiceTitanClient:
         if status == 400 and "from" in params and not _looks_like_date(str(params["from"])):
             raise ContinuationRejected(f"ServiceTitan rejected the continuation token for {url}: {title}")
         module = re.search(r"/([a-z-]+)/v2/tenant/", url)
-        if status == 403 and module is not None:
+        if status == 403 and module is not None and not _CREDENTIALS.search(title):
             raise AccessDenied(
                 f"ServiceTitan refused access to {url} (HTTP {status}: {title}); check servicetitan.app_key, "
                 "servicetitan.tenant_id and the app's scopes",
@@ -421,6 +421,8 @@ def _page(body: bytes | bytearray) -> Page | None:
         return None
 
 
+# A 403 whose reason names the app key or the tenant is about the credentials, not about one module's scope.
+_CREDENTIALS = re.compile(r"application key|app key|subscription key|tenant", re.IGNORECASE)
 _HAS_MORE = re.compile(rb'"hasMore"\s*:\s*(true|false)')
 _CONTINUE_FROM = re.compile(rb'"continueFrom"\s*:\s*(?:"((?:[^"\\]|\\.)*)"|null)')
 _DATA_KEY = re.compile(rb'"data"\s*:\s*\[')

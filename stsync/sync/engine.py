@@ -97,27 +97,30 @@ async def _run_streams(
         results = list(await asyncio.gather(*(tasks[stream.name] for stream in streams)))
     finally:
         await pool.close()
-    _judge_denied(results)
+    _judge_denied(results, {s.name: s.module for s in streams})
     jobs = next((s for s in results if s.name == "jobs"), None)
     moved = options.sync_type != "backfill" and not options.dry_run  # a backfill moves no cursor
     if jobs is not None and jobs.status in ("completed", "partial") and moved:
         # The seed's job sync kept its cursor under this key; tools that read it keep working.
         await lock.write_state("", {"lastJobPull": datetime.now(UTC).isoformat()})
-    if generation and all(s.status in ("completed", "partial", "skipped") for s in results):
+    # A stream refused for want of a scope does not hold the full walk open: the next `sync full` would
+    # otherwise resume it, skipping every other stream, night after night.
+    if generation and all(s.status in ("completed", "partial", "skipped") or s.denied for s in results):
         await lock.write_state("full_run.", {"status": "done"})
     return results
 
 
-def _judge_denied(results: list[StreamResult]) -> None:
-    """A stream refused with HTTP 403 while others were served lacks a scope: the run is partial. When every
-    stream that ran was refused, the credentials are wrong (or no scope was granted): a config error."""
-    ran = [r for r in results if r.status != "skipped"]
-    if ran and all(r.denied for r in ran):
-        for r in ran:
+def _judge_denied(results: list[StreamResult], modules: dict[str, str]) -> None:
+    """A stream refused with HTTP 403 (for a reason that does not name the app key or the tenant) while others
+    were served, or skipped as already done, lacks its module's scope: the run is partial. When every stream
+    was refused, nothing synced: a config error, naming the modules."""
+    if results and all(r.denied for r in results):
+        refused = ", ".join(sorted({modules[r.name] for r in results}))
+        for r in results:
             r.exit_code, r.outage = ExitCode.CONFIG, True  # one error for the run, as an outage is
             r.error = (
-                "ServiceTitan refused every stream (HTTP 403): check servicetitan.app_key, servicetitan.tenant_id "
-                "and the app's scopes"
+                f"ServiceTitan refused every stream of the run (HTTP 403 from its {refused} API): the app lacks "
+                "that scope, or servicetitan.app_key or servicetitan.tenant_id is wrong"
             )
 
 

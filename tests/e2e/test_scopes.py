@@ -43,9 +43,21 @@ def test_when_every_stream_is_refused_it_is_the_credentials(no_accounting: Any, 
     proc = run_cli(["sync", "invoices", "payments"], cli_env(no_accounting.url, db_dsn))
     assert proc.returncode == 78
     assert proc.stderr.strip().splitlines()[-1] == (
-        "stsync: error: ServiceTitan refused every stream (HTTP 403): check servicetitan.app_key, "
-        "servicetitan.tenant_id and the app's scopes"
+        "stsync: error: ServiceTitan refused every stream of the run (HTTP 403 from its accounting API): the app "
+        "lacks that scope, or servicetitan.app_key or servicetitan.tenant_id is wrong"
     )
+
+
+def test_a_refused_module_does_not_hold_the_full_walk_open(no_accounting: Any, db_dsn: str) -> None:
+    """Were the refused streams to keep the full walk unfinished, the next `sync full` would resume it: every
+    other stream skipped as done, only the refused ones run, and all of them refused."""
+    env = cli_env(no_accounting.url, db_dsn)
+    assert sync_json(["full"], env)[0] == 1
+    code, again = sync_json(["full"], env)
+    assert code == 1
+    statuses = {s["name"]: s["status"] for s in again["streams"]}
+    assert {n for n, st in statuses.items() if st == "failed"} == ACCOUNTING
+    assert "skipped" not in statuses.values()
 
 
 def test_gap_analysis_exits_1_when_a_stream_cannot_be_compared(no_accounting: Any, db_dsn: str) -> None:

@@ -119,6 +119,8 @@ def test_bad_input_is_one_line_before_anything_runs(sandbox: Any, db_dsn: str, t
     assert proc.returncode == 2 and "no directory" in proc.stderr and "to write the report in" in proc.stderr
     unknown = run_cli(["gap-analysis", "--streams", "jbos"], env)
     assert unknown.returncode == 2 and "unknown stream 'jbos'" in unknown.stderr
+    refused = run_cli(["gap-analysis"], {**env, "STSYNC_SERVICETITAN__CLIENT_SECRET": "wrong"})
+    assert refused.returncode == 78 and "servicetitan.client_secret" in refused.stderr, refused.stderr
 
 
 @pytest.mark.parametrize(
