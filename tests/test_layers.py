@@ -17,7 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("stsync.db",),
     ("stsync.servicetitan", "stsync.ghl.client", "stsync.ghl.stages"),
     ("stsync.config",),
-    ("stsync.sync", "stsync.ghl", "stsync.events", "stsync.ops"),
+    ("stsync.sync", "stsync.ghl", "stsync.events", "stsync.ops", "stsync.airtable"),
     ("stsync.sandbox",),
     (
         "stsync.sync.service",
