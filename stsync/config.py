@@ -147,6 +147,7 @@ def _checked_urls(values: Any, keys: tuple[str, ...]) -> Any:
 
 
 class SyncConfig(_Section):
+    streams_include: tuple[str, ...] = ()  # empty: every stream
     streams_exclude: tuple[str, ...] = ()
 
 
@@ -468,6 +469,10 @@ def _credentials_layer(env: Mapping[str, str]) -> _Layer:
     return layer
 
 
+# Keys whose environment value is a comma-separated list.
+_LISTS = ("streams_include", "streams_exclude", "protected_stages", "install_units", "install_unit_ids")
+
+
 def _env_layer(env: Mapping[str, str]) -> _Layer:
     layer = _Layer()
     for name in sorted(env):
@@ -475,7 +480,7 @@ def _env_layer(env: Mapping[str, str]) -> _Layer:
             continue  # STSYNC_CONFIG, STSYNC_PG_BINDIR…: not config keys
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         value: Any = env[name]
-        if section in SECTIONS and key in ("streams_exclude", "protected_stages", "install_units", "install_unit_ids"):
+        if section in SECTIONS and key in _LISTS:
             value = [s.strip() for s in str(value).split(",") if s.strip()]
         _resolve_key(section, key, value, where=f"environment variable {name}", source=f"env {name}", layer=layer)
     return layer

@@ -21,8 +21,8 @@ def gap_analysis(
         list[str] | None,
         typer.Option(
             "--streams",
-            help="Streams to compare (repeat, or separate with commas). Default: every stream not in "
-            "sync.streams_exclude.",
+            help="Streams to compare (repeat, or separate with commas). Default: every enabled stream "
+            "(sync.streams_include, sync.streams_exclude).",
         ),
     ] = None,
     deep: Annotated[

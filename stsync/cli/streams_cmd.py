@@ -15,8 +15,8 @@ app = typer.Typer(help="The ServiceTitan streams stsync mirrors.", no_args_is_he
 
 @app.command("list")
 def list_(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Each stream: its module and feed, whether it is enabled (sync.streams_exclude), the mirror's rows (all, and
-    live: active and not marked deleted), and its last success."""
+    """Each stream: its module and feed, whether it is enabled (sync.streams_include, sync.streams_exclude), the
+    mirror's rows (all, and live: active and not marked deleted), and its last success."""
     from stsync.ops.catalog import streams
     from stsync.ops.service import catalog_settings
 

@@ -67,8 +67,11 @@ def check_stream_names(key: str, names: set[str]) -> set[str]:
 
 
 def excluded_streams(config: Config) -> set[str]:
-    """``sync.streams_exclude``; a name that is no stream is a config error (a typo would sync it)."""
-    return check_stream_names("sync.streams_exclude", set(config.sync.streams_exclude))
+    """The streams not enabled: those ``sync.streams_include`` leaves out (when it names any) and those of
+    ``sync.streams_exclude``. A name that is no stream is a config error in either (a typo would sync it)."""
+    include = check_stream_names("sync.streams_include", set(config.sync.streams_include))
+    exclude = check_stream_names("sync.streams_exclude", set(config.sync.streams_exclude))
+    return (set(STREAMS_BY_NAME) - include if include else set()) | exclude
 
 
 async def sync(
@@ -118,5 +121,7 @@ async def backfill(
         raise UsageError("nothing to backfill: the plan names no stream")
     excluded = sorted(set(plan) & excluded_streams(config))
     if excluded:
-        raise UsageError(f"{excluded[0]} is in sync.streams_exclude: backfill it after removing it from there")
+        raise UsageError(
+            f"{excluded[0]} is not enabled (sync.streams_include, sync.streams_exclude): enable it to backfill it"
+        )
     return await sync(config, "backfill", list(plan), observer=observer, emit_events=emit_events, backfill=plan)

@@ -198,7 +198,9 @@ def test_backfill_refuses_an_excluded_stream(sandbox: Any, db_dsn: str) -> None:
     proc = run_cli(
         ["backfill", "jobs", "--ids", "1"], cli_env(sandbox.url, db_dsn, STSYNC_SYNC__STREAMS_EXCLUDE="jobs")
     )
-    assert proc.returncode == 2 and "jobs is in sync.streams_exclude" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "jobs is not enabled (sync.streams_include, sync.streams_exclude)" in proc.stderr, (
+        proc.stderr
+    )
 
 
 def test_a_list_without_ids_is_backfilled_by_the_reports_windows(sandbox: Any, db_dsn: str, tmp_path: Path) -> None:
