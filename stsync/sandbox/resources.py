@@ -155,6 +155,15 @@ TABLE: tuple[Res, ...] = (
         active_param="activeState",
         filters={"customerId": (("customer", "id"), False)},
     ),
+    *(
+        Res(name, name, "pricebook", path, (f"export/{path}",))
+        for name, path in (
+            ("pricebook_categories", "categories"),
+            ("pricebook_services", "services"),
+            ("pricebook_materials", "materials"),
+            ("pricebook_equipment", "equipment"),
+        )
+    ),
     Res(
         "installed_equipment",
         "installed_equipment",

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from stsync.sandbox import generate as g
+from stsync.sandbox import schema
 from stsync.sandbox.clock import (
     DAY,
     HISTORY_END,
@@ -67,6 +68,10 @@ ID_BASE = {
     "campaigns": 200,
     "call_reasons": 300,
     "tag_types": 400,
+    "pricebook_categories": 130_000,
+    "pricebook_services": 140_000,
+    "pricebook_materials": 150_000,
+    "pricebook_equipment": 160_000,
 }
 # How long before its last modification a record was created (spreads createdOn realistically).
 LAG = {
@@ -107,7 +112,33 @@ REF = (
     "cft_jobs",
 )
 BIG = tuple(RATIOS)
-INTERNAL = REF + BIG
+# Written from the committed spec alone (stsync.sandbox.schema): (spec file, export schema, list schema), and
+# records per scale (a pricebook does not grow with the customers). Last in INTERNAL: CODES, and so every other
+# resource's records, stay as they were.
+FROM_SPEC = {
+    "pricebook_categories": (
+        "pricebook-v2.json",
+        "Pricebook.V2.ExportCategoryResponse",
+        "Pricebook.V2.CategoryResponse",
+    ),
+    "pricebook_services": (
+        "pricebook-v2.json",
+        "Pricebook.V2.ExportServiceResponse",
+        "Pricebook.V2.ServiceGetResponse",
+    ),
+    "pricebook_materials": (
+        "pricebook-v2.json",
+        "Pricebook.V2.ExportMaterialResponse",
+        "Pricebook.V2.MaterialResponse",
+    ),
+    "pricebook_equipment": (
+        "pricebook-v2.json",
+        "Pricebook.V2.ExportEquipmentResponse",
+        "Pricebook.V2.EquipmentResponse",
+    ),
+}
+PRICEBOOK_SIZES = {"small": (8, 30, 40, 12), "medium": (40, 300, 600, 100), "large": (120, 1500, 3000, 400)}
+INTERNAL = REF + BIG + tuple(FROM_SPEC)
 CODES = {name: n + 1 for n, name in enumerate(INTERNAL)}
 EXPORT_DELAY = 15 * MINUTE
 _MASK = (1 << 64) - 1
@@ -130,6 +161,7 @@ def counts_for(scale: str) -> dict[str, int]:
     }
     for name, ratio in RATIOS.items():
         n[name] = int(c * ratio)
+    n.update(zip(FROM_SPEC, PRICEBOOK_SIZES.get(scale, PRICEBOOK_SIZES["large"]), strict=True))
     return n
 
 
@@ -264,7 +296,7 @@ class World:
     # --- base records -----------------------------------------------------------------------------
 
     def _build_reference(self) -> None:
-        for res in REF:
+        for res in (*REF, *FROM_SPEC):
             entries = []
             ids = []
             for i in range(self.n[res]):
@@ -282,6 +314,12 @@ class World:
                     rec = g.employee(r, ID_BASE[res] + i, created, modified, i < 2 or self._h(res, i, 3) % 8 != 0)
                 elif res.startswith("cft_"):
                     rec = g.custom_field_type(res[4:], i, created, modified)
+                elif res in FROM_SPEC:
+                    filename, *schemas = FROM_SPEC[res]
+                    active = self._h(res, i, 3) % 10 != 0
+                    fixed = {"id": ID_BASE[res] + i, "active": active, "createdOn": fmt(created)}
+                    fixed["modifiedOn"] = fmt(modified)
+                    rec = schema.record(filename, tuple(schemas), r, fixed)
                 else:
                     builder = {
                         "job_types": g.job_type,

@@ -198,6 +198,34 @@ STREAMS: tuple[Stream, ...] = (
         )
         for entity, module in (("customers", "crm"), ("locations", "crm"), ("jobs", "jpm"))
     ),
+    # --- the pricebook: what estimates and invoices sell (their items' sku_id) ---------------------
+    Stream(
+        "pricebook_categories", "st_pricebook_categories", "pricebook", FeedKind.EXPORT, "export/categories",
+        "categories",
+        (col("name", "name"), col("parent_id", "parentId", B), col("position", "position", I),
+         col("category_type", "categoryType")),
+        _REFERENCE,
+        list_params=ANY,
+        list_ids=False,
+    ),
+    *(
+        Stream(
+            f"pricebook_{kind}", f"st_pricebook_{kind}", "pricebook", FeedKind.EXPORT, f"export/{kind}", kind,
+            (col("code", "code"), col("display_name", "displayName"), col("price", "price", N),
+             col("member_price", "memberPrice", N), col("cost", "cost", N), *extra),
+            _REFERENCE,
+            list_params=ANY,
+        )
+        for kind, extra in (
+            ("services", (col("hours", "hours", N), col("taxable", "taxable", BOOL),
+                          col("business_unit_id", "businessUnitId", B))),
+            ("materials", (col("hours", "hours", N), col("is_inventory", "isInventory", BOOL),
+                           col("unit_of_measure", "unitOfMeasure"), col("business_unit_id", "businessUnitId", B),
+                           col("cost_type_id", "costTypeId", B))),
+            ("equipment", (col("manufacturer", "manufacturer"), col("model", "model"),
+                           col("is_inventory", "isInventory", BOOL), col("type_id", "typeId", B))),
+        )
+    ),
     # --- customers and locations, with their contacts -------------------------------------------
     Stream(
         "customers", "st_customers", "crm", FeedKind.EXPORT, "export/customers", "customers",
@@ -407,7 +435,6 @@ NOT_MIRRORED: dict[tuple[str, str], str] = {
                 "export/gross-pay-items",
                 "export/payroll-settings",
             ),
-            "pricebook": ("export/categories", "export/equipment", "export/services", "export/materials"),
             "sales": ("export/opportunities", "export/opportunities/followups"),
             "service-agreements": ("export/service-agreements",),
             "telecom": ("export/calls",),

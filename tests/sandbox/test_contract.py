@@ -33,6 +33,7 @@ SPEC_FILE = {
     "settings": "settings-v2.json",
     "marketing": "marketing-v2.json",
     "jbce": "jbce-v2.json",
+    "pricebook": "pricebook-v2.json",
 }
 
 
