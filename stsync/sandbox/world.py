@@ -137,6 +137,11 @@ FROM_SPEC = {
         "Pricebook.V2.EquipmentResponse",
     ),
 }
+# The SKUs estimate and invoice items name (generate.SKUS), as the first entries of their pricebook table.
+SOLD = {
+    f"pricebook_{kind}": tuple(sku for sku in g.SKUS if sku[3] == label)
+    for kind, label in (("services", "Service"), ("materials", "Material"), ("equipment", "Equipment"))
+}
 PRICEBOOK_SIZES = {"small": (8, 30, 40, 12), "medium": (40, 300, 600, 100), "large": (120, 1500, 3000, 400)}
 INTERNAL = REF + BIG + tuple(FROM_SPEC)
 CODES = {name: n + 1 for n, name in enumerate(INTERNAL)}
@@ -316,9 +321,12 @@ class World:
                     rec = g.custom_field_type(res[4:], i, created, modified)
                 elif res in FROM_SPEC:
                     filename, *schemas = FROM_SPEC[res]
-                    active = self._h(res, i, 3) % 10 != 0
-                    fixed = {"id": ID_BASE[res] + i, "active": active, "createdOn": fmt(created)}
-                    fixed["modifiedOn"] = fmt(modified)
+                    fixed: dict[str, Any] = {"id": ID_BASE[res] + i, "active": self._h(res, i, 3) % 10 != 0}
+                    skus = SOLD.get(res, ())
+                    if i < len(skus):  # what estimates and invoices sell is in the pricebook, active
+                        sku_id, code, name, _, price = skus[i]
+                        fixed = {"id": sku_id, "active": True, "code": code, "displayName": name, "price": price}
+                    fixed |= {"createdOn": fmt(created), "modifiedOn": fmt(modified)}
                     rec = schema.record(filename, tuple(schemas), r, fixed)
                 else:
                     builder = {
