@@ -13,7 +13,7 @@ from stsync.errors import ApiUnavailable, ConfigError
 
 # Records per scale, for --help without importing the sandbox (keeps `stsync --help` fast);
 # tests/test_cli_help.py checks them against stsync.sandbox.scale_totals().
-SCALE_TOTALS = {"small": 2108, "medium": 98659, "large": 980304, "xlarge": 4881224}
+SCALE_TOTALS = {"small": 2140, "medium": 98708, "large": 980377, "xlarge": 4881297}
 _TOTALS = SCALE_TOTALS
 _SCALE_HELP = "World size: " + ", ".join(f"{s} = {n:,} records" for s, n in _TOTALS.items()) + " (all resources)."
 

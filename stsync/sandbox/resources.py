@@ -156,12 +156,18 @@ TABLE: tuple[Res, ...] = (
         filters={"customerId": (("customer", "id"), False)},
     ),
     *(
-        Res(name, name, "pricebook", path, (f"export/{path}",))
-        for name, path in (
-            ("pricebook_categories", "categories"),
-            ("pricebook_services", "services"),
-            ("pricebook_materials", "materials"),
-            ("pricebook_equipment", "equipment"),
+        Res(name, name, module, path, (f"export/{path}",))
+        for name, module, path in (
+            ("pricebook_categories", "pricebook", "categories"),
+            ("pricebook_services", "pricebook", "services"),
+            ("pricebook_materials", "pricebook", "materials"),
+            ("pricebook_equipment", "pricebook", "equipment"),
+            ("membership_types", "memberships", "membership-types"),
+            ("recurring_service_types", "memberships", "recurring-service-types"),
+            ("activity_categories", "timesheets", "activity-categories"),
+            ("activity_types", "timesheets", "activity-types"),
+            ("activity_codes", "payroll", "activity-codes"),
+            ("timesheet_codes", "payroll", "timesheet-codes"),
         )
     ),
     Res(

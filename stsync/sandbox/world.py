@@ -72,6 +72,12 @@ ID_BASE = {
     "pricebook_services": 140_000,
     "pricebook_materials": 150_000,
     "pricebook_equipment": 160_000,
+    "membership_types": 170_000,
+    "recurring_service_types": 171_000,
+    "activity_categories": 172_000,
+    "activity_types": 173_000,
+    "activity_codes": 174_000,
+    "timesheet_codes": 175_000,
 }
 # How long before its last modification a record was created (spreads createdOn realistically).
 LAG = {
@@ -112,29 +118,69 @@ REF = (
     "cft_jobs",
 )
 BIG = tuple(RATIOS)
-# Written from the committed spec alone (stsync.sandbox.schema): (spec file, export schema, list schema), and
-# records per scale (a pricebook does not grow with the customers). Last in INTERNAL: CODES, and so every other
-# resource's records, stay as they were.
+
+
+@dataclass(frozen=True)
+class FromSpec:
+    """A resource written from the committed spec alone (stsync.sandbox.schema): its spec file, the export's and
+    the list's record schemas, and its records in the small, medium and large worlds (xlarge: as large).
+    Reference data such as a pricebook does not grow with the customers."""
+
+    file: str
+    export_schema: str
+    list_schema: str
+    sizes: tuple[int, int, int]
+
+
+# Last in INTERNAL: CODES, and so every other resource's records, stay as they were when these were added.
 FROM_SPEC = {
-    "pricebook_categories": (
-        "pricebook-v2.json",
-        "Pricebook.V2.ExportCategoryResponse",
-        "Pricebook.V2.CategoryResponse",
+    "pricebook_categories": FromSpec(
+        "pricebook-v2.json", "Pricebook.V2.ExportCategoryResponse", "Pricebook.V2.CategoryResponse", (8, 40, 120)
     ),
-    "pricebook_services": (
-        "pricebook-v2.json",
-        "Pricebook.V2.ExportServiceResponse",
-        "Pricebook.V2.ServiceGetResponse",
+    "pricebook_services": FromSpec(
+        "pricebook-v2.json", "Pricebook.V2.ExportServiceResponse", "Pricebook.V2.ServiceGetResponse", (30, 300, 1500)
     ),
-    "pricebook_materials": (
-        "pricebook-v2.json",
-        "Pricebook.V2.ExportMaterialResponse",
-        "Pricebook.V2.MaterialResponse",
+    "pricebook_materials": FromSpec(
+        "pricebook-v2.json", "Pricebook.V2.ExportMaterialResponse", "Pricebook.V2.MaterialResponse", (40, 600, 3000)
     ),
-    "pricebook_equipment": (
-        "pricebook-v2.json",
-        "Pricebook.V2.ExportEquipmentResponse",
-        "Pricebook.V2.EquipmentResponse",
+    "pricebook_equipment": FromSpec(
+        "pricebook-v2.json", "Pricebook.V2.ExportEquipmentResponse", "Pricebook.V2.EquipmentResponse", (12, 100, 400)
+    ),
+    "membership_types": FromSpec(
+        "memberships-v2.json",
+        "Memberships.V2.ExportMembershipTypeResponse",
+        "Memberships.V2.MembershipTypeResponse",
+        (4, 6, 8),
+    ),
+    "recurring_service_types": FromSpec(
+        "memberships-v2.json",
+        "Memberships.V2.ExportRecurringServiceTypeResponse",
+        "Memberships.V2.RecurringServiceTypeResponse",
+        (5, 8, 12),
+    ),
+    "activity_categories": FromSpec(
+        "timesheets-v2.json",
+        "Timesheets.V2.ActivityCategories.ActivityCategoryExportResponse",
+        "Timesheets.V2.ActivityCategories.ActivityCategoriesResponse",
+        (4, 5, 6),
+    ),
+    "activity_types": FromSpec(
+        "timesheets-v2.json",
+        "Timesheets.V2.ActivityTypes.ActivityTypeExportResponse",
+        "Timesheets.V2.ActivityTypes.ActivityTypesResponse",
+        (8, 12, 20),
+    ),
+    "activity_codes": FromSpec(
+        "payroll-v2.json",
+        "Payroll.V2.PayrollActivityCodes.PayrollActivityCodeExportResponse",
+        "Payroll.V2.PayrollActivityCodes.PayrollActivityCodeResponse",
+        (6, 10, 15),
+    ),
+    "timesheet_codes": FromSpec(
+        "payroll-v2.json",
+        "Payroll.V2.TimesheetCodes.TimesheetCodeExportResponse",
+        "Payroll.V2.TimesheetCodes.TimesheetCodeResponse",
+        (5, 8, 12),
     ),
 }
 # The SKUs estimate and invoice items name (generate.SKUS), as the first entries of their pricebook table.
@@ -142,7 +188,6 @@ SOLD = {
     f"pricebook_{kind}": tuple(sku for sku in g.SKUS if sku[3] == label)
     for kind, label in (("services", "Service"), ("materials", "Material"), ("equipment", "Equipment"))
 }
-PRICEBOOK_SIZES = {"small": (8, 30, 40, 12), "medium": (40, 300, 600, 100), "large": (120, 1500, 3000, 400)}
 INTERNAL = REF + BIG + tuple(FROM_SPEC)
 CODES = {name: n + 1 for n, name in enumerate(INTERNAL)}
 EXPORT_DELAY = 15 * MINUTE
@@ -166,7 +211,8 @@ def counts_for(scale: str) -> dict[str, int]:
     }
     for name, ratio in RATIOS.items():
         n[name] = int(c * ratio)
-    n.update(zip(FROM_SPEC, PRICEBOOK_SIZES.get(scale, PRICEBOOK_SIZES["large"]), strict=True))
+    size = ("small", "medium").index(scale) if scale in ("small", "medium") else 2
+    n.update({name: spec.sizes[size] for name, spec in FROM_SPEC.items()})
     return n
 
 
@@ -320,14 +366,14 @@ class World:
                 elif res.startswith("cft_"):
                     rec = g.custom_field_type(res[4:], i, created, modified)
                 elif res in FROM_SPEC:
-                    filename, *schemas = FROM_SPEC[res]
+                    spec = FROM_SPEC[res]
                     fixed: dict[str, Any] = {"id": ID_BASE[res] + i, "active": self._h(res, i, 3) % 10 != 0}
                     skus = SOLD.get(res, ())
                     if i < len(skus):  # what estimates and invoices sell is in the pricebook, active
                         sku_id, code, name, _, price = skus[i]
                         fixed = {"id": sku_id, "active": True, "code": code, "displayName": name, "price": price}
                     fixed |= {"createdOn": fmt(created), "modifiedOn": fmt(modified)}
-                    rec = schema.record(filename, tuple(schemas), r, fixed)
+                    rec = schema.record(spec.file, (spec.export_schema, spec.list_schema), r, fixed)
                 else:
                     builder = {
                         "job_types": g.job_type,

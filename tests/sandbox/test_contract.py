@@ -34,6 +34,9 @@ SPEC_FILE = {
     "marketing": "marketing-v2.json",
     "jbce": "jbce-v2.json",
     "pricebook": "pricebook-v2.json",
+    "memberships": "memberships-v2.json",
+    "timesheets": "timesheets-v2.json",
+    "payroll": "payroll-v2.json",
 }
 
 
