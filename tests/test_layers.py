@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "stsync"
 # or the ones below.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("stsync.errors", "stsync.masking"),
-    ("stsync.sqlfile", "stsync.budget", "stsync.ratelimit", "stsync.retry", "stsync.httplog"),
+    ("stsync.sqlfile", "stsync.files", "stsync.budget", "stsync.ratelimit", "stsync.retry", "stsync.httplog"),
     ("stsync.db",),
     ("stsync.servicetitan", "stsync.ghl.client", "stsync.ghl.stages"),
     ("stsync.config",),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +10,7 @@ import typer
 
 from stsync.cli.state import configured
 from stsync.cli.tables import render
+from stsync.files import write_atomically
 
 SHOWN = 10  # ids per line in the text report; --json and --out have them all
 
@@ -67,16 +66,7 @@ def gap_analysis(
 
 def write_json(path: Path, doc: Any) -> None:
     """Write ``doc`` to ``path`` atomically: a reader never sees half a report."""
-    path = path.resolve()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path.resolve(), (json.dumps(doc, indent=2) + "\n").encode())
 
 
 def _ids(ids: list[int]) -> str:

@@ -17,13 +17,14 @@ import hashlib
 import logging
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+
+from stsync.files import write_atomically
 
 log = logging.getLogger("stsync.servicetitan")
 
@@ -77,14 +78,7 @@ class TokenCache:
         body = orjson.dumps({"access_token": token.value, "expires_at": token.expires_at})
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".servicetitan-token-")  # created 0600
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(body)
-                Path(tmp).replace(self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomically(self.path, body, prefix=".servicetitan-token-")  # created 0600
         except OSError as exc:
             self._writable = False
             log.info("token cache off for this run: cannot write %s: %s", self.directory, exc.strerror or exc)
