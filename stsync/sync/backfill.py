@@ -8,7 +8,6 @@ starts where it would have started, and a killed backfill given the same plan re
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 
@@ -72,7 +71,7 @@ async def walk_backfill(run: FeedRun, state: dict[str, str], units: tuple[Unit, 
                 after = (u, number + 1) if page.has_more else (u + 1, 1)
                 checkpoint: dict[str, str | None] = {"backfill": None if final else f"{plan}:{after[0]}:{after[1]}"}
                 # The stream's log row finishes with the plan's last page, not with each unit's.
-                await run.write(dataclasses.replace(page, has_more=not final), checkpoint, walk.upcoming)
+                await run.write(page, checkpoint, walk.upcoming, last=final)
                 del page
                 number += 1
 

@@ -311,18 +311,24 @@ class _StreamRun:
         return result
 
     async def write(
-        self, page: Page, checkpoint: dict[str, str | None], upcoming: Callable[[], Page | None] = lambda: None
+        self,
+        page: Page,
+        checkpoint: dict[str, str | None],
+        upcoming: Callable[[], Page | None] = lambda: None,
+        last: bool | None = None,
     ) -> PageCounts:
         """Write one page (or only count it, in a dry run) and give its bytes back to the budget, whatever
         happens. The first page waits for the stream's turn (see ``_Turn``). The next page, if ``upcoming``
-        says it has downloaded by then, is loaded on a spare connection while this one merges."""
+        says it has downloaded by then, is loaded on a spare connection while this one merges. ``last``: the
+        walk's last page, which finishes the stream's log row (default: the feed's last page)."""
+        last = not page.has_more if last is None else last
         try:
             await self.turn.wait()
             if self.log is None:  # dry run: count, write nothing
                 count = page.count if page.count >= 0 else len(orjson.loads(page.body)["data"])
                 counts = PageCounts(count, 0, 0, 0, 0, None)
             elif page.count == 0 and self.repo is None:  # nothing to merge, and no connection taken yet
-                counts = await self.lock.record_empty_page(self.stream.name, self.log, checkpoint, not page.has_more)
+                counts = await self.lock.record_empty_page(self.stream.name, self.log, checkpoint, last)
             else:
                 loaded = await self._loaded()
                 if self.repo is None:
@@ -334,7 +340,7 @@ class _StreamRun:
                     self.pool.release(self.spare)
                     self.spare = None
                 counts = await self.repo.write_page(
-                    page.body, self.log, checkpoint, empty=page.count == 0, last=not page.has_more, loaded=loaded
+                    page.body, self.log, checkpoint, empty=page.count == 0, last=last, loaded=loaded
                 )
         finally:
             self.client.release(page)

@@ -41,7 +41,11 @@ class FeedRun(Protocol):
     ) -> contextlib.AbstractAsyncContextManager[Downloads]: ...
 
     async def write(
-        self, page: Page, checkpoint: dict[str, str | None], upcoming: Callable[[], Page | None] = ...
+        self,
+        page: Page,
+        checkpoint: dict[str, str | None],
+        upcoming: Callable[[], Page | None] = ...,
+        last: bool | None = ...,
     ) -> PageCounts: ...
 
 
