@@ -35,10 +35,10 @@ from bench.common import print_table, run_timed, start_sandbox  # noqa: E402
 from stsync.db.migrations import migrate  # noqa: E402
 from stsync.sandbox.postgres import EmbeddedPostgres  # noqa: E402
 from tests.e2e.harness import STSYNC, cli_env  # noqa: E402
+from tests.ops.damage import CURSORS, EXTRA_IDS, add_unknown_jobs  # noqa: E402
 
 LOSE = {"st_jobs": 5, "st_appointments": 3, "st_invoices": 4, "st_customers": 2}
-EXTRA_JOBS = [9_100_000_001, 9_100_000_002]
-CURSORS = "SELECT key, value FROM servicetitan.sync_state WHERE key NOT LIKE '%.backfill' ORDER BY key"
+EXTRA_JOBS = EXTRA_IDS
 
 
 def damage(dsn: str, seed: int) -> dict[str, list[int]]:
@@ -53,14 +53,7 @@ def damage(dsn: str, seed: int) -> dict[str, list[int]]:
                 f" WHERE true{visible} ORDER BY random() LIMIT {n}) RETURNING st_id"
             ).fetchall()
             lost[table.removeprefix("st_")] = sorted(r[0] for r in rows)
-        for extra in EXTRA_JOBS:
-            conn.execute(
-                "INSERT INTO servicetitan.st_jobs (st_id, active, customer_id, location_id, st_created_on,"
-                " st_modified_on, full_data) SELECT %(id)s, true, customer_id, location_id, st_created_on,"
-                " st_modified_on, full_data || jsonb_build_object('id', %(id)s::bigint) FROM servicetitan.st_jobs"
-                " WHERE active ORDER BY st_id LIMIT 1 OFFSET 1000",
-                {"id": extra},
-            )
+        add_unknown_jobs(conn, EXTRA_JOBS, copy_of=1000)
     return lost
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
+import uuid
 from importlib import resources
 from typing import Any
 
@@ -56,7 +57,7 @@ def _value(doc: dict[str, Any], schema: dict[str, Any], rng: random.Random, dept
         if schema.get("format") == "date-time":
             return fmt(rng.randrange(HISTORY_START, HISTORY_END))
         if schema.get("format") == "uuid":
-            return str(random.Random(rng.random()).getrandbits(128).to_bytes(16, "big").hex())
+            return str(uuid.UUID(int=rng.getrandbits(128)))
         return f"{rng.choice(WORDS)} {rng.randrange(1000)}"
     if kind == "integer":
         return rng.randrange(1, 1_000_000) if schema.get("format") == "int64" else rng.randrange(100)

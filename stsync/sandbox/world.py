@@ -211,7 +211,7 @@ def counts_for(scale: str) -> dict[str, int]:
     }
     for name, ratio in RATIOS.items():
         n[name] = int(c * ratio)
-    size = ("small", "medium").index(scale) if scale in ("small", "medium") else 2
+    size = {"small": 0, "medium": 1}.get(scale, 2)  # xlarge: as large
     n.update({name: spec.sizes[size] for name, spec in FROM_SPEC.items()})
     return n
 

@@ -19,6 +19,22 @@ def one(conn: psycopg.Connection[Any], query: str, column: int = 0, params: Any 
     return row[column]
 
 
+# Every checkpoint but a backfill's own: what a backfill must leave as it was.
+CURSORS = "SELECT key, value FROM servicetitan.sync_state WHERE key NOT LIKE '%.backfill' ORDER BY key"
+
+
+def add_unknown_jobs(conn: psycopg.Connection[Any], ids: list[int], copy_of: int) -> None:
+    """Jobs ServiceTitan never had: copies of the active job at offset ``copy_of``, under ``ids``."""
+    for extra in ids:
+        conn.execute(
+            "INSERT INTO servicetitan.st_jobs (st_id, active, customer_id, location_id, st_created_on,"
+            " st_modified_on, full_data) SELECT %(id)s, true, customer_id, location_id, st_created_on,"
+            " st_modified_on, full_data || jsonb_build_object('id', %(id)s::bigint) FROM servicetitan.st_jobs"
+            " WHERE active ORDER BY st_id LIMIT 1 OFFSET %(offset)s",
+            {"id": extra, "offset": copy_of},
+        )
+
+
 def damage(dsn: str) -> dict[str, Any]:
     """Lose three active jobs and one appointment, add two jobs ServiceTitan never had, and point one job at a
     location that does not exist. Returns what gap-analysis should find."""
@@ -33,14 +49,7 @@ def damage(dsn: str) -> dict[str, Any]:
             " servicetitan.st_appointment_assignments x WHERE x.appointment_id = a.st_id) ORDER BY a.st_id LIMIT 1",
         )
         conn.execute("DELETE FROM servicetitan.st_appointments WHERE st_id = %s", (appointment,))
-        for extra in EXTRA_IDS:  # a copy of an old job, under an id ServiceTitan never gave out
-            conn.execute(
-                "INSERT INTO servicetitan.st_jobs (st_id, active, customer_id, location_id, st_created_on,"
-                " st_modified_on, full_data) SELECT %(id)s, true, customer_id, location_id, st_created_on,"
-                " st_modified_on, full_data || jsonb_build_object('id', %(id)s::bigint) FROM servicetitan.st_jobs"
-                " WHERE active ORDER BY st_id LIMIT 1 OFFSET 10",
-                {"id": extra},
-            )
+        add_unknown_jobs(conn, EXTRA_IDS, copy_of=10)
         stray = one(
             conn,
             "UPDATE servicetitan.st_jobs SET location_id = %s WHERE st_id = (SELECT min(st_id) FROM"

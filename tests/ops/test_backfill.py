@@ -13,10 +13,8 @@ import psycopg
 import pytest
 
 from tests.e2e.harness import STSYNC, cli_env, run_cli, wait_for
-from tests.ops.damage import synced_and_damaged
+from tests.ops.damage import CURSORS, synced_and_damaged
 from tests.sandbox_creds import TENANT
-
-CURSORS = "SELECT key, value FROM servicetitan.sync_state WHERE key NOT LIKE '%%.backfill' ORDER BY key"
 
 
 def _rows(dsn: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
